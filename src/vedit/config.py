@@ -1,0 +1,113 @@
+"""One Settings object: every knob of vedit, read from ``VEDIT_*`` environment variables.
+
+Nothing else in the package reads the environment. Limits from CONTRACT.md §4
+are settings too, each with the contract's value as its default.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """vedit's settings; each field is the env var ``VEDIT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="VEDIT_", extra="ignore")
+
+    # --- where things live -------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Database, media and results live here.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite (WAL) at <data_dir>/vedit.db."
+    )
+    public_base_url: str = Field(
+        "", description="Base of result URLs; empty means http://<host>:<port> of `vedit serve`."
+    )
+
+    # --- workers -----------------------------------------------------------
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Worker processes started by `vedit serve` (0: API only).",
+    )
+    engine: str = Field("classic", description="Engine that edits the videos.")
+    task_lease_s: float = Field(
+        30.0, description="A running task whose worker sent no heartbeat for this long is lost."
+    )
+    task_max_attempts: int = Field(
+        2, description="Runs a task may start; a lost worker's task is retried until then."
+    )
+    task_ttl_s: float = Field(86400.0, description="Tasks and their files are kept this long.")
+    janitor_interval_s: float = Field(1.0, description="How often lost and expired tasks are swept.")
+
+    # --- API keys and limits ------------------------------------------------
+    api_key: str = Field("", description="Key added at start-up when the key store is empty.")
+    rate_limit_per_s: float = Field(10.0, description="Creates per second per key (0: no limit).")
+    rate_limit_burst: int = Field(20, description="Creates a key may send at once.")
+    max_body_bytes: int = Field(1024 * 1024, description="Larger request bodies get 413.")
+    signing_secret: str = Field(
+        "", description="HMAC secret for result URLs; empty: made once and kept in the data dir."
+    )
+    result_url_ttl_s: float = Field(86400.0, description="How long a signed result URL is valid.")
+
+    # --- media intake -------------------------------------------------------
+    media_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="host:port pairs fetched even though they are not public (local use, tests).",
+    )
+    media_connect_timeout_s: float = 10.0
+    media_read_timeout_s: float = 30.0
+    media_total_timeout_s: float = 120.0
+    media_max_redirects: int = 3
+    video_max_bytes: int = 100 * 1000 * 1000
+    image_max_bytes: int = 10 * 1000 * 1000
+
+    video_min_duration_s: float = 3.0
+    video_max_duration_s: float = 60.0
+    video_min_fps: float = Field(8.0, description="The video's frame rate must be above this.")
+    video_min_short_side: int = 360
+    video_max_long_side: int = 4096
+    video_max_aspect: float = Field(8.0, description="Long side / short side at most.")
+    image_min_side: int = 300
+    image_max_aspect: float = Field(2.5, description="Long side / short side at most.")
+    image_max_pixels: int = Field(
+        36_000_000, description="Images with more pixels are refused (decompression bombs)."
+    )
+
+    # --- output --------------------------------------------------------------
+    output_max_duration_s: float = Field(15.0, description="Only the first seconds are edited.")
+    output_fps: int = 24
+    x264_preset: str = "veryfast"
+    x264_crf: int = 20
+    x264_threads: int = Field(
+        0, description="libx264 threads; 0: as many as CPUs. Fix it for identical bytes across hosts."
+    )
+
+    @field_validator("media_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vedit.db').resolve()}"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.results_dir, self.work_dir):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,180 @@
+"""Every error vedit reports, and the one table that maps each to HTTP and to wire bodies.
+
+Routes and workers raise these; only this module decides the status code and
+the body. Request errors carry an Anyfast-dialect ``code`` (the gateway's
+``invalid_request`` family) and a DashScope ``dashscope_code``. Task failures
+carry a DashScope-style code (``InvalidFile.Duration``...) that ends up in the
+task's ``output.code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VeditError(Exception):
+    """Base of every error vedit reports to a client."""
+
+    http_status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    dashscope_code: ClassVar[str] = "InternalError"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+    def anyfast_body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "data": None}
+
+    def dashscope_body(self, request_id: str) -> dict[str, Any]:
+        return {"code": self.dashscope_code, "message": self.message, "request_id": request_id}
+
+
+# --- request errors (answered at once) ---------------------------------------
+
+
+class InvalidRequest(VeditError):
+    """A field of the request is missing, of the wrong type or out of range."""
+
+    http_status = 400
+    code = "invalid_request"
+    dashscope_code = "InvalidParameter"
+
+
+class InvalidJson(InvalidRequest):
+    """The body is not JSON, or not a JSON object."""
+
+    code = "invalid_json"
+
+
+class MissingModel(InvalidRequest):
+    """The body names no model."""
+
+    code = "missing_model"
+
+
+class UnknownModel(InvalidRequest):
+    """The body names a model this service does not serve."""
+
+    code = "model_not_supported"
+
+
+class BodyTooLarge(VeditError):
+    """The request body is over the size limit."""
+
+    http_status = 413
+    code = "request_too_large"
+    dashscope_code = "RequestTooLarge"
+
+
+class Unauthorized(VeditError):
+    """The bearer key is missing, malformed, unknown or revoked."""
+
+    http_status = 401
+    code = "invalid_api_key"
+    dashscope_code = "InvalidApiKey"
+
+
+class RateLimited(VeditError):
+    """The key sent more creates than its rate limit allows."""
+
+    http_status = 429
+    code = "rate_limit_exceeded"
+    dashscope_code = "Throttling.RateQuota"
+
+
+class TaskNotFound(VeditError):
+    """No such task for this key (unknown, expired, or another key's)."""
+
+    http_status = 404
+    code = "task_not_exist"
+    dashscope_code = "InvalidParameter.TaskNotExist"
+
+
+class SignatureInvalid(VeditError):
+    """A result URL whose signature does not match, or that has expired."""
+
+    http_status = 403
+    code = "signature_invalid"
+    dashscope_code = "AccessDenied"
+
+
+# --- task failures (end a task FAILURE / FAILED) ------------------------------
+
+
+class TaskFailure(VeditError):
+    """Ends a task; ``code`` is the DashScope-style code shown in ``output.code``."""
+
+    code = "InternalError"
+    dashscope_code = "InternalError"
+
+
+class MediaRefused(TaskFailure):
+    """A media URL points at an address or scheme that is never fetched."""
+
+    code = dashscope_code = "InvalidURL.Refused"
+
+
+class MediaDownloadFailed(TaskFailure):
+    """A media URL could not be downloaded (status, timeout, too many redirects)."""
+
+    code = dashscope_code = "InvalidURL.DownloadFailed"
+
+
+class MediaTooLarge(TaskFailure):
+    """A media file is over its byte cap."""
+
+    code = dashscope_code = "InvalidFile.Size"
+
+
+class MediaFormat(TaskFailure):
+    """A media file is not of an accepted container or image format."""
+
+    code = dashscope_code = "InvalidFile.Format"
+
+
+class MediaCorrupt(TaskFailure):
+    """A media file cannot be decoded."""
+
+    code = dashscope_code = "InvalidFile.Content"
+
+
+class MediaDuration(TaskFailure):
+    """The video is too short or too long."""
+
+    code = dashscope_code = "InvalidFile.Duration"
+
+
+class MediaFrameRate(TaskFailure):
+    """The video's frame rate is too low."""
+
+    code = dashscope_code = "InvalidFile.FPS"
+
+
+class MediaResolution(TaskFailure):
+    """A side of the video or image is too small or too large."""
+
+    code = dashscope_code = "InvalidFile.Resolution"
+
+
+class MediaAspectRatio(TaskFailure):
+    """The video or image is too narrow or too wide."""
+
+    code = dashscope_code = "InvalidFile.AspectRatio"
+
+
+class EngineFailed(TaskFailure):
+    """The engine could not edit the video."""
+
+    code = dashscope_code = "InternalError.Engine"
+
+
+class WorkerLost(TaskFailure):
+    """The worker running the task died too many times."""
+
+    code = dashscope_code = "InternalError.WorkerLost"
+
+
+class TaskAborted(Exception):
+    """Raised inside a worker when its task was taken away (lease lost); not reported."""

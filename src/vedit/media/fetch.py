@@ -1,0 +1,205 @@
+"""Safe download of media URLs: every URL is treated as hostile.
+
+- http and https only; at most ``media_max_redirects`` redirects, each re-checked;
+- the host name is resolved once, every address it resolves to is judged by
+  :func:`classify_address`, and the connection goes to that same vetted
+  address (TLS still verifies the name), so DNS rebinding has no gap;
+- bytes are counted as they are read, whatever Content-Length says;
+- connect, read and total timeouts.
+
+``host:port`` pairs in ``media_allow`` skip the address check (local use, tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+
+from vedit.errors import MediaDownloadFailed, MediaRefused, MediaTooLarge
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+def classify_address(address: str) -> str | None:
+    """Why ``address`` must not be fetched (``"a private address"``...), or None if it is public."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is None and ip.teredo is not None:
+            embedded = ip.teredo[1]
+        if embedded is not None:
+            reason = classify_address(str(embedded))
+            return f"{reason} (inside {ip})" if reason else None
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip in _METADATA:
+        return "a link-local address (cloud metadata service)"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """Resolves, vets, and connects to the vetted address; refuses everything else."""
+
+    def __init__(self, allow: Iterable[str], label: str) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._allow = {a.lower() for a in allow}
+        self._label = label
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[object] | None = None,
+    ) -> httpcore.NetworkStream:
+        if f"{host}:{port}".lower() in self._allow or f"[{host}]:{port}".lower() in self._allow:
+            return self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise MediaDownloadFailed(
+                f"{self._label}: download failed: cannot resolve {host}: {exc.strerror}"
+            ) from None
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        for address in addresses:
+            reason = classify_address(address)
+            if reason:
+                shown = address if address == host else f"{host} resolves to {address},"
+                raise MediaRefused(f"{self._label}: refused: {shown} is {reason}")
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"no address for {host}")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Caps and timeouts for one download."""
+
+    max_bytes: int
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    total_timeout_s: float = 120.0
+    max_redirects: int = 3
+
+
+def fetch_media(
+    url: str, dest: Path, *, label: str, limits: FetchLimits, allow: Iterable[str] = ()
+) -> int:
+    """Download ``url`` into ``dest``; returns the byte count. ``label`` prefixes every error."""
+    deadline = time.monotonic() + limits.total_timeout_s
+    timeouts = {
+        "connect": limits.connect_timeout_s,
+        "read": limits.read_timeout_s,
+        "write": limits.read_timeout_s,
+        "pool": limits.connect_timeout_s,
+    }
+    pool = httpcore.ConnectionPool(
+        ssl_context=ssl.create_default_context(),
+        network_backend=_GuardedBackend(allow, label),
+        max_connections=1,
+    )
+    with pool:
+        for _hop in range(limits.max_redirects + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise MediaRefused(
+                    f"{label}: refused: only absolute http and https URLs are fetched, got "
+                    f"{url[:200]!r}"
+                )
+            try:
+                with pool.stream(
+                    "GET",
+                    url,
+                    headers=[(b"User-Agent", b"vedit"), (b"Accept", b"*/*")],
+                    extensions={"timeout": timeouts},
+                ) as resp:
+                    if resp.status in _REDIRECTS:
+                        location = _header(resp.headers, b"location")
+                        if not location:
+                            raise MediaDownloadFailed(
+                                f"{label}: download failed: HTTP {resp.status} without Location"
+                            )
+                        url = urljoin(url, location)
+                        continue
+                    if resp.status != 200:
+                        raise MediaDownloadFailed(
+                            f"{label}: download failed: HTTP {resp.status} from {parts.hostname}"
+                        )
+                    return _stream_to_file(resp.iter_stream(), dest, label, limits, deadline)
+            except httpcore.TimeoutException:
+                raise MediaDownloadFailed(
+                    f"{label}: download failed: {parts.hostname} timed out"
+                ) from None
+            except httpcore.ProtocolError as exc:
+                raise MediaDownloadFailed(
+                    f"{label}: download failed: bad HTTP answer from {parts.hostname}: {exc}"
+                ) from None
+            except httpcore.NetworkError as exc:
+                raise MediaDownloadFailed(
+                    f"{label}: download failed: cannot connect to {parts.hostname}: {exc}"
+                ) from None
+    raise MediaDownloadFailed(
+        f"{label}: download failed: more than {limits.max_redirects} redirects"
+    )
+
+
+def _stream_to_file(
+    chunks: Iterable[bytes], dest: Path, label: str, limits: FetchLimits, deadline: float
+) -> int:
+    total = 0
+    with dest.open("wb") as out:
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limits.max_bytes:
+                raise MediaTooLarge(
+                    f"{label}: file is over the {limits.max_bytes:,}-byte limit "
+                    f"(read {total:,} bytes so far)"
+                )
+            if time.monotonic() > deadline:
+                raise MediaDownloadFailed(
+                    f"{label}: download failed: not finished within "
+                    f"{limits.total_timeout_s:g} s ({total:,} bytes read)"
+                )
+            out.write(chunk)
+    return total
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,163 @@
+"""Validation of downloaded media against the limits of CONTRACT.md §4, before any editing.
+
+Each failure raises a :class:`~vedit.errors.TaskFailure` whose message states the
+limit and the value measured. Corrupt or truncated files fail here too.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps
+
+from vedit.config import Settings
+from vedit.errors import (
+    MediaAspectRatio,
+    MediaCorrupt,
+    MediaDuration,
+    MediaFormat,
+    MediaFrameRate,
+    MediaResolution,
+)
+
+VIDEO_FORMATS = {"mov", "mp4"}
+IMAGE_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the probe measured of the input video."""
+
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    has_audio: bool
+
+
+def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)") -> VideoInfo:
+    """Check the video against the limits; returns what was measured."""
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise MediaFormat(f"{label}: not a video file FFmpeg can read") from None
+    except av.FFmpegError as exc:
+        raise MediaCorrupt(f"{label}: cannot open the file: {exc}") from None
+    with container:
+        names = set(container.format.name.split(","))
+        if not names & VIDEO_FORMATS:
+            raise MediaFormat(
+                f"{label}: container is {container.format.name!r}; MP4 or MOV is required"
+            )
+        if not container.streams.video:
+            raise MediaFormat(f"{label}: the file has no video stream")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        has_audio = bool(container.streams.audio)
+        try:
+            frame = next(container.decode(stream), None)
+        except av.FFmpegError as exc:
+            raise MediaCorrupt(f"{label}: the video stream cannot be decoded: {exc}") from None
+        if frame is None:
+            raise MediaCorrupt(f"{label}: the video stream has no decodable frame")
+        width, height = width or frame.width, height or frame.height
+
+    s = settings
+    if not (s.video_min_duration_s <= duration <= s.video_max_duration_s):
+        raise MediaDuration(
+            f"{label}: duration is {duration:.2f} s; it must be within "
+            f"{s.video_min_duration_s:g}-{s.video_max_duration_s:g} s"
+        )
+    if not fps > s.video_min_fps:
+        raise MediaFrameRate(
+            f"{label}: frame rate is {fps:.2f} fps; it must be above {s.video_min_fps:g} fps"
+        )
+    short, long = sorted((width, height))
+    if short < s.video_min_short_side:
+        raise MediaResolution(
+            f"{label}: size is {width}x{height}; the short side must be at least "
+            f"{s.video_min_short_side} px"
+        )
+    if long > s.video_max_long_side:
+        raise MediaResolution(
+            f"{label}: size is {width}x{height}; the long side must be at most "
+            f"{s.video_max_long_side} px"
+        )
+    if long / short > s.video_max_aspect:
+        raise MediaAspectRatio(
+            f"{label}: aspect ratio is {width}:{height} ({long / short:.2f}:1); it must be within "
+            f"1:{s.video_max_aspect:g} to {s.video_max_aspect:g}:1"
+        )
+    return VideoInfo(width, height, fps, duration, has_audio)
+
+
+def load_image(path: Path, settings: Settings, label: str = "media[1] (reference_image)") -> np.ndarray:
+    """Check the reference image against the limits and decode it to an RGB array."""
+    s = settings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.format  # noqa: B018  (read the header now)
+    except Image.DecompressionBombError as exc:
+        raise MediaResolution(
+            f"{label}: {exc}; at most {s.image_max_pixels:,} pixels are accepted"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise MediaFormat(
+            f"{label}: not an image of an accepted format (JPEG, PNG, BMP, WEBP): {exc}"
+        ) from None
+    with img:
+        if img.format not in IMAGE_FORMATS:
+            raise MediaFormat(
+                f"{label}: format is {img.format}; JPEG, PNG, BMP or WEBP is required"
+            )
+        width, height = img.size
+        if width * height > s.image_max_pixels:
+            raise MediaResolution(
+                f"{label}: size is {width}x{height} ({width * height:,} pixels); at most "
+                f"{s.image_max_pixels:,} pixels are accepted"
+            )
+        if min(width, height) < s.image_min_side:
+            raise MediaResolution(
+                f"{label}: size is {width}x{height}; width and height must be at least "
+                f"{s.image_min_side} px"
+            )
+        ratio = max(width, height) / min(width, height)
+        if ratio > s.image_max_aspect + 1e-9:
+            raise MediaAspectRatio(
+                f"{label}: aspect ratio is {width}:{height} ({ratio:.2f}:1); it must be within "
+                f"1:{s.image_max_aspect:g} to {s.image_max_aspect:g}:1"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rgb = ImageOps.exif_transpose(img).convert("RGB")
+                return np.asarray(rgb, dtype=np.uint8).copy()
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise MediaCorrupt(f"{label}: the image cannot be decoded: {exc}") from None
+
+
+def gcd_ratio(width: int, height: int) -> str:
+    """``16:9`` for 1280x720; near-standard sizes snap to the standard ratio."""
+    standard = ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21", "3:2", "2:3"]
+    value = width / height
+    for name in standard:
+        a, b = (int(x) for x in name.split(":"))
+        if abs(value - a / b) / (a / b) < 0.02:
+            return name
+    g = math.gcd(width, height)
+    return f"{width // g}:{height // g}"

@@ -1,0 +1,282 @@
+"""The output contract, in the one place every engine goes through.
+
+MP4 with faststart; H.264 yuv420p (BT.709) at a constant 24 fps; duration
+min(input, 15 s); the 720P / 1080P tier sized by pixel area with the source's
+aspect ratio; the input's audio kept and trimmed, as AAC; a visible
+AI-generated mark when asked; metadata that says the video is AI-edited.
+
+Decode, edit and encode stream frame by frame: memory does not grow with the
+length of the video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+from av.video.reformatter import Colorspace
+
+from vedit.config import Settings
+from vedit.media.probe import VideoInfo
+from vedit.media.watermark import Watermark
+
+TIER_AREA = {"720P": 1280 * 720}
+TIER_SCALE = {"720P": Fraction(1), "1080P": Fraction(3, 2)}
+
+
+class FrameEditor(Protocol):
+    """Edits one output-sized RGB frame (H x W x 3, uint8); ``index`` is the output frame number."""
+
+    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Everything the output stage needs to know about one output video."""
+
+    width: int
+    height: int
+    fps: int
+    frames: int
+    watermark: bool
+    keep_audio: bool
+    metadata: dict[str, str]
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+
+def output_size(width: int, height: int, resolution: str) -> tuple[int, int]:
+    """The output size for a source of ``width`` x ``height`` at the ``720P`` / ``1080P`` tier.
+
+    At 720P the short side is the multiple of 16 nearest to the side of an
+    area-preserving rectangle of 1280x720 pixels, and the long side is the
+    largest multiple of 32 that keeps the aspect ratio (never above it); 1080P
+    is 1.5 times 720P. This reproduces the Wan family's published sizes:
+    1280x720, 720x1280, 960x960, 1088x832 at 720P; 1920x1080, 1440x1440,
+    1632x1248 at 1080P.
+    """
+    landscape = width >= height
+    ratio = max(width, height) / min(width, height)
+    short = max(16, round(math.sqrt(TIER_AREA["720P"] / ratio) / 16) * 16)
+    long = max(short, math.floor(short * ratio / 32 + 1e-6) * 32)
+    scale = TIER_SCALE[resolution]
+    short, long = int(short * scale), int(long * scale)
+    return (long, short) if landscape else (short, long)
+
+
+def plan_output(
+    info: VideoInfo,
+    *,
+    resolution: str,
+    watermark: bool,
+    audio_setting: str,
+    settings: Settings,
+    metadata: dict[str, str],
+) -> OutputSpec:
+    """The output for this input and these parameters."""
+    width, height = output_size(info.width, info.height, resolution)
+    duration = min(info.duration_s, settings.output_max_duration_s)
+    frames = max(1, round(duration * settings.output_fps))
+    # ``auto``: the engine makes no audio of its own, so the input's audio is kept too.
+    keep_audio = info.has_audio and audio_setting in ("origin", "auto")
+    return OutputSpec(
+        width=width,
+        height=height,
+        fps=settings.output_fps,
+        frames=frames,
+        watermark=watermark,
+        keep_audio=keep_audio,
+        metadata=metadata,
+    )
+
+
+@dataclass(frozen=True)
+class RenderStats:
+    """What the render wrote."""
+
+    frames: int
+    source_frames_edited: int
+    has_audio: bool
+
+
+def render(
+    src: Path,
+    dest: Path,
+    spec: OutputSpec,
+    edit: FrameEditor | None,
+    settings: Settings,
+    on_progress: Callable[[float], None] = lambda _f: None,
+) -> RenderStats:
+    """Decode ``src``, edit each output frame with ``edit``, and write ``dest`` by the contract.
+
+    ``on_progress(fraction)`` is called after each output frame; it may raise to abort
+    (the partial file is removed).
+    """
+    try:
+        return _render(src, dest, spec, edit, settings, on_progress)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+
+
+def _render(
+    src: Path,
+    dest: Path,
+    spec: OutputSpec,
+    edit: FrameEditor | None,
+    settings: Settings,
+    on_progress: Callable[[float], None],
+) -> RenderStats:
+    mark = Watermark(spec.width, spec.height) if spec.watermark else None
+    with (
+        av.open(str(src), metadata_errors="ignore") as inp,
+        av.open(str(dest), "w", format="mp4", options={"movflags": "+faststart"}) as out,
+    ):
+        # 1. Streams: H.264 video at the contract's rate, AAC audio when it is kept.
+        out.metadata.update(spec.metadata)
+        v_in = inp.streams.video[0]
+        v_in.thread_type = "AUTO"
+        v_out = out.add_stream("libx264", rate=spec.fps)
+        v_out.width, v_out.height, v_out.pix_fmt = spec.width, spec.height, "yuv420p"
+        v_out.codec_context.time_base = Fraction(1, spec.fps)
+        v_out.codec_context.colorspace = Colorspace.ITU709
+        v_out.codec_context.color_primaries = 1  # BT.709
+        v_out.codec_context.color_trc = 1  # BT.709
+        v_out.options = {
+            "crf": str(settings.x264_crf),
+            "preset": settings.x264_preset,
+            "threads": str(settings.x264_threads),
+        }
+        a_in = inp.streams.audio[0] if spec.keep_audio and inp.streams.audio else None
+        audio = _AudioTrack(a_in, out, spec.duration_s) if a_in is not None else None
+
+        # 2. Decode everything once, in file order; hold each source frame until the
+        #    next one shows which 24 fps output frames it covers.
+        streams = [v_in] + ([a_in] if a_in is not None else [])
+        held: av.VideoFrame | None = None
+        t0: float | None = None
+        emitted = 0
+        edited_count = 0
+        cache: tuple[int, av.VideoFrame] | None = None
+        source_index = -1
+
+        def emit(frame: av.VideoFrame, index_of_source: int) -> None:
+            nonlocal emitted, cache, edited_count
+            if cache is None or cache[0] != index_of_source:
+                rgb = frame.reformat(spec.width, spec.height, "rgb24").to_ndarray()
+                if edit is not None:
+                    rgb = edit(rgb, emitted)
+                    edited_count += 1
+                if mark is not None:
+                    mark.apply(rgb)
+                yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                yuv = yuv.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
+                cache = (index_of_source, yuv)
+            out_frame = cache[1]
+            out_frame.pts = emitted
+            out_frame.time_base = Fraction(1, spec.fps)
+            out.mux(v_out.encode(out_frame))
+            emitted += 1
+            on_progress(emitted / spec.frames)
+
+        video_done = False
+        for packet in inp.demux(streams):
+            if packet.stream.type == "audio":
+                if audio is not None:
+                    audio.feed(packet)
+                continue
+            if video_done:
+                if audio is None or audio.done:
+                    break
+                continue
+            for frame in packet.decode():
+                t = _frame_time(frame)
+                if t0 is None:
+                    t0 = t
+                t -= t0
+                if held is not None:
+                    while emitted < spec.frames and emitted / spec.fps < t - 1e-9:
+                        emit(held, source_index)
+                held = frame
+                source_index += 1
+                if emitted >= spec.frames:
+                    video_done = True
+                    break
+        if held is None:
+            raise ValueError("the video stream has no decodable frame")
+        while emitted < spec.frames:
+            emit(held, source_index)
+
+        # 3. Flush the encoders.
+        out.mux(v_out.encode(None))
+        if audio is not None:
+            audio.flush()
+    return RenderStats(emitted, edited_count, audio is not None)
+
+
+def _frame_time(frame: av.VideoFrame) -> float:
+    if frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    return float(frame.time or 0.0)
+
+
+class _AudioTrack:
+    """Decodes the input's audio, trims it to the output's duration, encodes AAC."""
+
+    def __init__(self, stream: av.AudioStream, out: av.container.OutputContainer, duration_s: float):
+        rate = stream.codec_context.sample_rate or 48000
+        if rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000):
+            rate = 48000
+        channels = stream.codec_context.channels or 2
+        layout = "mono" if channels == 1 else "stereo"
+        self.rate = rate
+        self.out = out
+        self.stream = out.add_stream("aac", rate=rate)
+        self.stream.layout = layout
+        self.stream.codec_context.time_base = Fraction(1, rate)
+        self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self.max_samples = round(duration_s * rate)
+        self.written = 0
+
+    @property
+    def done(self) -> bool:
+        return self.written >= self.max_samples
+
+    def feed(self, packet: av.Packet) -> None:
+        if self.done:
+            return
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            return  # a damaged audio packet is dropped, not fatal
+        for frame in frames:
+            for chunk in self.resampler.resample(frame):
+                self._write(chunk)
+
+    def _write(self, chunk: av.AudioFrame) -> None:
+        room = self.max_samples - self.written
+        if room <= 0:
+            return
+        if chunk.samples > room:
+            data = chunk.to_ndarray()[:, :room]
+            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp",
+                                                 layout=chunk.layout.name)
+            trimmed.sample_rate = self.rate
+            chunk = trimmed
+        chunk.pts = self.written
+        chunk.time_base = Fraction(1, self.rate)
+        self.written += chunk.samples
+        self.out.mux(self.stream.encode(chunk))
+
+    def flush(self) -> None:
+        for chunk in self.resampler.resample(None):
+            self._write(chunk)
+        self.out.mux(self.stream.encode(None))

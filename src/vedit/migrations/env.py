@@ -1,0 +1,28 @@
+"""Alembic environment: runs vedit's migrations against the URL set by ``vedit.db.migrate``."""
+
+from __future__ import annotations
+
+from alembic import context
+from vedit import keys  # noqa: F401  (registers api_keys)
+from vedit.db import Base, make_engine
+from vedit.tasks import models  # noqa: F401  (registers tasks)
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=url.startswith("sqlite"),
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations()

@@ -1,0 +1,217 @@
+"""The task store: every read and every state change of a task.
+
+Each transition is a compare-and-set ``UPDATE ... WHERE status = <expected>``
+(and, for a running task, ``AND worker_id = <me>``), so two workers never run
+one task and a late worker cannot overwrite a finished one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import sessionmaker
+
+from vedit.db import make_sessionmaker
+from vedit.tasks.models import Task, TaskStatus
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the janitor did with one lost task."""
+
+    task_id: str
+    requeued: bool
+
+
+class TaskStore:
+    """CAS transitions over the ``tasks`` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker = make_sessionmaker(engine)
+
+    # --- create and read ------------------------------------------------------
+
+    def add(self, task: Task) -> None:
+        with self.sessions.begin() as s:
+            s.add(task)
+
+    def add_many(self, tasks: list[Task]) -> None:
+        """Insert several tasks in one transaction (the API's group commit)."""
+        with self.sessions.begin() as s:
+            s.add_all(tasks)
+
+    def get(self, task_id: str, key_id: int | None = None, now: float | None = None) -> Task | None:
+        """The task, if it exists, has not expired, and (when given) belongs to ``key_id``."""
+        now = time.time() if now is None else now
+        with self.sessions() as s:
+            task = s.get(Task, task_id)
+        if task is None or task.expires_at <= now:
+            return None
+        if key_id is not None and task.key_id != key_id:
+            return None
+        return task
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self.sessions() as s:
+            rows = s.execute(select(Task.status, func.count()).group_by(Task.status)).all()
+        return {status: n for status, n in rows}
+
+    def engine_totals(self) -> tuple[float, float]:
+        """Engine seconds and output video seconds over the succeeded tasks kept."""
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(Task.result).where(Task.status == TaskStatus.SUCCEEDED)
+            ).all()
+        engine_s = sum(float(r.get("engine_seconds", 0.0)) for r in rows if r)
+        video_s = sum(float(r.get("output_video_duration", 0.0)) for r in rows if r)
+        return engine_s, video_s
+
+    # --- the worker's transitions ---------------------------------------------
+
+    def claim_next(self, worker_id: str) -> Task | None:
+        """Move the oldest queued task to running for ``worker_id``; None when none is queued."""
+        for _ in range(8):
+            with self.sessions() as s:
+                task_id = s.scalar(
+                    select(Task.id)
+                    .where(Task.status == TaskStatus.QUEUED)
+                    .order_by(Task.created_at)
+                    .limit(1)
+                )
+            if task_id is None:
+                return None
+            if self.claim(task_id, worker_id):
+                return self.get(task_id)
+        return None
+
+    def claim(self, task_id: str, worker_id: str) -> bool:
+        now = time.time()
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
+                .values(
+                    status=TaskStatus.RUNNING,
+                    worker_id=worker_id,
+                    attempts=Task.attempts + 1,
+                    started_at=func.coalesce(Task.started_at, now),
+                    heartbeat_at=now,
+                    progress=0,
+                )
+            )
+            return res.rowcount == 1
+
+    def heartbeat(self, task_id: str, worker_id: str, progress: int | None = None) -> bool:
+        """Renew the lease (and set progress); False when the task is no longer this worker's."""
+        values: dict[str, Any] = {"heartbeat_at": time.time()}
+        if progress is not None:
+            values["progress"] = progress
+        return self._cas_running(task_id, worker_id, values)
+
+    def succeed(
+        self, task_id: str, worker_id: str, result_path: str, result: dict[str, Any]
+    ) -> bool:
+        return self._cas_running(
+            task_id,
+            worker_id,
+            {
+                "status": TaskStatus.SUCCEEDED,
+                "progress": 100,
+                "finished_at": time.time(),
+                "result_path": result_path,
+                "result": result,
+            },
+        )
+
+    def fail(self, task_id: str, worker_id: str, code: str, message: str) -> bool:
+        return self._cas_running(task_id, worker_id, self._failure_values(code, message))
+
+    def _cas_running(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id,
+                    Task.status == TaskStatus.RUNNING,
+                    Task.worker_id == worker_id,
+                )
+                .values(**values)
+            )
+            return res.rowcount == 1
+
+    @staticmethod
+    def _failure_values(code: str, message: str) -> dict[str, Any]:
+        return {
+            "status": TaskStatus.FAILED,
+            "finished_at": time.time(),
+            "error_code": code,
+            "error_message": message,
+        }
+
+    # --- the janitor's transitions --------------------------------------------
+
+    def recover_lost(
+        self,
+        *,
+        lease_s: float,
+        max_attempts: int,
+        worker_id: str | None = None,
+        now: float | None = None,
+    ) -> list[Recovery]:
+        """Requeue (or, past ``max_attempts``, fail) running tasks whose worker is gone.
+
+        A task is lost when its heartbeat is older than ``lease_s`` or, when
+        ``worker_id`` is given, when it was running on that (dead) worker.
+        """
+        now = time.time() if now is None else now
+        with self.sessions() as s:
+            q = select(Task.id, Task.worker_id, Task.attempts).where(
+                Task.status == TaskStatus.RUNNING
+            )
+            if worker_id is not None:
+                q = q.where(Task.worker_id == worker_id)
+            else:
+                q = q.where(Task.heartbeat_at < now - lease_s)
+            lost = s.execute(q).all()
+        done: list[Recovery] = []
+        for task_id, owner, attempts in lost:
+            requeue = attempts < max_attempts
+            if requeue:
+                values: dict[str, Any] = {
+                    "status": TaskStatus.QUEUED,
+                    "worker_id": None,
+                    "heartbeat_at": None,
+                    "progress": 0,
+                }
+            else:
+                values = self._failure_values(
+                    "InternalError.WorkerLost",
+                    f"the worker running this task stopped {attempts} times; "
+                    f"task_max_attempts is {max_attempts}",
+                )
+            with self.sessions.begin() as s:
+                res = s.execute(
+                    update(Task)
+                    .where(
+                        Task.id == task_id,
+                        Task.status == TaskStatus.RUNNING,
+                        Task.worker_id == owner,
+                    )
+                    .values(**values)
+                )
+            if res.rowcount == 1:
+                done.append(Recovery(task_id, requeue))
+        return done
+
+    def purge_expired(self, now: float | None = None) -> list[Task]:
+        """Delete tasks past ``expires_at``; returns them so their files can go too."""
+        now = time.time() if now is None else now
+        with self.sessions.begin() as s:
+            rows = list(s.scalars(select(Task).where(Task.expires_at <= now)))
+            if rows:
+                s.execute(delete(Task).where(Task.id.in_([t.id for t in rows])))
+        return rows

@@ -1,0 +1,83 @@
+"""Test media made on the spot: videos of moving shapes with a tone, and real photographs."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+
+def make_video(
+    path: Path,
+    *,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    seconds: float = 5.0,
+    audio: bool = True,
+    container: str = "mp4",
+    codec: str = "libx264",
+) -> Path:
+    """A clip of moving coloured shapes over a gradient, with a 440 Hz tone when ``audio``."""
+    frames = round(seconds * fps)
+    with av.open(str(path), "w", format=container) as out:
+        v = out.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"preset": "ultrafast", "crf": "23"}
+        a = None
+        if audio:
+            a = out.add_stream("aac", rate=44100)
+            a.layout = "stereo"
+        yy, xx = np.mgrid[0:height, 0:width]
+        base = np.dstack(
+            [(xx * 200 // max(1, width)), (yy * 200 // max(1, height)), np.full_like(xx, 90)]
+        ).astype(np.uint8)
+        for i in range(frames):
+            img = base.copy()
+            t = i / fps
+            cx = int((0.2 + 0.6 * (0.5 + 0.5 * np.sin(t * 1.3))) * width)
+            cy = int((0.3 + 0.4 * (0.5 + 0.5 * np.cos(t * 0.9))) * height)
+            r = max(8, min(width, height) // 8)
+            cv2.circle(img, (cx, cy), r, (230, 40, 40), -1)
+            x0 = int((i * 3) % max(1, width - r))
+            cv2.rectangle(img, (x0, height // 6), (x0 + r, height // 6 + r), (40, 200, 60), -1)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+        if a is not None:
+            n = round(seconds * 44100)
+            tt = np.arange(n) / 44100
+            tone = (0.3 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)
+            pcm = np.vstack([tone, tone])
+            step = 1024
+            for start in range(0, n, step):
+                chunk = np.ascontiguousarray(pcm[:, start : start + step])
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                af.sample_rate = 44100
+                af.pts = start
+                af.time_base = Fraction(1, 44100)
+                for packet in a.encode(af):
+                    out.mux(packet)
+            for packet in a.encode(None):
+                out.mux(packet)
+    return path
+
+
+def make_image(path: Path, *, kind: str = "astronaut", size: tuple[int, int] | None = None,
+               fmt: str | None = None) -> Path:
+    """A real photograph from scikit-image (``astronaut``, ``coffee``, ``chelsea``...) saved to ``path``."""
+    from PIL import Image
+    from skimage import data
+
+    img = Image.fromarray(getattr(data, kind)())
+    if size is not None:
+        img = img.resize(size)
+    img.convert("RGB").save(path, format=fmt)
+    return path
