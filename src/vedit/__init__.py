@@ -3,5 +3,6 @@
 from vedit.config import Settings
 
 MODEL_NAME = "happyhorse-1.0-video-edit"
+__version__ = "0.1.0"
 
-__all__ = ["MODEL_NAME", "Settings"]
+__all__ = ["MODEL_NAME", "Settings", "__version__"]

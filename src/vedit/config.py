@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         2, description="Runs a task may start; a lost worker's task is retried until then."
     )
     task_ttl_s: float = Field(86400.0, description="Tasks and their files are kept this long.")
-    janitor_interval_s: float = Field(1.0, description="How often lost and expired tasks are swept.")
+    janitor_interval_s: float = Field(
+        1.0, description="How often lost and expired tasks are swept."
+    )
 
     # --- API keys and limits ------------------------------------------------
     api_key: str = Field("", description="Key added at start-up when the key store is empty.")
@@ -84,7 +86,8 @@ class Settings(BaseSettings):
     x264_preset: str = "veryfast"
     x264_crf: int = 20
     x264_threads: int = Field(
-        0, description="libx264 threads; 0: as many as CPUs. Fix it for identical bytes across hosts."
+        0,
+        description="libx264 threads; 0: as many as CPUs. Fix it for identical bytes across hosts.",
     )
 
     @field_validator("media_allow", mode="before")

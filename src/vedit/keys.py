@@ -58,7 +58,11 @@ def new_key() -> str:
 
 
 def create_key(
-    sessions: sessionmaker, name: str, *, key: str | None = None, rate_limit_per_s: float | None = None
+    sessions: sessionmaker,
+    name: str,
+    *,
+    key: str | None = None,
+    rate_limit_per_s: float | None = None,
 ) -> tuple[str, ApiKey]:
     """Store a key (a new random one unless ``key`` is given); returns the key and its row."""
     key = key or new_key()

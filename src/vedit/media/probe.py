@@ -104,7 +104,9 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
     return VideoInfo(width, height, fps, duration, has_audio)
 
 
-def load_image(path: Path, settings: Settings, label: str = "media[1] (reference_image)") -> np.ndarray:
+def load_image(
+    path: Path, settings: Settings, label: str = "media[1] (reference_image)"
+) -> np.ndarray:
     """Check the reference image against the limits and decode it to an RGB array."""
     s = settings
     try:

@@ -231,7 +231,9 @@ def _frame_time(frame: av.VideoFrame) -> float:
 class _AudioTrack:
     """Decodes the input's audio, trims it to the output's duration, encodes AAC."""
 
-    def __init__(self, stream: av.AudioStream, out: av.container.OutputContainer, duration_s: float):
+    def __init__(
+        self, stream: av.AudioStream, out: av.container.OutputContainer, duration_s: float
+    ):
         rate = stream.codec_context.sample_rate or 48000
         if rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000):
             rate = 48000
@@ -267,8 +269,9 @@ class _AudioTrack:
             return
         if chunk.samples > room:
             data = chunk.to_ndarray()[:, :room]
-            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp",
-                                                 layout=chunk.layout.name)
+            trimmed = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(data), format="fltp", layout=chunk.layout.name
+            )
             trimmed.sample_rate = self.rate
             chunk = trimmed
         chunk.pts = self.written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from vedit import keys  # noqa: F401  (registers api_keys)
 from vedit.db import Base, make_engine
 from vedit.tasks import models  # noqa: F401  (registers tasks)

@@ -16,9 +16,7 @@ def new_task_id() -> str:
 
 def is_task_id(value: str) -> bool:
     body = value.removeprefix(TASK_ID_PREFIX)
-    return (
-        value.startswith(TASK_ID_PREFIX) and len(body) == 32 and all(c in _BASE62 for c in body)
-    )
+    return value.startswith(TASK_ID_PREFIX) and len(body) == 32 and all(c in _BASE62 for c in body)
 
 
 def new_request_id() -> str:

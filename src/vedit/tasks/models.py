@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vedit.db import Base
+from vedit.tasks.ids import new_request_id, new_task_id
 
 
 class TaskStatus:
@@ -35,8 +38,7 @@ class Task(Base):
     # what was asked
     prompt: Mapped[str] = mapped_column(Text)
     orig_prompt: Mapped[str] = mapped_column(Text)
-    video_url: Mapped[str] = mapped_column(Text)
-    image_urls: Mapped[list[str]] = mapped_column(JSON)
+    media: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # [{"type", "url"}] as sent
     resolution: Mapped[str] = mapped_column(String(8))
     watermark: Mapped[bool] = mapped_column(Boolean)
     seed: Mapped[int] = mapped_column(Integer)
@@ -56,6 +58,46 @@ class Task(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        key_id: int,
+        prompt: str,
+        orig_prompt: str,
+        media: list[dict[str, str]],
+        resolution: str,
+        watermark: bool,
+        seed: int | None,
+        audio_setting: str,
+        ttl_s: float,
+        model: str,
+    ) -> Task:
+        """A queued task with a fresh id; a missing seed is drawn now, so it can be reported."""
+        now = time.time()
+        return cls(
+            id=new_task_id(),
+            key_id=key_id,
+            model=model,
+            request_id=new_request_id(),
+            status=TaskStatus.QUEUED,
+            progress=0,
+            prompt=prompt,
+            orig_prompt=orig_prompt,
+            media=media,
+            resolution=resolution,
+            watermark=watermark,
+            seed=secrets.randbelow(2**31) if seed is None else seed,
+            audio_setting=audio_setting,
+            created_at=now,
+            expires_at=now + ttl_s,
+            attempts=0,
+        )
+
+    def media_of(self, kind: str) -> list[tuple[int, str]]:
+        """``(index in the request, url)`` of each medium of ``kind``."""
+        return [(i, m["url"]) for i, m in enumerate(self.media) if m["type"] == kind]
 
     __table_args__ = (
         Index("ix_tasks_status_created", "status", "created_at"),

@@ -63,12 +63,16 @@ class TaskStore:
     def engine_totals(self) -> tuple[float, float]:
         """Engine seconds and output video seconds over the succeeded tasks kept."""
         with self.sessions() as s:
-            rows = s.scalars(
-                select(Task.result).where(Task.status == TaskStatus.SUCCEEDED)
-            ).all()
+            rows = s.scalars(select(Task.result).where(Task.status == TaskStatus.SUCCEEDED)).all()
         engine_s = sum(float(r.get("engine_seconds", 0.0)) for r in rows if r)
         video_s = sum(float(r.get("output_video_duration", 0.0)) for r in rows if r)
         return engine_s, video_s
+
+    def running_owners(self) -> set[str]:
+        """Worker ids that hold running tasks."""
+        with self.sessions() as s:
+            owners = s.scalars(select(Task.worker_id).where(Task.status == TaskStatus.RUNNING))
+            return {o for o in owners if o}
 
     # --- the worker's transitions ---------------------------------------------
 
@@ -129,6 +133,20 @@ class TaskStore:
 
     def fail(self, task_id: str, worker_id: str, code: str, message: str) -> bool:
         return self._cas_running(task_id, worker_id, self._failure_values(code, message))
+
+    def requeue(self, task_id: str, worker_id: str) -> bool:
+        """Give a running task back to the queue without spending an attempt (worker stopping)."""
+        return self._cas_running(
+            task_id,
+            worker_id,
+            {
+                "status": TaskStatus.QUEUED,
+                "worker_id": None,
+                "heartbeat_at": None,
+                "progress": 0,
+                "attempts": Task.attempts - 1,
+            },
+        )
 
     def _cas_running(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
         with self.sessions.begin() as s:

@@ -29,8 +29,11 @@ class ColourStats:
         h, w = rgb.shape[:2]
         scale = STATS_SIDE / max(h, w)
         if scale < 1:
-            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                             interpolation=cv2.INTER_AREA)
+            rgb = cv2.resize(
+                rgb,
+                (max(1, round(w * scale)), max(1, round(h * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
         px = rgb.reshape(-1, 3).astype(np.float64)
         return cls(px.mean(axis=0), np.cov(px, rowvar=False) + np.eye(3) * 4.0)
 
@@ -47,8 +50,9 @@ def _sqrtm(m: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 1e-9, None))) @ vectors.T
 
 
-def transfer_matrix(src: ColourStats, ref: ColourStats, strength: float = 1.0,
-                    max_gain: float = 3.0) -> np.ndarray:
+def transfer_matrix(
+    src: ColourStats, ref: ColourStats, strength: float = 1.0, max_gain: float = 3.0
+) -> np.ndarray:
     """The 3x4 affine map (for ``cv2.transform``) taking ``src``'s colours toward ``ref``'s."""
     s_half = _sqrtm(src.cov)
     s_half_inv = np.linalg.inv(s_half)

@@ -1,0 +1,137 @@
+"""The seed's dialect: ``POST /v1/video/generations`` and ``GET /v1/video/generations/{id}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from vedit.api import views
+from vedit.api.deps import Services, authenticate, check_rate_limit, services
+from vedit.api.schemas import CreateRequest, CreateResponse, parse_create, truncate_prompt
+from vedit.errors import BodyTooLarge, TaskNotFound
+from vedit.keys import KeyInfo
+from vedit.tasks.models import Task
+
+router = APIRouter(tags=["video generations (Anyfast dialect)"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Bad parameters: `{code, message, data: null}` naming the field"},
+    401: {"description": "Missing, malformed, unknown or revoked key"},
+    413: {"description": "Body over 1 MiB"},
+    429: {"description": "Rate limited; see Retry-After"},
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is {int(declared):,} bytes; at most {limit:,} are accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def task_from_request(req: CreateRequest, key: KeyInfo, svc: Services) -> Task:
+    return Task.new(
+        key_id=key.id,
+        model=req.model,
+        prompt=truncate_prompt(req.input.prompt),
+        orig_prompt=req.input.prompt,
+        media=[{"type": m.type, "url": m.url} for m in req.input.media],
+        resolution=req.parameters.resolution,
+        watermark=req.parameters.watermark,
+        seed=req.parameters.seed,
+        audio_setting=req.parameters.audio_setting,
+        ttl_s=svc.settings.task_ttl_s,
+    )
+
+
+@router.post(
+    "/v1/video/generations",
+    summary="Create a video-edit task",
+    description="Submit a video-edit task (video + reference image) in the native format "
+    "(`input.media[]`); answers at once with the task id.",
+    operation_id="createHappyhorse10VideoEdit",
+    response_model=CreateResponse,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/CreateRequest"}}
+            },
+        }
+    },
+)
+async def create_generation(request: Request, key: KeyInfo = Depends(authenticate)) -> JSONResponse:
+    svc = services(request)
+    check_rate_limit(svc, key)
+    body = await read_body(request, svc.settings.max_body_bytes)
+    task = task_from_request(parse_create(body), key, svc)
+    await svc.writer.add(task)
+    svc.dispatcher.submit(task.id)
+    return JSONResponse(
+        {
+            "id": task.id,
+            "task_id": task.id,
+            "object": "video",
+            "model": task.model,
+            "status": "queued",
+            "progress": 0,
+            "created_at": int(task.created_at),
+        }
+    )
+
+
+@router.get(
+    "/v1/video/generations/{task_id}",
+    summary="Query a video-edit task",
+    responses={401: _ERRORS[401], 404: {"description": "`task_not_exist`"}},
+)
+def get_generation(
+    task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
+) -> dict[str, Any]:
+    svc = services(request)
+    task = svc.store.get(task_id, key.id)
+    if task is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    return query_body(task, svc)
+
+
+def query_body(task: Task, svc: Services) -> dict[str, Any]:
+    """The gateway wrapper of CONTRACT.md §2 around the DashScope-style task."""
+    output = views.dashscope_output(task, svc.storage)
+    inner: dict[str, Any] = {
+        "output": output,
+        "request_id": task.request_id,
+        "parameters": views.parameters(task),
+    }
+    use = views.usage(task)
+    if use is not None:
+        inner["usage"] = use
+    url = output.get("video_url", "")
+    return {
+        "code": "success",
+        "message": "",
+        "data": {
+            "task_id": task.id,
+            "action": "generate",
+            "status": views.GATEWAY_STATUS[output["task_status"]],
+            "result_url": url,
+            "fail_reason": task.error_message or "",
+            "submit_time": int(task.created_at),
+            "start_time": int(task.started_at) if task.started_at else 0,
+            "finish_time": int(task.finished_at) if task.finished_at else 0,
+            "progress": f"{task.progress}%",
+            "request_id": task.request_id,
+            "data": inner,
+        },
+    }

@@ -1,0 +1,78 @@
+"""Prometheus metrics: request latency, tasks by status, engine seconds per second of video.
+
+Task figures are read from the task table when scraped, so they are true
+across every worker process and host that shares the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vedit.tasks.models import TaskStatus
+from vedit.tasks.store import TaskStore
+
+
+class TaskCollector(Collector):
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = self.store.counts_by_status()
+        tasks = GaugeMetricFamily("vedit_tasks", "Tasks kept, by status", labels=["status"])
+        for status in (TaskStatus.QUEUED, TaskStatus.RUNNING, *sorted(TaskStatus.FINAL)):
+            tasks.add_metric([status], counts.get(status, 0))
+        yield tasks
+        engine_s, video_s = self.store.engine_totals()
+        speed = GaugeMetricFamily(
+            "vedit_engine_seconds_per_video_second",
+            "Worker seconds spent per second of output video, over the succeeded tasks kept",
+        )
+        speed.add_metric([], engine_s / video_s if video_s else 0.0)
+        yield speed
+
+
+class Metrics:
+    """The registry of one app, and an ASGI middleware that times each request."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "vedit_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.registry.register(TaskCollector(store))
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        latency = self.latency
+
+        async def timed(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            start = time.perf_counter()
+            status = [500]
+
+            async def send_status(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                latency.labels(scope["method"], path, str(status[0])).observe(
+                    time.perf_counter() - start
+                )
+
+        return timed

@@ -1,0 +1,178 @@
+"""The ``vedit`` command: serve, worker, keys."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vedit import MODEL_NAME
+from vedit.config import Settings
+
+app = typer.Typer(
+    help="vedit: the HappyHorse 1.0 video-edit API on your own machine.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+def _prepare(settings: Settings) -> None:
+    from vedit.db import migrate
+
+    settings.ensure_dirs()
+    migrate(settings.resolved_database_url)
+
+
+def _sessions(settings: Settings):  # noqa: ANN202
+    from vedit.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(settings.resolved_database_url))
+
+
+def _example_curl(base: str, key: str) -> str:
+    body = (
+        f'{{"model": "{MODEL_NAME}", "input": {{"prompt": "make it look like the reference photo", '
+        '"media": [{"type": "video", "url": "https://example.com/source.mp4"}, '
+        '{"type": "reference_image", "url": "https://example.com/look.jpg"}]}, '
+        '"parameters": {"resolution": "720P", "watermark": false}}'
+    )
+    return (
+        f"curl -s {base}/v1/video/generations -H {shlex.quote('Authorization: Bearer ' + key)} "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int | None = typer.Option(None, help="Worker processes (default VEDIT_WORKERS)."),
+) -> None:
+    """Start the API and its worker processes (SQLite, local files, CPU engine by default)."""
+    import uvicorn
+
+    from vedit.api.app import create_app
+    from vedit.dispatch.local import LocalDispatcher
+    from vedit.keys import count_active_keys, create_key, hash_key, list_keys
+
+    settings = Settings()
+    update: dict[str, object] = {}
+    if workers is not None:
+        update["workers"] = workers
+    if not settings.public_base_url:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        update["public_base_url"] = f"http://{shown}:{port}"
+    settings = settings.model_copy(update=update)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _prepare(settings)
+
+    sessions = _sessions(settings)
+    base = settings.public_base_url.rstrip("/")
+    known = {k.key_hash for k in list_keys(sessions)}
+    if settings.api_key and hash_key(settings.api_key) not in known:
+        create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
+        console.print("API key from VEDIT_API_KEY added.")
+    if count_active_keys(sessions) == 0:
+        key, _ = create_key(sessions, "default")
+        console.print(f"[bold]API key[/bold] (shown once): {key}")
+        console.print(
+            f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
+        )
+    console.print(
+        f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
+        f"data in {settings.data_dir.resolve()}"
+    )
+
+    dispatcher = LocalDispatcher(settings)
+    dispatcher.start()
+    try:
+        config = uvicorn.Config(
+            create_app(settings, dispatcher),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        dispatcher.stop()
+
+
+@app.command()
+def worker(
+    workers: int | None = typer.Option(None, help="Worker processes (default VEDIT_WORKERS)."),
+) -> None:
+    """Run worker processes only, against the database in VEDIT_DATABASE_URL."""
+    import signal
+    import threading
+
+    from vedit.dispatch.local import LocalDispatcher
+
+    settings = Settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _prepare(settings)
+    dispatcher = LocalDispatcher(settings)
+    dispatcher.start()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    dispatcher.stop()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="A name to tell the key by."),
+    rate_limit: float | None = typer.Option(
+        None, help="Creates per second for this key (0: no limit; default VEDIT_RATE_LIMIT_PER_S)."
+    ),
+) -> None:
+    """Make a key and print it (it is shown only this once)."""
+    from vedit.keys import create_key
+
+    settings = Settings()
+    _prepare(settings)
+    key, _ = create_key(_sessions(settings), name, rate_limit_per_s=rate_limit)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefixes only: keys are stored hashed)."""
+    import time
+
+    from vedit.keys import list_keys
+
+    settings = Settings()
+    _prepare(settings)
+    table = Table("id", "name", "prefix", "created", "rate limit", "state")
+    for k in list_keys(_sessions(settings)):
+        table.add_row(
+            str(k.id),
+            k.name,
+            k.prefix + "…",
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at)),
+            "default" if k.rate_limit_per_s is None else f"{k.rate_limit_per_s:g}/s",
+            "revoked" if k.revoked_at else "active",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ref: str = typer.Argument(..., help="The key's id, name or prefix.")) -> None:
+    """Revoke keys by id, name or prefix."""
+    from vedit.keys import revoke_key
+
+    settings = Settings()
+    _prepare(settings)
+    n = revoke_key(_sessions(settings), ref)
+    if n == 0:
+        typer.echo(f"no active key matches {ref!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {n} key(s)")

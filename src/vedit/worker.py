@@ -1,0 +1,219 @@
+"""``run_task``: the only code that moves a task forward.
+
+It reads as the pipeline itself: fetch, validate, edit, publish, finish. A
+claimed task always ends in one state change — succeeded, failed (with a code
+and a message that names the limit and the value), or, when the worker is
+asked to stop, back to the queue — and every failure is mapped here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from vedit import MODEL_NAME
+from vedit.config import Settings
+from vedit.engines.base import EditJob, Engine
+from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
+from vedit.media.fetch import FetchLimits, fetch_media
+from vedit.media.probe import gcd_ratio, load_image, probe_video
+from vedit.media.video import plan_output, render
+from vedit.storage.local import LocalStorage
+from vedit.tasks.models import Task
+from vedit.tasks.store import TaskStore
+
+log = logging.getLogger("vedit.worker")
+
+# Share of the progress bar each stage owns.
+FETCHED, VALIDATED, RENDERED = 5, 10, 98
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process holds for its whole life."""
+
+    settings: Settings
+    store: TaskStore
+    storage: LocalStorage
+    engine: Engine
+    worker_id: str
+    stop: threading.Event | Any  # a threading or multiprocessing Event
+
+
+class Lease:
+    """Keeps the task's lease alive from a thread and carries progress to the store.
+
+    ``progress()`` raises :class:`TaskAborted` once the task is no longer this
+    worker's (recovered by the janitor) or the worker was asked to stop.
+    """
+
+    def __init__(self, ctx: WorkerContext, task_id: str) -> None:
+        self.ctx, self.task_id = ctx, task_id
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._percent = 0
+        self._written_at = 0.0
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = max(0.2, min(5.0, self.ctx.settings.task_lease_s / 3))
+        while not self._done.wait(interval):
+            if not self.ctx.store.heartbeat(self.task_id, self.ctx.worker_id):
+                self.lost.set()
+                return
+
+    def progress(self, percent: int) -> None:
+        if self.lost.is_set():
+            raise TaskAborted("the task's lease was lost")
+        if self.ctx.stop.is_set():
+            raise TaskAborted("the worker is stopping")
+        now = time.monotonic()
+        if percent != self._percent and (now - self._written_at >= 0.5 or percent >= RENDERED):
+            self._percent, self._written_at = percent, now
+            if not self.ctx.store.heartbeat(self.task_id, self.ctx.worker_id, percent):
+                self.lost.set()
+                raise TaskAborted("the task's lease was lost")
+
+
+def run_task(task: Task, ctx: WorkerContext) -> None:
+    """Run one claimed task to its end state."""
+    work = ctx.settings.work_dir / task.id
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    lease = Lease(ctx, task.id)
+    try:
+        with lease:
+            result = _edit(task, ctx, lease, work)
+            # Publish: the finished file moves into place, then the task is marked done.
+            final = ctx.storage.result_path(task.id)
+            os.replace(work / "out.mp4", final)
+            result["engine_seconds"] = round(time.monotonic() - started, 3)
+            if not ctx.store.succeed(task.id, ctx.worker_id, str(final), result):
+                ctx.storage.delete(task.id)
+    except TaskAborted as exc:
+        if ctx.stop.is_set() and not lease.lost.is_set():
+            ctx.store.requeue(task.id, ctx.worker_id)
+        log.info("task %s given up by this worker: %s", task.id, exc)
+    except TaskFailure as exc:
+        ctx.store.fail(task.id, ctx.worker_id, exc.code, exc.message)
+    except Exception as exc:  # a bug or an unforeseen input: the task fails, the worker lives
+        log.exception("task %s failed unexpectedly", task.id)
+        ctx.store.fail(task.id, ctx.worker_id, "InternalError", f"{type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str, Any]:
+    s = ctx.settings
+
+    # 1. Fetch every medium, each as hostile input.
+    ((video_index, video_url),) = task.media_of("video")
+    video_label = f"media[{video_index}] (video)"
+    video_path = work / "video"
+    fetch_media(
+        video_url,
+        video_path,
+        label=video_label,
+        limits=_limits(s, s.video_max_bytes),
+        allow=s.media_allow,
+    )
+    image_paths: list[tuple[str, Path]] = []
+    for index, url in task.media_of("reference_image"):
+        label = f"media[{index}] (reference_image)"
+        path = work / f"image{index}"
+        fetch_media(
+            url, path, label=label, limits=_limits(s, s.image_max_bytes), allow=s.media_allow
+        )
+        image_paths.append((label, path))
+    lease.progress(FETCHED)
+
+    # 2. Validate against the media limits before any editing.
+    info = probe_video(video_path, s, video_label)
+    references = [load_image(path, s, label) for label, path in image_paths]
+    lease.progress(VALIDATED)
+
+    # 3. Plan the output and let the engine prepare.
+    spec = plan_output(
+        info,
+        resolution=task.resolution,
+        watermark=task.watermark,
+        audio_setting=task.audio_setting,
+        settings=s,
+        metadata={
+            "comment": f"AI-edited by {MODEL_NAME} (vedit, engine {ctx.engine.name}, "
+            f"seed {task.seed})",
+            "description": "AI-generated content: this video was edited by an AI model",
+        },
+    )
+    job = EditJob(
+        task.prompt, references, task.seed, spec.width, spec.height, spec.fps, spec.frames
+    )
+    try:
+        editor = ctx.engine.prepare(job)
+    except TaskFailure:
+        raise
+    except Exception as exc:
+        raise EngineFailed(f"engine {ctx.engine.name} could not start: {exc}") from exc
+
+    def edit(frame: np.ndarray, index: int) -> np.ndarray:
+        try:
+            return editor(frame, index)
+        except Exception as exc:
+            raise EngineFailed(f"engine {ctx.engine.name} failed on frame {index}: {exc}") from exc
+
+    # 4. Edit frame by frame through the output stage.
+    span = RENDERED - VALIDATED
+    try:
+        stats = render(
+            video_path,
+            work / "out.mp4",
+            spec,
+            edit,
+            s,
+            on_progress=lambda f: lease.progress(VALIDATED + int(span * f)),
+        )
+    except av.FFmpegError as exc:
+        raise MediaCorrupt(
+            f"{video_label}: the video could not be decoded to the end: {exc}"
+        ) from None
+
+    # 5. What the query answer and usage report.
+    return {
+        "width": spec.width,
+        "height": spec.height,
+        "fps": spec.fps,
+        "frames": stats.frames,
+        "has_audio": stats.has_audio,
+        "input_video_duration": round(info.duration_s, 3),
+        "output_video_duration": round(spec.duration_s, 3),
+        "ratio": gcd_ratio(spec.width, spec.height),
+        "sr": 720 if task.resolution == "720P" else 1080,
+        "engine": ctx.engine.name,
+    }
+
+
+def _limits(s: Settings, max_bytes: int) -> FetchLimits:
+    return FetchLimits(
+        max_bytes=max_bytes,
+        connect_timeout_s=s.media_connect_timeout_s,
+        read_timeout_s=s.media_read_timeout_s,
+        total_timeout_s=s.media_total_timeout_s,
+        max_redirects=s.media_max_redirects,
+    )
