@@ -81,3 +81,61 @@ def make_image(path: Path, *, kind: str = "astronaut", size: tuple[int, int] | N
         img = img.resize(size)
     img.convert("RGB").save(path, format=fmt)
     return path
+
+
+def top_level_atoms(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order (``moov`` before ``mdat`` means faststart)."""
+    import struct
+
+    atoms = []
+    with path.open("rb") as f:
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            size, kind = struct.unpack(">I4s", head)
+            if size == 1:
+                size = struct.unpack(">Q", f.read(8))[0]
+                f.seek(size - 16, 1)
+            else:
+                f.seek(size - 8, 1)
+            atoms.append(kind.decode("latin-1"))
+            if size == 0:
+                break
+    return atoms
+
+
+def probe_output(path: Path) -> dict:
+    """Every property of an output file the contract speaks of, measured by decoding it."""
+    info: dict = {"atoms": top_level_atoms(path)}
+    with av.open(str(path)) as c:
+        info["format"] = c.format.name
+        info["metadata"] = dict(c.metadata)
+        v = c.streams.video[0]
+        info["codec"] = v.codec_context.name
+        info["pix_fmt"] = v.codec_context.pix_fmt
+        info["width"], info["height"] = v.codec_context.width, v.codec_context.height
+        info["fps"] = float(v.average_rate)
+        info["duration"] = float(v.duration * v.time_base)
+        info["audio"] = None
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            info["audio"] = {"codec": a.codec_context.name,
+                             "duration": float(a.duration * a.time_base)}
+        pts = [f.pts for f in c.decode(video=0)]
+        info["frames"] = len(pts)
+        info["pts_steps"] = sorted({b - a for a, b in zip(pts, pts[1:], strict=False)})
+    return info
+
+
+def read_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+    """RGB frames at the given indices."""
+    want = set(indices)
+    out: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in want:
+                out[i] = f.to_ndarray(format="rgb24")
+            if len(out) == len(want):
+                break
+    return [out[i] for i in indices]

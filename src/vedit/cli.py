@@ -176,3 +176,7 @@ def keys_revoke(ref: str = typer.Argument(..., help="The key's id, name or prefi
         typer.echo(f"no active key matches {ref!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {n} key(s)")
+
+
+if __name__ == "__main__":
+    app()

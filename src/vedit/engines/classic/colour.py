@@ -35,7 +35,11 @@ class ColourStats:
                 interpolation=cv2.INTER_AREA,
             )
         px = rgb.reshape(-1, 3).astype(np.float64)
-        return cls(px.mean(axis=0), np.cov(px, rowvar=False) + np.eye(3) * 4.0)
+        mean = px.mean(axis=0)
+        centred = px - mean
+        # einsum without BLAS: the same sums in the same order on every run and thread count.
+        cov = np.einsum("ij,ik->jk", centred, centred, optimize=False) / max(1, len(px) - 1)
+        return cls(mean, cov + np.eye(3) * 4.0)
 
     def blend(self, other: ColourStats, weight: float) -> ColourStats:
         """``self`` moved ``weight`` of the way toward ``other`` (temporal smoothing)."""
@@ -62,7 +66,8 @@ def transfer_matrix(
     t = (u * np.clip(sv, 1.0 / max_gain, max_gain)) @ vt
     t = strength * t + (1.0 - strength) * np.eye(3)
     offset = strength * ref.mean + (1.0 - strength) * src.mean - t @ src.mean
-    return np.hstack([t, offset[:, None]]).astype(np.float32)
+    # Quantised, so that the last bits of floating-point work never reach the pixels.
+    return np.round(np.hstack([t, offset[:, None]]) * 4096).astype(np.float32) / 4096
 
 
 def apply_matrix(rgb: np.ndarray, matrix: np.ndarray) -> np.ndarray:

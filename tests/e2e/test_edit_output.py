@@ -1,0 +1,118 @@
+"""End to end: real HTTP, real worker processes, real media; every output property probed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mediagen import probe_output, read_frames
+
+from vedit.media.watermark import Watermark
+
+
+@pytest.mark.parametrize(
+    ("video", "resolution", "size", "frames", "audio"),
+    [
+        ("wide.mp4", "720P", (1280, 720), 120, True),  # 16:9, 30 fps
+        ("tall.mp4", "720P", (720, 1280), 120, True),  # 9:16, 25 fps
+        ("four3.mp4", "720P", (1088, 832), 120, True),  # 4:3
+        ("square.mov", "720P", (960, 960), 120, True),  # 1:1, MOV
+        ("wide.mp4", "1080P", (1920, 1080), 120, True),
+        ("long.mp4", "720P", (1280, 720), 360, True),  # 20 s in, 15 s out
+        ("silent.mp4", "720P", (1280, 720), 84, False),  # 3.5 s, no audio track
+    ],
+)
+def test_output_follows_the_contract(server, media, tmp_path: Path, video, resolution, size,
+                                     frames, audio) -> None:
+    task_id = server.submit(media.url(video), media.url("coffee.jpg"), resolution=resolution,
+                            watermark=False, seed=11)
+    data = server.wait(task_id)
+    assert data["status"] == "SUCCESS", data["fail_reason"]
+    out = server.download(data["result_url"], tmp_path / "out.mp4")
+    info = probe_output(out)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert (info["width"], info["height"]) == size
+    assert info["fps"] == 24 and info["frames"] == frames
+    assert len(info["pts_steps"]) == 1, "constant frame rate"
+    assert info["duration"] == pytest.approx(frames / 24, abs=1e-3)
+    assert info["atoms"].index("moov") < info["atoms"].index("mdat"), "faststart"
+    assert "AI-edited" in info["metadata"].get("comment", "")
+    if audio:
+        assert info["audio"]["codec"] == "aac"
+        assert info["audio"]["duration"] == pytest.approx(frames / 24, abs=0.05)
+    else:
+        assert info["audio"] is None
+    usage = data["data"]["usage"]
+    assert usage["SR"] == int(resolution[:-1]) and usage["video_count"] == 1
+    assert usage["output_video_duration"] == pytest.approx(frames / 24, abs=1e-3)
+    assert data["data"]["parameters"]["seed"] == 11
+
+
+def test_watermark_is_drawn_only_when_asked(server, media, tmp_path: Path) -> None:
+    runs = {}
+    for mark in (True, False):
+        tid = server.submit(media.url("wide.mp4"), media.url("coffee.jpg"), resolution="720P",
+                            watermark=mark, seed=5)
+        data = server.wait(tid)
+        assert data["status"] == "SUCCESS", data["fail_reason"]
+        path = server.download(data["result_url"], tmp_path / f"{mark}.mp4")
+        runs[mark] = read_frames(path, [10, 60])
+    x, y, w, h = Watermark(1280, 720).box
+    for marked, plain in zip(runs[True], runs[False], strict=True):
+        diff = np.abs(marked.astype(int) - plain.astype(int)).mean(axis=2)
+        inside = diff[y : y + h, x : x + w].mean()
+        outside = np.delete(diff, np.s_[y - 4 : y + h + 4], axis=0).mean()
+        assert inside > 20, f"the mark is not visible (mean change {inside:.1f})"
+        assert outside < 1.0, f"frames differ outside the mark ({outside:.2f})"
+
+
+def test_same_inputs_and_seed_give_identical_bytes(server, media, tmp_path: Path) -> None:
+    outs = []
+    for i in range(2):
+        tid = server.submit(media.url("four3.mp4"), media.url("astronaut.png"),
+                            resolution="720P", seed=1234)
+        data = server.wait(tid)
+        assert data["status"] == "SUCCESS", data["fail_reason"]
+        outs.append(server.download(data["result_url"], tmp_path / f"{i}.mp4").read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_edit_moves_colours_toward_the_reference(server, media, tmp_path: Path) -> None:
+    from PIL import Image
+
+    tid = server.submit(media.url("wide.mp4"), media.url("coffee.jpg"), resolution="720P",
+                        watermark=False)
+    data = server.wait(tid)
+    assert data["status"] == "SUCCESS"
+    out = read_frames(server.download(data["result_url"], tmp_path / "o.mp4"), [48])[0]
+    src = read_frames(Path(media.httpd.root) / "wide.mp4", [60])[0]
+    ref = np.asarray(Image.open(Path(media.httpd.root) / "coffee.jpg").convert("RGB"))
+    ref_mean = ref.reshape(-1, 3).mean(0)
+    before = np.linalg.norm(src.reshape(-1, 3).mean(0) - ref_mean)
+    after = np.linalg.norm(out.reshape(-1, 3).mean(0) - ref_mean)
+    assert after < before * 0.5, (before, after)
+
+
+def test_progress_moves_while_the_engine_works(server, media) -> None:
+    import time
+
+    tid = server.submit(media.url("long.mp4"), media.url("coffee.jpg"), resolution="1080P")
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        d = server.query(tid).json()["data"]
+        seen.add((d["status"], d["progress"]))
+        if d["status"] in ("SUCCESS", "FAILURE"):
+            break
+        time.sleep(0.1)
+    running = {p for s, p in seen if s == "IN_PROGRESS"}
+    assert len(running) >= 3, seen
+    assert ("SUCCESS", "100%") in seen
+
+
+def test_reference_image_formats(server, media) -> None:
+    for image in ("astronaut.png", "chelsea.webp", "coffee.bmp"):
+        tid = server.submit(media.url("silent.mp4"), media.url(image), resolution="720P")
+        data = server.wait(tid)
+        assert data["status"] == "SUCCESS", (image, data["fail_reason"])
