@@ -180,12 +180,23 @@ class VeditServer:
         self.key = TEST_KEY
 
     def start(self) -> VeditServer:
-        log = (self.data_dir / "serve.log").open("ab")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir / "serve.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vedit.cli", "serve", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "vedit.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -215,16 +226,21 @@ class VeditServer:
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
 
-    def create(self, body: dict[str, Any] | None = None, key: str | None = None,
-               **kw: Any) -> httpx.Response:
-        return self.client.post("/v1/video/generations", json=body, headers=self.headers(key),
-                                **kw)
+    def create(
+        self, body: dict[str, Any] | None = None, key: str | None = None, **kw: Any
+    ) -> httpx.Response:
+        return self.client.post("/v1/video/generations", json=body, headers=self.headers(key), **kw)
 
     def query(self, task_id: str, key: str | None = None) -> httpx.Response:
         return self.client.get(f"/v1/video/generations/{task_id}", headers=self.headers(key))
 
-    def submit(self, video: str, image: str, prompt: str = "make it look like the reference photo",
-               **parameters: Any) -> str:
+    def submit(
+        self,
+        video: str,
+        image: str,
+        prompt: str = "make it look like the reference photo",
+        **parameters: Any,
+    ) -> str:
         r = self.create(body(video, image, prompt, **parameters))
         assert r.status_code == 200, r.text
         return r.json()["task_id"]
@@ -249,12 +265,15 @@ class VeditServer:
             return c.execute(sql, args).fetchall()
 
 
-def body(video: str, image: str, prompt: str = "make it look like the reference photo",
-         **parameters: Any) -> dict[str, Any]:
+def body(
+    video: str, image: str, prompt: str = "make it look like the reference photo", **parameters: Any
+) -> dict[str, Any]:
     b: dict[str, Any] = {
         "model": MODEL,
-        "input": {"prompt": prompt, "media": [{"type": "video", "url": video},
-                                              {"type": "reference_image", "url": image}]},
+        "input": {
+            "prompt": prompt,
+            "media": [{"type": "video", "url": video}, {"type": "reference_image", "url": image}],
+        },
     }
     if parameters:
         b["parameters"] = parameters
@@ -266,10 +285,14 @@ def make_server(tmp_path: Path, media: MediaServer) -> Iterator[Any]:
     """Start vedit servers for one test; all are stopped at its end."""
     started: list[VeditServer] = []
 
-    def start(env: dict[str, str] | None = None, workers: int = 2,
-              data_dir: Path | None = None) -> VeditServer:
-        srv = VeditServer(data_dir or tmp_path / f"data{len(started)}",
-                          {"VEDIT_MEDIA_ALLOW": media.hostport, **(env or {})}, workers)
+    def start(
+        env: dict[str, str] | None = None, workers: int = 2, data_dir: Path | None = None
+    ) -> VeditServer:
+        srv = VeditServer(
+            data_dir or tmp_path / f"data{len(started)}",
+            {"VEDIT_MEDIA_ALLOW": media.hostport, **(env or {})},
+            workers,
+        )
         started.append(srv)
         return srv.start()
 

@@ -70,8 +70,13 @@ def make_video(
     return path
 
 
-def make_image(path: Path, *, kind: str = "astronaut", size: tuple[int, int] | None = None,
-               fmt: str | None = None) -> Path:
+def make_image(
+    path: Path,
+    *,
+    kind: str = "astronaut",
+    size: tuple[int, int] | None = None,
+    fmt: str | None = None,
+) -> Path:
     """A real photograph from scikit-image (``astronaut``, ``coffee``, ``chelsea``...) saved to ``path``."""
     from PIL import Image
     from skimage import data
@@ -120,8 +125,10 @@ def probe_output(path: Path) -> dict:
         info["audio"] = None
         if c.streams.audio:
             a = c.streams.audio[0]
-            info["audio"] = {"codec": a.codec_context.name,
-                             "duration": float(a.duration * a.time_base)}
+            info["audio"] = {
+                "codec": a.codec_context.name,
+                "duration": float(a.duration * a.time_base),
+            }
         pts = [f.pts for f in c.decode(video=0)]
         info["frames"] = len(pts)
         info["pts_steps"] = sorted({b - a for a, b in zip(pts, pts[1:], strict=False)})

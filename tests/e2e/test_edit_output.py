@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mediagen import probe_output, read_frames
 
+from mediagen import probe_output, read_frames
 from vedit.media.watermark import Watermark
 
 
@@ -23,10 +23,12 @@ from vedit.media.watermark import Watermark
         ("silent.mp4", "720P", (1280, 720), 84, False),  # 3.5 s, no audio track
     ],
 )
-def test_output_follows_the_contract(server, media, tmp_path: Path, video, resolution, size,
-                                     frames, audio) -> None:
-    task_id = server.submit(media.url(video), media.url("coffee.jpg"), resolution=resolution,
-                            watermark=False, seed=11)
+def test_output_follows_the_contract(
+    server, media, tmp_path: Path, video, resolution, size, frames, audio
+) -> None:
+    task_id = server.submit(
+        media.url(video), media.url("coffee.jpg"), resolution=resolution, watermark=False, seed=11
+    )
     data = server.wait(task_id)
     assert data["status"] == "SUCCESS", data["fail_reason"]
     out = server.download(data["result_url"], tmp_path / "out.mp4")
@@ -52,8 +54,13 @@ def test_output_follows_the_contract(server, media, tmp_path: Path, video, resol
 def test_watermark_is_drawn_only_when_asked(server, media, tmp_path: Path) -> None:
     runs = {}
     for mark in (True, False):
-        tid = server.submit(media.url("wide.mp4"), media.url("coffee.jpg"), resolution="720P",
-                            watermark=mark, seed=5)
+        tid = server.submit(
+            media.url("wide.mp4"),
+            media.url("coffee.jpg"),
+            resolution="720P",
+            watermark=mark,
+            seed=5,
+        )
         data = server.wait(tid)
         assert data["status"] == "SUCCESS", data["fail_reason"]
         path = server.download(data["result_url"], tmp_path / f"{mark}.mp4")
@@ -70,8 +77,9 @@ def test_watermark_is_drawn_only_when_asked(server, media, tmp_path: Path) -> No
 def test_same_inputs_and_seed_give_identical_bytes(server, media, tmp_path: Path) -> None:
     outs = []
     for i in range(2):
-        tid = server.submit(media.url("four3.mp4"), media.url("astronaut.png"),
-                            resolution="720P", seed=1234)
+        tid = server.submit(
+            media.url("four3.mp4"), media.url("astronaut.png"), resolution="720P", seed=1234
+        )
         data = server.wait(tid)
         assert data["status"] == "SUCCESS", data["fail_reason"]
         outs.append(server.download(data["result_url"], tmp_path / f"{i}.mp4").read_bytes())
@@ -81,8 +89,9 @@ def test_same_inputs_and_seed_give_identical_bytes(server, media, tmp_path: Path
 def test_edit_moves_colours_toward_the_reference(server, media, tmp_path: Path) -> None:
     from PIL import Image
 
-    tid = server.submit(media.url("wide.mp4"), media.url("coffee.jpg"), resolution="720P",
-                        watermark=False)
+    tid = server.submit(
+        media.url("wide.mp4"), media.url("coffee.jpg"), resolution="720P", watermark=False
+    )
     data = server.wait(tid)
     assert data["status"] == "SUCCESS"
     out = read_frames(server.download(data["result_url"], tmp_path / "o.mp4"), [48])[0]

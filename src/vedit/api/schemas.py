@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,7 +59,11 @@ class CreateParameters(BaseModel):
 
     resolution: Literal["720P", "1080P"] = "1080P"
     watermark: bool = True
-    seed: int | SkipJsonSchema[None] = Field(None, ge=0, le=2147483647)
+    seed: Annotated[int, Field(ge=0, le=2147483647)] | SkipJsonSchema[None] = Field(
+        None,
+        description="Absent: a random seed is drawn (and reported in the query answer).",
+        json_schema_extra=lambda schema: schema.pop("default", None),
+    )
     audio_setting: Literal["auto", "origin"] = Field(
         "auto", description="DashScope's: auto (the model decides) or origin (keep the input's)."
     )
@@ -70,7 +74,9 @@ class CreateRequest(BaseModel):
 
     model_config = ConfigDict(strict=True)
 
-    model: Literal["happyhorse-1.0-video-edit"] = Field(description="Model ID.")
+    model: Literal["happyhorse-1.0-video-edit"] = Field(
+        description="Model ID.", json_schema_extra={"enum": [MODEL_NAME], "type": "string"}
+    )
     input: CreateInput
     parameters: CreateParameters = Field(default_factory=CreateParameters)
 
