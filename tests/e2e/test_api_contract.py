@@ -13,11 +13,11 @@ import pytest
 from conftest import MODEL, body
 
 # Never fetched: the servers in this module run no workers.
-V, I = "https://example.com/source.mp4", "https://example.com/cloth.webp"
+VIDEO, IMAGE = "https://example.com/source.mp4", "https://example.com/cloth.webp"
 
 
 def valid() -> dict:
-    return body(V, I, "让视频中的角色穿上图片中的条纹毛衣")
+    return body(VIDEO, IMAGE, "让视频中的角色穿上图片中的条纹毛衣")
 
 
 def with_(path: str, value: object) -> dict:
@@ -71,7 +71,7 @@ def test_defaults_are_the_seeds(server) -> None:
     ("payload", "code", "needle"),
     [
         (
-            {"model": MODEL, "prompt": "x", "video_url": V, "image_url": I},
+            {"model": MODEL, "prompt": "x", "video_url": VIDEO, "image_url": IMAGE},
             "invalid_request",
             "native format is required",
         ),
@@ -81,19 +81,23 @@ def test_defaults_are_the_seeds(server) -> None:
         (with_("input.prompt", ""), "invalid_request", "input.prompt must not be empty"),
         (with_("input.prompt", "   "), "invalid_request", "input.prompt must not be empty"),
         (with_("input.prompt", 42), "invalid_request", "input.prompt"),
-        (with_("input.media", [{"type": "video", "url": V}]), "invalid_request", "input.media"),
+        (with_("input.media", [{"type": "video", "url": VIDEO}]), "invalid_request", "input.media"),
         (
-            with_("input.media", [{"type": "video", "url": V}, {"type": "video", "url": V}]),
+            with_(
+                "input.media", [{"type": "video", "url": VIDEO}, {"type": "video", "url": VIDEO}]
+            ),
             "invalid_request",
             'exactly one "video" and one "reference_image"',
         ),
         (
-            with_("input.media", [{"type": "reference_image", "url": I}] * 2),
+            with_("input.media", [{"type": "reference_image", "url": IMAGE}] * 2),
             "invalid_request",
             "exactly one",
         ),
         (
-            with_("input.media", [{"type": "video", "url": V}, {"type": "audio", "url": I}]),
+            with_(
+                "input.media", [{"type": "video", "url": VIDEO}, {"type": "audio", "url": IMAGE}]
+            ),
             "invalid_request",
             "input.media[1].type",
         ),
@@ -101,23 +105,26 @@ def test_defaults_are_the_seeds(server) -> None:
             with_(
                 "input.media",
                 [
-                    {"type": "video", "url": V},
-                    {"type": "reference_image", "url": I},
-                    {"type": "video", "url": V},
+                    {"type": "video", "url": VIDEO},
+                    {"type": "reference_image", "url": IMAGE},
+                    {"type": "video", "url": VIDEO},
                 ],
             ),
             "invalid_request",
             "input.media",
         ),
         (
-            with_("input.media", [{"type": "video"}, {"type": "reference_image", "url": I}]),
+            with_("input.media", [{"type": "video"}, {"type": "reference_image", "url": IMAGE}]),
             "invalid_request",
             "input.media[0].url is required",
         ),
         (
             with_(
                 "input.media",
-                [{"type": "video", "url": "ftp://x/y.mp4"}, {"type": "reference_image", "url": I}],
+                [
+                    {"type": "video", "url": "ftp://x/y.mp4"},
+                    {"type": "reference_image", "url": IMAGE},
+                ],
             ),
             "invalid_request",
             "input.media[0].url must be an absolute http or https URL",
@@ -127,7 +134,7 @@ def test_defaults_are_the_seeds(server) -> None:
                 "input.media",
                 [
                     {"type": "video", "url": "/local/file.mp4"},
-                    {"type": "reference_image", "url": I},
+                    {"type": "reference_image", "url": IMAGE},
                 ],
             ),
             "invalid_request",
@@ -137,7 +144,7 @@ def test_defaults_are_the_seeds(server) -> None:
             with_(
                 "input.media",
                 [
-                    {"type": "video", "url": V},
+                    {"type": "video", "url": VIDEO},
                     {"type": "reference_image", "url": "https://e.com/" + "a" * 2040},
                 ],
             ),
