@@ -52,10 +52,10 @@ def classify_address(address: str) -> str | None:
         return "a link-local address"
     if ip.is_multicast:
         return "a multicast address"
-    if ip.is_private:
-        return "a private address"
     if ip.is_reserved:
         return "a reserved address"
+    if ip.is_private:
+        return "a private address"
     if not ip.is_global:
         return "not a public address"
     return None
@@ -158,6 +158,12 @@ def fetch_media(
                     if resp.status != 200:
                         raise MediaDownloadFailed(
                             f"{label}: download failed: HTTP {resp.status} from {parts.hostname}"
+                        )
+                    declared = _header(resp.headers, b"content-length")
+                    if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+                        raise MediaTooLarge(
+                            f"{label}: file declares {int(declared):,} bytes; the limit is "
+                            f"{limits.max_bytes:,}"
                         )
                     return _stream_to_file(resp.iter_stream(), dest, label, limits, deadline)
             except httpcore.TimeoutException:
