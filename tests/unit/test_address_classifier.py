@@ -27,17 +27,17 @@ from vedit.media.fetch import classify_address
         ("::", "an unspecified address"),
         ("240.0.0.1", "a reserved address"),
         ("100.64.0.1", "not a public address"),  # carrier-grade NAT
-        ("::ffff:127.0.0.1", "a loopback address (inside ::ffff:7f00:1)"),
-        ("::ffff:10.1.2.3", "a private address (inside ::ffff:a01:203)"),
+        ("::ffff:127.0.0.1", "a loopback address (IPv4 127.0.0.1 inside IPv6)"),
+        ("::ffff:10.1.2.3", "a private address (IPv4 10.1.2.3 inside IPv6)"),
         (
             "::ffff:169.254.169.254",
-            "a link-local address (cloud metadata service) (inside ::ffff:a9fe:a9fe)",
+            "a link-local address (cloud metadata service) (IPv4 169.254.169.254 inside IPv6)",
         ),
         (
             "64:ff9b::a9fe:a9fe",
-            "a link-local address (cloud metadata service) (inside 64:ff9b::a9fe:a9fe)",
+            "a link-local address (cloud metadata service) (IPv4 169.254.169.254 inside IPv6)",
         ),
-        ("2002:7f00:1::1", "a loopback address (inside 2002:7f00:1::1)"),  # 6to4 of 127.0.0.1
+        ("2002:7f00:1::1", "a loopback address (IPv4 127.0.0.1 inside IPv6)"),  # 6to4 of 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused_with_a_reason(address, reason) -> None:

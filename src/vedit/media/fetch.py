@@ -41,7 +41,7 @@ def classify_address(address: str) -> str | None:
             embedded = ip.teredo[1]
         if embedded is not None:
             reason = classify_address(str(embedded))
-            return f"{reason} (inside {ip})" if reason else None
+            return f"{reason} (IPv4 {embedded} inside IPv6)" if reason else None
     if ip.is_unspecified:
         return "an unspecified address"
     if ip.is_loopback:

@@ -1,0 +1,110 @@
+"""Restarts and crashes: nothing is lost and nothing stays IN_PROGRESS forever."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+SLOW = "slow?file=silent.mp4&seconds=3"  # a 3 s drip: time to catch the task running
+
+
+def wait_running(srv, task_id: str, timeout: float = 30) -> str:
+    """The worker id once the task runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = srv.db("select status, worker_id from tasks where id = ?", task_id)
+        if rows and rows[0][0] == "running" and rows[0][1]:
+            return rows[0][1]
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} never ran")
+
+
+def kill_worker(worker_id: str) -> None:
+    os.kill(int(worker_id.rsplit(":", 1)[1]), signal.SIGKILL)
+
+
+def test_a_killed_worker_s_task_is_retried_and_succeeds(make_server, media) -> None:
+    srv = make_server(workers=1)
+    tid = srv.submit(media.url(SLOW), media.url("coffee.jpg"), resolution="720P")
+    first = wait_running(srv, tid)
+    kill_worker(first)
+    data = srv.wait(tid)
+    assert data["status"] == "SUCCESS", data["fail_reason"]
+    worker, attempts = srv.db("select worker_id, attempts from tasks where id = ?", tid)[0]
+    assert attempts == 2 and worker != first  # a new worker process took it over
+
+
+def test_a_task_whose_worker_dies_twice_fails_with_a_reason(make_server, media) -> None:
+    srv = make_server(workers=1)
+    tid = srv.submit(media.url(SLOW), media.url("coffee.jpg"), resolution="720P")
+    kill_worker(wait_running(srv, tid))
+    time.sleep(0.5)
+    second = wait_running(srv, tid)
+    kill_worker(second)
+    data = srv.wait(tid)
+    assert data["status"] == "FAILURE"
+    assert data["data"]["output"]["code"] == "InternalError.WorkerLost"
+    assert "stopped 2 times" in data["fail_reason"]
+    # The server still works.
+    ok = srv.wait(srv.submit(media.url("silent.mp4"), media.url("coffee.jpg"), resolution="720P"))
+    assert ok["status"] == "SUCCESS"
+
+
+def test_queued_tasks_run_after_a_restart(make_server, media, tmp_path) -> None:
+    data_dir = tmp_path / "shared"
+    srv = make_server(workers=0, data_dir=data_dir)
+    ids = [
+        srv.submit(media.url("silent.mp4"), media.url("coffee.jpg"), resolution="720P")
+        for _ in range(2)
+    ]
+    srv.stop()
+    srv2 = make_server(workers=2, data_dir=data_dir)
+    for tid in ids:
+        assert srv2.wait(tid)["status"] == "SUCCESS"
+
+
+def test_a_graceful_stop_hands_running_tasks_back(make_server, media, tmp_path) -> None:
+    data_dir = tmp_path / "shared"
+    srv = make_server(workers=1, data_dir=data_dir)
+    tid = srv.submit(media.url(SLOW), media.url("coffee.jpg"), resolution="720P")
+    wait_running(srv, tid)
+    time.sleep(3.2)  # past the fetch, into the edit
+    srv.stop()
+    status, attempts = srv.db("select status, attempts from tasks where id = ?", tid)[0]
+    assert (status, attempts) in (("queued", 0), ("succeeded", 1))
+    srv2 = make_server(workers=1, data_dir=data_dir)
+    assert srv2.wait(tid)["status"] == "SUCCESS"
+
+
+def test_a_crashed_server_s_running_task_is_recovered_at_start(
+    make_server, media, tmp_path
+) -> None:
+    data_dir = tmp_path / "shared"
+    srv = make_server(workers=1, data_dir=data_dir, env={"VEDIT_TASK_LEASE_S": "600"})
+    tid = srv.submit(media.url(SLOW), media.url("coffee.jpg"), resolution="720P")
+    wait_running(srv, tid)
+    os.killpg(srv.proc.pid, signal.SIGKILL)  # server and workers, no goodbye
+    srv.proc.wait()
+    assert srv.db("select status from tasks where id = ?", tid)[0][0] == "running"
+    # The lease is 10 minutes, yet the new server sees the old one is gone and retries now.
+    srv2 = make_server(workers=1, data_dir=data_dir, env={"VEDIT_TASK_LEASE_S": "600"})
+    data = srv2.wait(tid, timeout=60)
+    assert data["status"] == "SUCCESS"
+
+
+def test_tasks_and_files_expire(make_server, media) -> None:
+    srv = make_server(env={"VEDIT_TASK_TTL_S": "6"}, workers=1)
+    tid = srv.submit(media.url("silent.mp4"), media.url("coffee.jpg"), resolution="720P")
+    data = srv.wait(tid)
+    assert data["status"] == "SUCCESS"
+    result = srv.data_dir / "results" / f"{tid}.mp4"
+    assert result.exists()
+    deadline = time.monotonic() + 15
+    while srv.query(tid).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert srv.query(tid).status_code == 404
+    time.sleep(0.6)
+    assert not result.exists()
+    assert srv.client.get(data["result_url"]).status_code == 403
+    assert srv.db("select count(*) from tasks where id = ?", tid)[0][0] == 0
