@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     output_fps: int = 24
     x264_preset: str = "veryfast"
     x264_crf: int = 20
+    x264_params: str = Field(
+        "mbtree=0",
+        description="Extra libx264 parameters. x264's macroblock tree makes its output vary from "
+        "run to run in a busy process; it is off so that one seed gives identical bytes.",
+    )
     x264_threads: int = Field(
         0,
         description="libx264 threads; 0: as many as CPUs. Fix it for identical bytes across hosts.",

@@ -96,7 +96,6 @@ def run_task(task: Task, ctx: WorkerContext) -> None:
     """Run one claimed task to its end state."""
     work = ctx.settings.work_dir / task.id
     work.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
     lease = Lease(ctx, task.id)
     try:
         with lease:
@@ -104,7 +103,6 @@ def run_task(task: Task, ctx: WorkerContext) -> None:
             # Publish: the finished file moves into place, then the task is marked done.
             final = ctx.storage.result_path(task.id)
             os.replace(work / "out.mp4", final)
-            result["engine_seconds"] = round(time.monotonic() - started, 3)
             if not ctx.store.succeed(task.id, ctx.worker_id, str(final), result):
                 ctx.storage.delete(task.id)
     except TaskAborted as exc:
@@ -162,6 +160,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             "description": "AI-generated content: this video was edited by an AI model",
         },
     )
+    started = time.monotonic()
     job = EditJob(
         task.prompt, references, task.seed, spec.width, spec.height, spec.fps, spec.frames
     )
@@ -206,6 +205,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         "ratio": gcd_ratio(spec.width, spec.height),
         "sr": 720 if task.resolution == "720P" else 1080,
         "engine": ctx.engine.name,
+        "engine_seconds": round(time.monotonic() - started, 3),  # prepare + edit + encode
     }
 
 

@@ -154,6 +154,7 @@ def _render(
             "crf": str(settings.x264_crf),
             "preset": settings.x264_preset,
             "threads": str(settings.x264_threads),
+            **({"x264-params": settings.x264_params} if settings.x264_params else {}),
         }
         a_in = inp.streams.audio[0] if spec.keep_audio and inp.streams.audio else None
         audio = _AudioTrack(a_in, out, spec.duration_s) if a_in is not None else None

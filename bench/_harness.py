@@ -1,0 +1,77 @@
+"""Bench helpers: a vedit server in a temp folder, a loopback media server, machine facts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def vedit_server(
+    workers: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, str, Path]]:
+    """Yields (base URL, API key, data dir) of a fresh ``vedit serve``."""
+    data = Path(tempfile.mkdtemp(prefix="vedit-bench-"))
+    port = free_port()
+    key = "vk-bench000000000000000000000000000000000000"
+    full_env = {**os.environ, "VEDIT_DATA_DIR": str(data), "VEDIT_API_KEY": key, **(env or {})}
+    log = (data / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vedit.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield base, key, data
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(data, ignore_errors=True)

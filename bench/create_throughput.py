@@ -1,0 +1,130 @@
+"""Create throughput and latency: wrk, 64 connections on loopback for 10 s, rate limit lifted.
+
+Usage: python bench/create_throughput.py [--seconds 10] [--connections 64]
+Runs a bare ASGI hello-world under the same uvicorn settings first, as the ceiling.
+The server runs with no workers, so the figure is the API's alone; afterwards the
+task table must hold a row for every 200 answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import ROOT, free_port, machine, vedit_server
+
+BODY = {
+    "model": "happyhorse-1.0-video-edit",
+    "input": {
+        "prompt": "make it look like the reference photo",
+        "media": [
+            {"type": "video", "url": "https://example.com/source.mp4"},
+            {"type": "reference_image", "url": "https://example.com/look.jpg"},
+        ],
+    },
+    "parameters": {"resolution": "720P", "watermark": False},
+}
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None) -> dict:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+
+    def pct(p: str) -> float:
+        m = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out)
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    return {
+        "rps": rps,
+        "requests": total,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else "none",
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    # 1. The ceiling: a bare ASGI app under the same uvicorn.
+    port = free_port()
+    hello = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hello_asgi:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=Path(__file__).parent,
+    )
+    time.sleep(2)
+    try:
+        ceiling = wrk(f"http://127.0.0.1:{port}/", args.seconds, args.connections, None)
+    finally:
+        hello.terminate()
+        hello.wait()
+
+    # 2. vedit's create call.
+    with vedit_server(workers=0, env={"VEDIT_RATE_LIMIT_PER_S": "0"}) as (base, key, data):
+        script = Path(tempfile.mkdtemp()) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(json.dumps(BODY))}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        )
+        created = wrk(f"{base}/v1/video/generations", args.seconds, args.connections, script)
+        time.sleep(1)
+        with sqlite3.connect(data / "vedit.db") as db:
+            rows = db.execute("select count(*) from tasks").fetchone()[0]
+
+    ok = created["requests"] - created["non2xx"]
+    print(f"machine: {machine()}")
+    print(
+        f"command: python bench/create_throughput.py --seconds {args.seconds} "
+        f"--connections {args.connections}"
+    )
+    print(
+        f"ASGI hello-world ceiling: {ceiling['rps']:.0f} req/s, p50 {ceiling['p50_ms']:.2f} ms, "
+        f"p99 {ceiling['p99_ms']:.2f} ms"
+    )
+    print(
+        f"vedit create: {created['rps']:.0f} creates/s, p50 {created['p50_ms']:.2f} ms, "
+        f"p99 {created['p99_ms']:.2f} ms, non-2xx {created['non2xx']}, "
+        f"socket errors {created['socket_errors']}"
+    )
+    print(
+        f"task rows after the run: {rows} (2xx answers counted by wrk: {ok}; "
+        f"rows >= answers: {rows >= ok})"
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    main()

@@ -1,0 +1,18 @@
+"""The ceiling for bench/create_throughput.py: the smallest ASGI app uvicorn can serve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b'{"ok":true}'})
