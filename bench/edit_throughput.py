@@ -16,8 +16,8 @@ from pathlib import Path
 
 import av
 from _harness import machine
-from mediagen import make_image, make_video
 
+from mediagen import make_image, make_video
 from vedit.config import Settings
 from vedit.engines.base import EditJob
 from vedit.engines.classic import ClassicEngine

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from _harness import machine, vedit_server
+
 from mediagen import make_image, make_video
 
 
