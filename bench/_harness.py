@@ -39,6 +39,50 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def media_server(folder: Path) -> Iterator[str]:
+    """Serves ``folder`` on a loopback port; yields its ``host:port``."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+def edit_body(host: str, resolution: str, seed: int | None = None) -> dict:
+    """A create body for ``v.mp4`` and ``i.jpg`` on the media server ``host``."""
+    params: dict = {"resolution": resolution}
+    if seed is not None:
+        params["seed"] = seed
+    return {
+        "model": "happyhorse-1.0-video-edit",
+        "input": {
+            "prompt": "look",
+            "media": [
+                {"type": "video", "url": f"http://{host}/v.mp4"},
+                {"type": "reference_image", "url": f"http://{host}/i.jpg"},
+            ],
+        },
+        "parameters": params,
+    }
+
+
+def wait_task(client: httpx.Client, task_id: str, poll_s: float = 0.05) -> dict:
+    """Polls until the task ends; returns ``data`` of the query answer."""
+    while True:
+        d = client.get(f"/v1/video/generations/{task_id}").json()["data"]
+        if d["status"] in ("SUCCESS", "FAILURE"):
+            return d
+        time.sleep(poll_s)
+
+
+@contextlib.contextmanager
 def vedit_server(
     workers: int, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, str, Path]]:

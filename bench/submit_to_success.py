@@ -8,14 +8,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-from _harness import machine, vedit_server
+from _harness import edit_body, machine, media_server, vedit_server, wait_task
 
 from mediagen import make_image, make_video
 
@@ -27,36 +24,18 @@ def main() -> None:
     media = Path(tempfile.mkdtemp(prefix="vedit-media-"))
     make_video(media / "v.mp4", width=1280, height=720, fps=30, seconds=5)
     make_image(media / "i.jpg", kind="coffee")
-    handler = partial(SimpleHTTPRequestHandler, directory=str(media))
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{httpd.server_address[1]}"
     times = []
-    with vedit_server(workers=2, env={"VEDIT_MEDIA_ALLOW": host}) as (base, key, _):
+    with (
+        media_server(media) as host,
+        vedit_server(workers=2, env={"VEDIT_MEDIA_ALLOW": host}) as (base, key, _),
+    ):
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"})
         for i in range(args.runs):
-            body = {
-                "model": "happyhorse-1.0-video-edit",
-                "input": {
-                    "prompt": "look",
-                    "media": [
-                        {"type": "video", "url": f"http://{host}/v.mp4"},
-                        {"type": "reference_image", "url": f"http://{host}/i.jpg"},
-                    ],
-                },
-                "parameters": {"resolution": "720P", "seed": i},
-            }
             t = time.perf_counter()
-            tid = client.post("/v1/video/generations", json=body).json()["task_id"]
-            while True:
-                d = client.get(f"/v1/video/generations/{tid}").json()["data"]
-                if d["status"] in ("SUCCESS", "FAILURE"):
-                    break
-                time.sleep(0.05)
+            tid = client.post("/v1/video/generations", json=edit_body(host, "720P", i)).json()
+            d = wait_task(client, tid["task_id"])
             assert d["status"] == "SUCCESS", d
             times.append(time.perf_counter() - t)
-    httpd.shutdown()
     print(f"machine: {machine()}")
     print(f"command: python bench/submit_to_success.py --runs {args.runs}")
     print(

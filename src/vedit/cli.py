@@ -6,6 +6,7 @@ import logging
 import shlex
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -53,8 +54,6 @@ def serve(
     workers: int | None = typer.Option(None, help="Worker processes (default VEDIT_WORKERS)."),
 ) -> None:
     """Start the API and its worker processes (SQLite, local files, CPU engine by default)."""
-    import uvicorn
-
     from vedit.api.app import create_app
     from vedit.dispatch.local import LocalDispatcher
     from vedit.keys import count_active_keys, create_key, hash_key, list_keys
@@ -97,9 +96,30 @@ def serve(
             log_level="info",
             access_log=False,
         )
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        _stop_on_signals(server)
+        server.run()
     finally:
         dispatcher.stop()
+
+
+def _stop_on_signals(server: uvicorn.Server) -> None:
+    """SIGINT / SIGTERM end ``server.run()``, so that the workers are stopped after it.
+
+    uvicorn's own handlers re-raise the signal once the server is down, which
+    would end the process before its worker processes are stopped.
+    """
+    import contextlib
+    import signal
+
+    def handle(_signum: int, _frame: object) -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handle)
 
 
 @app.command()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
+
+import pytest
 
 SLOW = "slow?file=silent.mp4&seconds=3"  # a 3 s drip: time to catch the task running
 
@@ -108,3 +111,36 @@ def test_tasks_and_files_expire(make_server, media) -> None:
     assert not result.exists()
     assert srv.client.get(data["result_url"]).status_code == 403
     assert srv.db("select count(*) from tasks where id = ?", tid)[0][0] == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_server_leaves_no_worker_behind(make_server, sig) -> None:
+    srv = make_server(workers=2)
+    workers = _children(srv.proc.pid)
+    assert len(workers) >= 2
+    srv.stop(sig)
+    assert srv.proc.returncode == 0
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)]
