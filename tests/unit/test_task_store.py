@@ -8,7 +8,7 @@ import pytest
 
 from vedit.db import make_engine, migrate
 from vedit.keys import create_key
-from vedit.tasks.models import Task, TaskStatus
+from vedit.tasks.models import Task, TaskStatus, new_task_row
 from vedit.tasks.store import TaskStore
 
 
@@ -22,7 +22,7 @@ def store(tmp_path: Path) -> TaskStore:
 
 
 def new(store: TaskStore) -> Task:
-    t = Task.new(
+    row = new_task_row(
         key_id=1,
         prompt="p",
         orig_prompt="p",
@@ -37,8 +37,8 @@ def new(store: TaskStore) -> Task:
         ttl_s=100,
         model="happyhorse-1.0-video-edit",
     )
-    store.add(t)
-    return t
+    store.add_many([row])
+    return store.get(row["id"])
 
 
 def test_only_one_worker_claims_a_task(store) -> None:

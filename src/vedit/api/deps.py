@@ -54,7 +54,7 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def authenticate(request: Request) -> KeyInfo:
+async def authenticate(request: Request) -> KeyInfo:
     """The key behind ``Authorization: Bearer <key>``; 401 when missing, malformed or unknown."""
     header = request.headers.get("authorization")
     if not header:

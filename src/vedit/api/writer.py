@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
-from vedit.tasks.models import Task
 from vedit.tasks.store import TaskStore
 
 MAX_BATCH = 512
@@ -21,16 +21,16 @@ class TaskWriter:
 
     def __init__(self, store: TaskStore) -> None:
         self.store = store
-        self._queue: asyncio.Queue[tuple[Task, asyncio.Future[None]]] | None = None
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] | None = None
         self._runner: asyncio.Task[None] | None = None
 
-    async def add(self, task: Task) -> None:
-        """Return once ``task`` is committed (raises what the insert raised)."""
+    async def add(self, row: dict[str, Any]) -> None:
+        """Return once the task ``row`` is committed (raises what the insert raised)."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._runner = asyncio.get_running_loop().create_task(self._run())
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((task, done))
+        await self._queue.put((row, done))
         await done
 
     async def _run(self) -> None:

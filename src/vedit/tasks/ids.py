@@ -8,10 +8,17 @@ import uuid
 
 _BASE62 = string.ascii_letters + string.digits
 TASK_ID_PREFIX = "asyntask_"
+_SPACE = 62**32
 
 
 def new_task_id() -> str:
-    return TASK_ID_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(32))
+    """32 base62 digits of one uniform draw below 62**32 (about 190 bits)."""
+    value = secrets.randbelow(_SPACE)
+    digits = []
+    for _ in range(32):
+        value, digit = divmod(value, 62)
+        digits.append(_BASE62[digit])
+    return TASK_ID_PREFIX + "".join(digits)
 
 
 def is_task_id(value: str) -> bool:
@@ -20,4 +27,5 @@ def is_task_id(value: str) -> bool:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A random UUID (version 4) in its usual text form."""
+    return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))

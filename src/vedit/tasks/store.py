@@ -7,11 +7,12 @@ one task and a late worker cannot overwrite a finished one.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
 from vedit.db import make_sessionmaker
@@ -35,14 +36,27 @@ class TaskStore:
 
     # --- create and read ------------------------------------------------------
 
-    def add(self, task: Task) -> None:
-        with self.sessions.begin() as s:
-            s.add(task)
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert new task rows (``new_task_row``) in one transaction: the API's group commit.
 
-    def add_many(self, tasks: list[Task]) -> None:
-        """Insert several tasks in one transaction (the API's group commit)."""
-        with self.sessions.begin() as s:
-            s.add_all(tasks)
+        On SQLite the rows go straight to the driver's ``executemany`` (a few
+        microseconds a row instead of SQLAlchemy's per-row processing).
+        """
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "sqlite":
+                columns = list(rows[0])
+                sql = (
+                    f"INSERT INTO tasks ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})"
+                )
+                json_cols = {"media", "result"}
+                values = [
+                    tuple(json.dumps(r[c]) if c in json_cols else r[c] for c in columns)
+                    for r in rows
+                ]
+                conn.exec_driver_sql(sql, values)
+            else:
+                conn.execute(insert(Task), rows)
 
     def get(self, task_id: str, key_id: int | None = None, now: float | None = None) -> Task | None:
         """The task, if it exists, has not expired, and (when given) belongs to ``key_id``."""
