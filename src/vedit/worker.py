@@ -75,7 +75,12 @@ class Lease:
     def _beat(self) -> None:
         interval = max(0.2, min(5.0, self.ctx.settings.task_lease_s / 3))
         while not self._done.wait(interval):
-            if not self.ctx.store.heartbeat(self.task_id, self.ctx.worker_id):
+            try:
+                mine = self.ctx.store.heartbeat(self.task_id, self.ctx.worker_id)
+            except Exception:  # a busy or briefly unreachable database: try again next beat
+                log.warning("heartbeat of task %s failed", self.task_id, exc_info=True)
+                continue
+            if not mine:
                 self.lost.set()
                 return
 
@@ -87,7 +92,12 @@ class Lease:
         now = time.monotonic()
         if percent != self._percent and (now - self._written_at >= 0.5 or percent >= RENDERED):
             self._percent, self._written_at = percent, now
-            if not self.ctx.store.heartbeat(self.task_id, self.ctx.worker_id, percent):
+            try:
+                mine = self.ctx.store.heartbeat(self.task_id, self.ctx.worker_id, percent)
+            except Exception:  # progress is best effort; the lease thread keeps the task
+                log.warning("progress of task %s not saved", self.task_id, exc_info=True)
+                return
+            if not mine:
                 self.lost.set()
                 raise TaskAborted("the task's lease was lost")
 

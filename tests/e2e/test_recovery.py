@@ -144,3 +144,16 @@ def test_a_stopped_server_leaves_no_worker_behind(make_server, sig) -> None:
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in workers if _alive(p)]
+
+
+def test_sigterm_to_a_worker_hands_its_task_back_without_spending_an_attempt(
+    make_server, media
+) -> None:
+    srv = make_server(workers=1)
+    tid = srv.submit(media.url(SLOW), media.url("coffee.jpg"), resolution="720P")
+    first = wait_running(srv, tid)
+    os.kill(int(first.rsplit(":", 1)[1]), signal.SIGTERM)
+    data = srv.wait(tid)
+    assert data["status"] == "SUCCESS", data["fail_reason"]
+    worker, attempts = srv.db("select worker_id, attempts from tasks where id = ?", tid)[0]
+    assert worker != first and attempts == 1

@@ -50,7 +50,12 @@ def worker_main(settings: Settings, wake: Any, stop: Any) -> None:
     from vedit.engines.base import get_engine
     from vedit.worker import WorkerContext, run_task
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
+    # SIGTERM (systemd, docker stop, kill): stop at the next frame and hand the task back,
+    # as the server would have asked; the server restarts this worker if it is still up.
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+    stop = _EitherEvent(stop, terminated)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = TaskStore(make_engine(settings.resolved_database_url))
     ctx = WorkerContext(
@@ -67,6 +72,16 @@ def worker_main(settings: Settings, wake: Any, stop: Any) -> None:
             wake.acquire(timeout=1.0)
             continue
         run_task(task, ctx)
+
+
+class _EitherEvent:
+    """Set when either of two events is set."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        self.a, self.b = a, b
+
+    def is_set(self) -> bool:
+        return self.a.is_set() or self.b.is_set()
 
 
 class LocalDispatcher:
