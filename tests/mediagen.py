@@ -20,8 +20,13 @@ def make_video(
     audio: bool = True,
     container: str = "mp4",
     codec: str = "libx264",
+    background: str = "gradient",
 ) -> Path:
-    """A clip of moving coloured shapes over a gradient, with a 440 Hz tone when ``audio``."""
+    """A clip of moving coloured shapes, with a 440 Hz tone when ``audio``.
+
+    ``background``: ``gradient`` (flat, cheap to encode) or ``photo`` (a real
+    photograph that the camera pans across, textured like real footage).
+    """
     frames = round(seconds * fps)
     with av.open(str(path), "w", format=container) as out:
         v = out.add_stream(codec, rate=fps)
@@ -35,9 +40,21 @@ def make_video(
         base = np.dstack(
             [(xx * 200 // max(1, width)), (yy * 200 // max(1, height)), np.full_like(xx, 90)]
         ).astype(np.uint8)
+        pan = None
+        if background == "photo":
+            from skimage import data
+
+            pan = cv2.resize(
+                data.coffee(), (width * 5 // 4, height * 5 // 4), interpolation=cv2.INTER_CUBIC
+            )
         for i in range(frames):
-            img = base.copy()
             t = i / fps
+            if pan is not None:
+                dx = int((width // 4) * (0.5 + 0.5 * np.sin(t * 0.7)))
+                dy = int((height // 4) * (0.5 + 0.5 * np.cos(t * 0.5)))
+                img = np.ascontiguousarray(pan[dy : dy + height, dx : dx + width])
+            else:
+                img = base.copy()
             cx = int((0.2 + 0.6 * (0.5 + 0.5 * np.sin(t * 1.3))) * width)
             cy = int((0.3 + 0.4 * (0.5 + 0.5 * np.cos(t * 0.9))) * height)
             r = max(8, min(width, height) // 8)

@@ -26,7 +26,7 @@ from vedit.engines.base import EditJob, Engine
 from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
 from vedit.media.fetch import FetchLimits, fetch_media
 from vedit.media.probe import gcd_ratio, load_image, probe_video
-from vedit.media.video import plan_output, render
+from vedit.media.video import FrameEditor, plan_output, render
 from vedit.storage.local import LocalStorage
 from vedit.tasks.models import Task
 from vedit.tasks.store import TaskStore
@@ -181,11 +181,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     except Exception as exc:
         raise EngineFailed(f"engine {ctx.engine.name} could not start: {exc}") from exc
 
-    def edit(frame: np.ndarray, index: int) -> np.ndarray:
-        try:
-            return editor(frame, index)
-        except Exception as exc:
-            raise EngineFailed(f"engine {ctx.engine.name} failed on frame {index}: {exc}") from exc
+    editor = _Guarded(editor, ctx.engine.name)
 
     # 4. Edit frame by frame through the output stage.
     span = RENDERED - VALIDATED
@@ -194,7 +190,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             video_path,
             work / "out.mp4",
             spec,
-            edit,
+            editor,
             s,
             on_progress=lambda f: lease.progress(VALIDATED + int(span * f)),
         )
@@ -227,3 +223,17 @@ def _limits(s: Settings, max_bytes: int) -> FetchLimits:
         total_timeout_s=s.media_total_timeout_s,
         max_redirects=s.media_max_redirects,
     )
+
+
+class _Guarded:
+    """An engine's frame editor whose failures end the task as ``InternalError.Engine``."""
+
+    def __init__(self, editor: FrameEditor, engine: str) -> None:
+        self.editor, self.engine = editor, engine
+        self.pixel_format = editor.pixel_format
+
+    def __call__(self, frame: Any, index: int) -> np.ndarray | None:
+        try:
+            return self.editor(frame, index)
+        except Exception as exc:
+            raise EngineFailed(f"engine {self.engine} failed on frame {index}: {exc}") from exc

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import av
 import numpy as np
-from av.video.reformatter import Colorspace
 
 from vedit.config import Settings
+from vedit.media.frames import MATRIX_TAGS, YuvFrame, matrix_for
 from vedit.media.probe import VideoInfo
 from vedit.media.watermark import Watermark
 
@@ -31,9 +31,16 @@ TIER_SCALE = {"720P": Fraction(1), "1080P": Fraction(3, 2)}
 
 
 class FrameEditor(Protocol):
-    """Edits one output-sized RGB frame (H x W x 3, uint8); ``index`` is the output frame number."""
+    """Edits each output-sized frame; ``index`` is the output frame number.
 
-    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray: ...
+    ``pixel_format`` says what it takes: ``"yuv420p"``, a :class:`YuvFrame` that it
+    edits in place (no colour conversion: the cheapest way); ``"rgb24"``, an
+    H x W x 3 uint8 array, returning the edited array.
+    """
+
+    pixel_format: str
+
+    def __call__(self, frame: Any, index: int) -> np.ndarray | None: ...
 
 
 @dataclass(frozen=True)
@@ -147,9 +154,11 @@ def _render(
         v_out = out.add_stream("libx264", rate=spec.fps)
         v_out.width, v_out.height, v_out.pix_fmt = spec.width, spec.height, "yuv420p"
         v_out.codec_context.time_base = Fraction(1, spec.fps)
-        v_out.codec_context.colorspace = Colorspace.ITU709
-        v_out.codec_context.color_primaries = 1  # BT.709
-        v_out.codec_context.color_trc = 1  # BT.709
+        # Pixels keep the source's YUV matrix (no conversion); the output says which it is.
+        matrix = matrix_for(v_in.codec_context.colorspace, v_in.codec_context.height)
+        cc = v_out.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc = MATRIX_TAGS[matrix]
+        sws_space = "ITU709" if matrix == "bt709" else "ITU601"
         v_out.options = {
             "crf": str(settings.x264_crf),
             "preset": settings.x264_preset,
@@ -172,15 +181,30 @@ def _render(
         def emit(frame: av.VideoFrame, index_of_source: int) -> None:
             nonlocal emitted, cache, edited_count
             if cache is None or cache[0] != index_of_source:
-                rgb = frame.reformat(spec.width, spec.height, "rgb24").to_ndarray()
-                if edit is not None:
-                    rgb = edit(rgb, emitted)
+                if edit is not None and edit.pixel_format == "rgb24":
+                    rgb = frame.reformat(
+                        spec.width, spec.height, "rgb24", src_colorspace=sws_space
+                    ).to_ndarray()
+                    rgb = np.ascontiguousarray(edit(rgb, emitted))
                     edited_count += 1
-                if mark is not None:
-                    mark.apply(rgb)
-                yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                yuv = yuv.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
-                cache = (index_of_source, yuv)
+                    if mark is not None:
+                        mark.apply(rgb)
+                    ready = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                        format="yuv420p", dst_colorspace=sws_space
+                    )
+                else:
+                    ready = frame.reformat(spec.width, spec.height, "yuv420p")
+                    if ready is frame:  # already the output's size: edit a copy, not the decoder's
+                        ready = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+                    yuv = YuvFrame.of_video_frame(ready, matrix)
+                    if edit is not None:
+                        edit(yuv, emitted)
+                        edited_count += 1
+                    if mark is not None:
+                        mark.apply_yuv(yuv)
+                # The source's frame types mean nothing at 24 fps: x264 chooses its own.
+                ready.pict_type = 0
+                cache = (index_of_source, ready)
             out_frame = cache[1]
             out_frame.pts = emitted
             out_frame.time_base = Fraction(1, spec.fps)

@@ -1,0 +1,79 @@
+"""Frames as engines see them, and the colour matrices that relate YUV to RGB.
+
+The output stage hands an engine either a :class:`YuvFrame` (yuv420p, the
+codec's own layout: no colour conversion at all, the cheapest way through) or
+an RGB array, as the engine's editor asks with its ``pixel_format``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Y'CbCr from R'G'B' (limited range): Kr, Kb of each matrix.
+_KRKB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
+# The codes of each matrix in H.264 / FFmpeg (colour space, primaries, transfer).
+MATRIX_TAGS = {"bt709": (1, 1, 1), "bt601": (6, 6, 6)}
+
+
+def matrix_for(colorspace_code: int | None, height: int) -> str:
+    """The YUV matrix of a source: its tag when it has one, else by size (HD is BT.709)."""
+    if colorspace_code == 1:
+        return "bt709"
+    if colorspace_code in (5, 6):
+        return "bt601"
+    return "bt709" if height >= 720 else "bt601"
+
+
+def rgb_to_yuv_matrix(matrix: str) -> np.ndarray:
+    """3x4 affine map from 8-bit RGB to limited-range 8-bit Y, Cb, Cr."""
+    kr, kb = _KRKB[matrix]
+    kg = 1.0 - kr - kb
+    m = np.array(
+        [
+            [kr, kg, kb],
+            [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+            [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))],
+        ]
+    )
+    scale = np.array([219.0, 224.0, 224.0])[:, None] / 255.0
+    return np.hstack([m * scale, np.array([[16.0], [128.0], [128.0]])])
+
+
+def rgb_to_yuv(rgb: np.ndarray, matrix: str) -> np.ndarray:
+    """``(..., 3)`` float Y, Cb, Cr of 8-bit RGB pixels."""
+    m = rgb_to_yuv_matrix(matrix)
+    return rgb.astype(np.float64) @ m[:, :3].T + m[:, 3]
+
+
+@dataclass
+class YuvFrame:
+    """One output-sized yuv420p frame as three writable planes.
+
+    The planes may be views into the frame about to be encoded (with its row
+    padding hidden), so an editor changes them in place. ``matrix`` names the
+    YUV matrix the pixels are in (``bt709`` or ``bt601``).
+    """
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    matrix: str
+
+    @property
+    def width(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.y.shape[0]
+
+    @classmethod
+    def of_video_frame(cls, frame: object, matrix: str) -> YuvFrame:
+        """Views of a PyAV yuv420p frame's planes (the frame must be ours to change)."""
+        planes = []
+        for plane in frame.planes:  # type: ignore[attr-defined]
+            rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+            planes.append(rows[:, : plane.width])
+        return cls(planes[0], planes[1], planes[2], matrix)
