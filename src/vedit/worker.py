@@ -25,7 +25,7 @@ from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine
 from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
 from vedit.media.fetch import FetchLimits, fetch_media
-from vedit.media.probe import gcd_ratio, load_image, probe_video
+from vedit.media.probe import aspect_ratio_name, load_image, probe_video
 from vedit.media.video import FrameEditor, plan_output, render
 from vedit.storage.local import LocalStorage
 from vedit.tasks.models import Task
@@ -208,7 +208,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         "has_audio": stats.has_audio,
         "input_video_duration": round(info.duration_s, 3),
         "output_video_duration": round(spec.duration_s, 3),
-        "ratio": gcd_ratio(spec.width, spec.height),
+        "ratio": aspect_ratio_name(spec.width, spec.height),
         "sr": 720 if task.resolution == "720P" else 1080,
         "engine": ctx.engine.name,
         "engine_seconds": round(time.monotonic() - started, 3),  # prepare + edit + encode

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from vedit.media.probe import aspect_ratio_name
 from vedit.media.video import output_size
 
 
@@ -37,3 +38,19 @@ def test_any_ratio_keeps_the_area_and_aspect(source) -> None:
     big_w, big_h = output_size(*source, "1080P")
     assert (big_w, big_h) == (w * 3 // 2, h * 3 // 2)
     assert big_w % 2 == 0 and big_h % 2 == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "name"),
+    [
+        ((1280, 720), "16:9"),
+        ((720, 1280), "9:16"),
+        ((960, 960), "1:1"),
+        ((1088, 832), "4:3"),
+        ((832, 1088), "3:4"),
+        ((1472, 624), "21:9"),
+        ((1000, 700), "10:7"),
+    ],
+)
+def test_usage_ratio_names_the_shape(size, name) -> None:
+    assert aspect_ratio_name(*size) == name

@@ -153,7 +153,7 @@ def load_image(
             raise MediaCorrupt(f"{label}: the image cannot be decoded: {exc}") from None
 
 
-def gcd_ratio(width: int, height: int) -> str:
+def aspect_ratio_name(width: int, height: int) -> str:
     """``16:9`` for 1280x720; near-standard sizes snap to the standard ratio."""
     standard = ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21", "3:2", "2:3"]
     value = width / height
