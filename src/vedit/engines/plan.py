@@ -1,0 +1,204 @@
+"""The edit plan: what a prompt asks for, in terms any engine can carry out.
+
+``plan_edit(prompt)`` reads a Chinese or English prompt (any case, full- or
+half-width, common synonyms) and says which region to change, how, in which
+style, and what the reference image is for. A prompt it cannot map gets the
+whole-frame reference look, and the plan says so (``matched`` is False).
+
+This is plain code with no model: a table of words per concept, and a fixed
+order of precedence when a prompt names several (clothing, then background,
+then a style, then the look of the reference).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# --- the vocabulary -------------------------------------------------------------------
+
+# fmt: off
+STYLES: dict[str, tuple[str, ...]] = {
+    "watercolor": (
+        "watercolor", "watercolour", "water color", "water colour", "水彩",
+    ),
+    "oil_painting": (
+        "oil painting", "oil-painting", "oil paint", "impasto", "油画", "油彩",
+    ),
+    "pencil_sketch": (
+        "pencil sketch", "pencil drawing", "sketch", "pencil", "charcoal", "line drawing", "素描",
+        "铅笔画", "铅笔", "速写", "线稿",
+    ),
+    "cartoon": (
+        "cartoon", "anime", "manga", "comic", "toon", "cel shad", "ghibli", "卡通", "动漫", "动画",
+        "漫画", "二次元", "日漫",
+    ),
+    "black_and_white": (
+        "black and white", "black-and-white", "black & white", "b&w", "b/w", "monochrome",
+        "grayscale", "greyscale", "gray scale", "grey scale", "黑白", "单色", "灰度",
+    ),
+    "vintage_film": (
+        "vintage", "retro", "old film", "old movie", "film grain", "film look", "analog film",
+        "analogue film", "sepia", "70s", "80s", "super 8", "复古", "老电影", "胶片", "怀旧", "老照片",
+        "年代感",
+    ),
+}
+BACKGROUND = (
+    "background", "backdrop", "back ground", "surroundings", "environment", "setting",
+    "scene behind", "behind the", "背景", "环境", "身后",
+)
+# A scene counts as the background when a move is asked for too.
+SCENE_ONLY = (
+    "scene", "场景", "画面背景",
+)
+CLOTHING = (
+    "wear", "wearing", "wears", "dress", "dressed", "outfit", "clothes", "clothing", "garment",
+    "shirt", "t-shirt", "tshirt", "tee", "sweater", "jumper", "pullover", "hoodie", "jacket",
+    "coat", "blazer", "blouse", "vest", "cardigan", "uniform", "robe", "costume", "knitwear",
+    "穿上", "穿着", "衣服", "毛衣", "衬衫", "外套", "夹克", "t恤", "上衣", "服装", "卫衣", "西装", "连衣裙", "裙子", "针织衫",
+    "马甲", "制服", "换装", "衣着", "着装",
+)
+REPLACE = (
+    "replace", "change", "swap", "switch", "turn", "make", "put", "place", "move", "set",
+    "transport", "use", "换", "更换", "替换", "改", "变", "改成", "换成", "变成", "放到", "放在", "置于", "移到",
+    "到", "去", "进入",
+)
+KEEP = (
+    "keep the background", "keep background", "same background", "background unchanged", "保持背景",
+    "背景不变", "不要改变背景", "不改变背景", "保留背景",
+)
+# fmt: on
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """What to do to the video.
+
+    - ``operation``: ``restyle_clothing`` | ``replace_background`` | ``stylize`` | ``color_grade``
+    - ``region``: ``upper_body_clothing`` | ``background`` | ``frame``
+    - ``style``: for ``stylize``, one of :data:`STYLES`; else None
+    - ``reference_role``: ``garment`` | ``background_scene`` | ``style_tint`` | ``look``
+    - ``matched``: False when the prompt named nothing known (the look is the default)
+    - ``because``: the words that decided, for people reading the plan
+    """
+
+    operation: str
+    region: str
+    style: str | None
+    reference_role: str
+    matched: bool
+    because: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def normalize(prompt: str) -> str:
+    """Lower case, half-width (NFKC), single spaces."""
+    text = unicodedata.normalize("NFKC", prompt).lower()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _found(text: str, words: tuple[str, ...]) -> str | None:
+    """The first of ``words`` in ``text``: whole words for Latin text, substrings for CJK."""
+    for word in words:
+        if word.isascii():
+            if re.search(rf"(?<![a-z]){re.escape(word)}(?![a-z])", text):
+                return word
+        elif word in text:
+            return word
+    return None
+
+
+def plan_edit(prompt: str) -> EditPlan:
+    """The plan for ``prompt``; unknown prompts get the whole-frame reference look."""
+    text = normalize(prompt)
+    keeps_background = _found(text, KEEP)
+
+    # 1. Clothing: "wear the striped sweater in the image", "让角色穿上图片中的毛衣".
+    garment = _found(text, CLOTHING)
+    if garment:
+        return EditPlan(
+            "restyle_clothing",
+            "upper_body_clothing",
+            None,
+            "garment",
+            True,
+            f"clothing word {garment!r}",
+        )
+
+    # 2. Background: "replace the background with the beach", "将视频背景更换为图片中的场景".
+    background = _found(text, BACKGROUND)
+    if not keeps_background and background:
+        return EditPlan(
+            "replace_background",
+            "background",
+            None,
+            "background_scene",
+            True,
+            f"background word {background!r}",
+        )
+    scene, move = _found(text, SCENE_ONLY), _found(text, REPLACE)
+    style = _style(text)
+    if not keeps_background and scene and move and not style:
+        return EditPlan(
+            "replace_background",
+            "background",
+            None,
+            "background_scene",
+            True,
+            f"scene word {scene!r} with {move!r}",
+        )
+
+    # 3. A named style for the whole frame, tinted by the reference.
+    if style:
+        name, word = style
+        return EditPlan("stylize", "frame", name, "style_tint", True, f"style word {word!r}")
+
+    # 4. The look of the reference: asked for, or the default.
+    look = _found(
+        text,
+        (
+            "look like",
+            "looks like",
+            "colour",
+            "color",
+            "grade",
+            "grading",
+            "tone",
+            "mood",
+            "palette",
+            "lighting",
+            "match",
+            "reference",
+            "色调",
+            "色彩",
+            "颜色",
+            "调色",
+            "氛围",
+            "光线",
+            "参考",
+            "一样",
+            "一致",
+        ),
+    )
+    if look:
+        return EditPlan("color_grade", "frame", None, "look", True, f"look word {look!r}")
+    return EditPlan(
+        "color_grade",
+        "frame",
+        None,
+        "look",
+        False,
+        "the prompt names no known edit: the reference's look is applied",
+    )
+
+
+def _style(text: str) -> tuple[str, str] | None:
+    for name, words in STYLES.items():
+        word = _found(text, words)
+        if word:
+            return name, word
+    return None
