@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         description="Worker processes started by `vedit serve` (0: API only).",
     )
     engine: str = Field("classic", description="Engine that edits the videos.")
+    models_dir: Path | None = Field(
+        None,
+        description="Folder of model files (.tflite); unset: those the mediapipe wheel ships.",
+    )
     task_lease_s: float = Field(
         30.0, description="A running task whose worker sent no heartbeat for this long is lost."
     )

@@ -1,0 +1,105 @@
+"""Person segmentation on the CPU with MediaPipe's selfie-segmentation models.
+
+The models are the ``.tflite`` files that the ``mediapipe`` wheel ships
+(Apache-2.0); they are read from a folder (``VEDIT_MODELS_DIR``) or found
+inside the installed wheel without importing it (a normal install of
+mediapipe drags in packages vedit does not want, so it is installed with
+``--no-deps``). ``ai-edge-litert`` runs them. Nothing is downloaded at run time.
+
+Pre- and post-processing are ours: the frame is resized to the model's input
+(256x144 for landscape frames, 256x256 otherwise), the mask is resized back,
+smoothed over time (no flicker) and feathered at the edges.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MODELS = {
+    "landscape": "selfie_segmentation/selfie_segmentation_landscape.tflite",
+    "general": "selfie_segmentation/selfie_segmentation.tflite",
+}
+
+
+class ModelUnavailable(RuntimeError):
+    """A model file or the runtime that runs it is not installed."""
+
+
+def find_model(relative: str, models_dir: Path | None = None) -> Path:
+    """The path of ``relative`` (e.g. ``selfie_segmentation/x.tflite``) in the models folder
+    or in the installed ``mediapipe`` wheel's ``modules/``; mediapipe is not imported."""
+    candidates = []
+    if models_dir is not None:
+        candidates += [models_dir / relative, models_dir / Path(relative).name]
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            candidates.append(Path(root) / "modules" / relative)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelUnavailable(
+        f"model {relative} not found (looked in {', '.join(str(c) for c in candidates) or 'nothing'}); "
+        "install it with: pip install --no-deps mediapipe==0.10.21"
+    )
+
+
+def _interpreter(path: Path, threads: int) -> object:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:  # pragma: no cover - a dependency of vedit
+        raise ModelUnavailable(f"ai-edge-litert is not installed: {exc}") from exc
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+class PersonSegmenter:
+    """Person masks for the frames of one video (``width`` x ``height``), stable over time.
+
+    ``smoothing`` is the weight of each new mask in the running one; ``feather``
+    the Gaussian radius of the edge, as a share of the frame's short side.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        *,
+        models_dir: Path | None = None,
+        threads: int = 1,
+        smoothing: float = 0.5,
+        feather: float = 0.006,
+    ) -> None:
+        kind = "landscape" if width > height * 1.2 else "general"
+        self._model = _interpreter(find_model(MODELS[kind], models_dir), threads)
+        inp = self._model.get_input_details()[0]  # type: ignore[attr-defined]
+        self._input_index = inp["index"]
+        self._input_h, self._input_w = int(inp["shape"][1]), int(inp["shape"][2])
+        self._output_index = self._model.get_output_details()[0]["index"]  # type: ignore[attr-defined]
+        self.width, self.height = width, height
+        self.smoothing = smoothing
+        radius = max(1, round(min(width, height) * feather))
+        self._blur = 2 * radius + 1
+        self._running: np.ndarray | None = None
+
+    def raw(self, rgb: np.ndarray) -> np.ndarray:
+        """The model's person probability at its own resolution (float32, 0..1)."""
+        x = cv2.resize(rgb, (self._input_w, self._input_h), interpolation=cv2.INTER_AREA)
+        self._model.set_tensor(self._input_index, (x.astype(np.float32) / 255.0)[None])  # type: ignore[attr-defined]
+        self._model.invoke()  # type: ignore[attr-defined]
+        return self._model.get_tensor(self._output_index)[0, :, :, 0].copy()  # type: ignore[attr-defined]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """The person mask of the next frame: float32 ``height`` x ``width``, 0..1, feathered."""
+        prob = self.raw(rgb)
+        if self._running is None:
+            self._running = prob
+        else:
+            self._running = self._running + self.smoothing * (prob - self._running)
+        mask = cv2.resize(self._running, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return cv2.GaussianBlur(mask, (self._blur, self._blur), 0)
