@@ -112,87 +112,59 @@ def _found(text: str, words: tuple[str, ...]) -> str | None:
     return None
 
 
+# operation -> (region, what the reference image is for)
+OPERATIONS = {
+    "restyle_clothing": ("upper_body_clothing", "garment"),
+    "replace_background": ("background", "background_scene"),
+    "stylize": ("frame", "style_tint"),
+    "color_grade": ("frame", "look"),
+}
+LOOK_WORDS = (
+    "look like", "looks like", "colour", "color", "grade", "grading", "tone", "mood", "palette",
+    "lighting", "match", "reference", "色调", "色彩", "颜色", "调色", "氛围", "光线", "参考",
+    "一样", "一致",
+)  # fmt: skip
+
+
+def _plan(operation: str, because: str, style: str | None = None, matched: bool = True) -> EditPlan:
+    region, role = OPERATIONS[operation]
+    return EditPlan(operation, region, style, role, matched, because)
+
+
 def plan_edit(prompt: str) -> EditPlan:
     """The plan for ``prompt``; unknown prompts get the whole-frame reference look."""
     text = normalize(prompt)
     keeps_background = _found(text, KEEP)
+    style = _style(text)
 
     # 1. Clothing: "wear the striped sweater in the image", "让角色穿上图片中的毛衣".
     garment = _found(text, CLOTHING)
     if garment:
-        return EditPlan(
-            "restyle_clothing",
-            "upper_body_clothing",
-            None,
-            "garment",
-            True,
-            f"clothing word {garment!r}",
-        )
+        return _plan("restyle_clothing", f"clothing word {garment!r}")
 
-    # 2. Background: "replace the background with the beach", "将视频背景更换为图片中的场景".
-    background = _found(text, BACKGROUND)
-    if not keeps_background and background:
-        return EditPlan(
-            "replace_background",
-            "background",
-            None,
-            "background_scene",
-            True,
-            f"background word {background!r}",
-        )
-    scene, move = _found(text, SCENE_ONLY), _found(text, REPLACE)
-    style = _style(text)
-    if not keeps_background and scene and move and not style:
-        return EditPlan(
-            "replace_background",
-            "background",
-            None,
-            "background_scene",
-            True,
-            f"scene word {scene!r} with {move!r}",
-        )
+    # 2. Background: "replace the background with the beach", "将视频背景更换为图片中的场景";
+    #    a scene counts when a move is asked for and no style is named.
+    if not keeps_background:
+        background = _found(text, BACKGROUND)
+        if background:
+            return _plan("replace_background", f"background word {background!r}")
+        scene, move = _found(text, SCENE_ONLY), _found(text, REPLACE)
+        if scene and move and not style:
+            return _plan("replace_background", f"scene word {scene!r} with {move!r}")
 
     # 3. A named style for the whole frame, tinted by the reference.
     if style:
         name, word = style
-        return EditPlan("stylize", "frame", name, "style_tint", True, f"style word {word!r}")
+        return _plan("stylize", f"style word {word!r}", style=name)
 
     # 4. The look of the reference: asked for, or the default.
-    look = _found(
-        text,
-        (
-            "look like",
-            "looks like",
-            "colour",
-            "color",
-            "grade",
-            "grading",
-            "tone",
-            "mood",
-            "palette",
-            "lighting",
-            "match",
-            "reference",
-            "色调",
-            "色彩",
-            "颜色",
-            "调色",
-            "氛围",
-            "光线",
-            "参考",
-            "一样",
-            "一致",
-        ),
-    )
+    look = _found(text, LOOK_WORDS)
     if look:
-        return EditPlan("color_grade", "frame", None, "look", True, f"look word {look!r}")
-    return EditPlan(
+        return _plan("color_grade", f"look word {look!r}")
+    return _plan(
         "color_grade",
-        "frame",
-        None,
-        "look",
-        False,
         "the prompt names no known edit: the reference's look is applied",
+        matched=False,
     )
 
 
