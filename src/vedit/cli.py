@@ -84,7 +84,8 @@ def serve(
         )
     console.print(
         f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
-        f"data in {settings.data_dir.resolve()}"
+        f"data in {settings.data_dir.resolve()}",
+        soft_wrap=True,
     )
 
     dispatcher = LocalDispatcher(settings)

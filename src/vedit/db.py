@@ -40,6 +40,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 def migrate(url: str) -> None:
     """Bring the schema at ``url`` to the newest Alembic revision."""
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before import: it logs then
     from alembic import command
     from alembic.config import Config
 
