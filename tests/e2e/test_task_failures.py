@@ -105,3 +105,17 @@ def test_result_urls_are_signed(server, media) -> None:
     for bad in (flipped, later, url.split("?")[0]):
         r = server.client.get(bad)
         assert r.status_code == 403 and r.json()["code"] == "signature_invalid"
+
+
+def test_metrics_count_tasks_and_engine_speed(server, media) -> None:
+    import re
+
+    data = server.wait(
+        server.submit(media.url("silent.mp4"), media.url("coffee.jpg"), resolution="720P")
+    )
+    assert data["status"] == "SUCCESS"
+    text = server.client.get("/metrics").text
+    succeeded = float(re.search(r'vedit_tasks\{status="succeeded"\} ([\d.e+]+)', text).group(1))
+    failed = float(re.search(r'vedit_tasks\{status="failed"\} ([\d.e+]+)', text).group(1))
+    speed = float(re.search(r"vedit_engine_seconds_per_video_second ([\d.e+-]+)", text).group(1))
+    assert succeeded >= 1 and failed >= 1 and 0 < speed < 60

@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from vedit.tasks.models import TaskStatus
 from vedit.tasks.store import TaskStore
 
+ENGINE_WINDOW_S = 600.0
+
 
 class TaskCollector(Collector):
     def __init__(self, store: TaskStore) -> None:
@@ -28,10 +30,11 @@ class TaskCollector(Collector):
         for status in (TaskStatus.QUEUED, TaskStatus.RUNNING, *sorted(TaskStatus.FINAL)):
             tasks.add_metric([status], counts.get(status, 0))
         yield tasks
-        engine_s, video_s = self.store.engine_totals()
+        engine_s, video_s = self.store.engine_totals(since=time.time() - ENGINE_WINDOW_S)
         speed = GaugeMetricFamily(
             "vedit_engine_seconds_per_video_second",
-            "Worker seconds spent per second of output video, over the succeeded tasks kept",
+            "Worker seconds spent per second of output video, over the tasks that succeeded "
+            "in the last 10 minutes",
         )
         speed.add_metric([], engine_s / video_s if video_s else 0.0)
         yield speed

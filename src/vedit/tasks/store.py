@@ -74,10 +74,14 @@ class TaskStore:
             rows = s.execute(select(Task.status, func.count()).group_by(Task.status)).all()
         return {status: n for status, n in rows}
 
-    def engine_totals(self) -> tuple[float, float]:
-        """Engine seconds and output video seconds over the succeeded tasks kept."""
+    def engine_totals(self, since: float) -> tuple[float, float]:
+        """Engine seconds and output video seconds of the tasks that succeeded after ``since``."""
         with self.sessions() as s:
-            rows = s.scalars(select(Task.result).where(Task.status == TaskStatus.SUCCEEDED)).all()
+            rows = s.scalars(
+                select(Task.result).where(
+                    Task.status == TaskStatus.SUCCEEDED, Task.finished_at >= since
+                )
+            ).all()
         engine_s = sum(float(r.get("engine_seconds", 0.0)) for r in rows if r)
         video_s = sum(float(r.get("output_video_duration", 0.0)) for r in rows if r)
         return engine_s, video_s
