@@ -21,6 +21,7 @@ from mediagen import make_image, make_video
 from vedit.config import Settings
 from vedit.engines.base import EditJob
 from vedit.engines.classic import ClassicEngine
+from vedit.engines.plan import plan_edit
 from vedit.media.probe import load_image, probe_video
 from vedit.media.video import plan_output, render
 
@@ -100,7 +101,7 @@ def main() -> None:
             plain_transcode(src, tmp / "plain.mp4", spec.width, spec.height, spec.frames, s)
             best_plain = min(best_plain, time.perf_counter() - t)
             editor = ClassicEngine().prepare(
-                EditJob("", [ref], 0, spec.width, spec.height, spec.fps, spec.frames)
+                EditJob("", plan_edit(""), [ref], 0, spec.width, spec.height, spec.fps, spec.frames)
             )
             t = time.perf_counter()
             render(src, tmp / "edit.mp4", spec, editor, s)

@@ -23,6 +23,7 @@ import numpy as np
 from vedit import MODEL_NAME
 from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine
+from vedit.engines.plan import fall_back, plan_edit
 from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
 from vedit.media.fetch import FetchLimits, fetch_media
 from vedit.media.probe import aspect_ratio_name, load_image, probe_video
@@ -157,7 +158,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     references = [load_image(path, s, label) for label, path in image_paths]
     lease.progress(VALIDATED)
 
-    # 3. Plan the output and let the engine prepare.
+    # 3. Plan the output.
     spec = plan_output(
         info,
         resolution=task.resolution,
@@ -170,9 +171,22 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             "description": "AI-generated content: this video was edited by an AI model",
         },
     )
+    # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
+    plan = plan_edit(task.prompt)
+    if plan.operation not in ctx.engine.operations:
+        plan = fall_back(plan, ctx.engine.name)
+    ctx.store.set_plan(task.id, ctx.worker_id, plan.to_dict())
     started = time.monotonic()
     job = EditJob(
-        task.prompt, references, task.seed, spec.width, spec.height, spec.fps, spec.frames
+        prompt=task.prompt,
+        plan=plan,
+        references=references,
+        seed=task.seed,
+        width=spec.width,
+        height=spec.height,
+        fps=spec.fps,
+        frames=spec.frames,
+        models_dir=s.models_dir,
     )
     try:
         editor = ctx.engine.prepare(job)
@@ -183,7 +197,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
 
     editor = _Guarded(editor, ctx.engine.name)
 
-    # 4. Edit frame by frame through the output stage.
+    # 5. Edit frame by frame through the output stage.
     span = RENDERED - VALIDATED
     try:
         stats = render(
@@ -199,7 +213,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             f"{video_label}: the video could not be decoded to the end: {exc}"
         ) from None
 
-    # 5. What the query answer and usage report.
+    # 6. What the query answer and usage report.
     return {
         "width": spec.width,
         "height": spec.height,

@@ -337,5 +337,5 @@ def test_query_answer_while_queued(make_server) -> None:
     out = data["data"]["output"]
     assert out["task_status"] == "PENDING" and out["task_id"] == tid
     assert out["orig_prompt"] == "让视频中的角色穿上图片中的条纹毛衣"
-    assert "usage" not in data["data"]
+    assert "usage" not in data["data"] and "edit_plan" not in out  # planned when it runs
     assert copy.deepcopy(d) == srv.query(tid).json()

@@ -125,3 +125,27 @@ def test_reference_image_formats(server, media) -> None:
         tid = server.submit(media.url("silent.mp4"), media.url(image), resolution="720P")
         data = server.wait(tid)
         assert data["status"] == "SUCCESS", (image, data["fail_reason"])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "matched", "fallback_from"),
+    [
+        ("make it look like the reference photo", True, None),
+        ("让它更好看", False, None),
+        ("将视频背景更换为图片中的场景", True, "replace_background"),
+        ("让视频中的角色穿上图片中的条纹毛衣", True, "restyle_clothing"),
+        ("把整个画面转换为水彩风格", True, "stylize"),
+    ],
+)
+def test_the_query_answer_shows_the_edit_plan(
+    server, media, prompt, matched, fallback_from
+) -> None:
+    tid = server.submit(media.url("silent.mp4"), media.url("coffee.jpg"), prompt, resolution="720P")
+    data = server.wait(tid)
+    assert data["status"] == "SUCCESS", data["fail_reason"]
+    plan = data["data"]["output"]["edit_plan"]
+    # classic does the reference's look; what it cannot do yet is said, not faked.
+    assert plan["operation"] == "color_grade" and plan["reference_role"] == "look"
+    assert plan["matched"] is matched and plan["fallback_from"] == fallback_from
+    if fallback_from:
+        assert f"cannot do {fallback_from} yet" in plan["because"]

@@ -92,3 +92,21 @@ def test_a_task_is_invisible_to_another_key(store) -> None:
     t = new(store)
     assert store.get(t.id, key_id=1) is not None
     assert store.get(t.id, key_id=2) is None
+
+
+def test_a_database_of_the_first_schema_is_upgraded(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    import vedit.db
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(vedit.db.__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "0001")
+    engine = make_engine(url)
+    assert "edit_plan" not in {c["name"] for c in inspect(engine).get_columns("tasks")}
+    migrate(url)
+    assert "edit_plan" in {c["name"] for c in inspect(engine).get_columns("tasks")}

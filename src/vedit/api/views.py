@@ -50,6 +50,8 @@ def dashscope_output(task: Task, storage: LocalStorage) -> dict[str, Any]:
         "end_time": dashscope_time(task.finished_at),
         "orig_prompt": task.orig_prompt,
     }
+    if task.edit_plan is not None:
+        out["edit_plan"] = task.edit_plan
     url = result_url(task, storage)
     if url:
         out["video_url"] = url

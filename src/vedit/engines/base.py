@@ -8,30 +8,35 @@ that the output stage (``media/video.py``) calls for every output frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from vedit.engines.plan import EditPlan
 from vedit.media.video import FrameEditor
 
 
 @dataclass(frozen=True)
 class EditJob:
-    """One edit: the prompt, the reference image(s), the seed and the output geometry."""
+    """One edit: the plan, the reference image(s), the seed and the output geometry."""
 
     prompt: str
+    plan: EditPlan
     references: list[np.ndarray]
     seed: int
     width: int
     height: int
     fps: int
     frames: int
+    models_dir: Path | None = None
 
 
 class Engine(Protocol):
     """An engine that edits frame by frame on this machine."""
 
     name: str
+    operations: frozenset[str]  # the plan operations it carries out (engines/plan.py)
 
     def prepare(self, job: EditJob) -> FrameEditor:
         """Everything done once per task (reference analysis, models); returns the per-frame edit."""

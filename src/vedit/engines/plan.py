@@ -82,6 +82,8 @@ class EditPlan:
     - ``reference_role``: ``garment`` | ``background_scene`` | ``style_tint`` | ``look``
     - ``matched``: False when the prompt named nothing known (the look is the default)
     - ``because``: the words that decided, for people reading the plan
+    - ``fallback_from``: the operation asked for, when the engine cannot do it and does
+      the look of the reference instead
     """
 
     operation: str
@@ -90,6 +92,7 @@ class EditPlan:
     reference_role: str
     matched: bool
     because: str
+    fallback_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +132,16 @@ LOOK_WORDS = (
 def _plan(operation: str, because: str, style: str | None = None, matched: bool = True) -> EditPlan:
     region, role = OPERATIONS[operation]
     return EditPlan(operation, region, style, role, matched, because)
+
+
+def fall_back(plan: EditPlan, engine: str) -> EditPlan:
+    """The plan an engine that cannot do ``plan.operation`` carries out: the reference's look."""
+    return EditPlan(
+        "color_grade", "frame", None, "look", plan.matched,
+        f"{plan.because}; engine {engine} cannot do {plan.operation} yet, so the reference's "
+        "look is applied",
+        fallback_from=plan.operation,
+    )  # fmt: skip
 
 
 def plan_edit(prompt: str) -> EditPlan:

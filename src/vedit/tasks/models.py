@@ -58,6 +58,7 @@ class Task(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    edit_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     def media_of(self, kind: str) -> list[tuple[int, str]]:
         """``(index in the request, url)`` of each medium of ``kind``."""

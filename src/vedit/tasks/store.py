@@ -134,6 +134,10 @@ class TaskStore:
             values["progress"] = progress
         return self._cas_running(task_id, worker_id, values)
 
+    def set_plan(self, task_id: str, worker_id: str, plan: dict[str, Any]) -> bool:
+        """Record the edit plan the worker is carrying out."""
+        return self._cas_running(task_id, worker_id, {"edit_plan": plan})
+
     def succeed(
         self, task_id: str, worker_id: str, result_path: str, result: dict[str, Any]
     ) -> bool:

@@ -56,9 +56,10 @@ def _small(rgb: np.ndarray, side: int = 256) -> np.ndarray:
 
 
 class ClassicEngine:
-    """Luma histogram matching and chroma Monge-Kantorovich transfer from the reference image."""
+    """The reference's look: luma histogram matching and chroma Monge-Kantorovich transfer."""
 
     name = "classic"
+    operations = frozenset({"color_grade"})
 
     def prepare(self, job: EditJob) -> ClassicEditor:
         return ClassicEditor(job.references[0])
