@@ -12,6 +12,7 @@ from vedit.api.deps import Services, authenticate, check_rate_limit, services
 from vedit.api.schemas import CreateRequest, CreateResponse, parse_create, truncate_prompt
 from vedit.errors import BodyTooLarge, TaskNotFound
 from vedit.keys import KeyInfo
+from vedit.tasks.ids import is_task_id
 from vedit.tasks.models import Task, new_task_row
 
 router = APIRouter(tags=["video generations (Anyfast dialect)"])
@@ -102,7 +103,7 @@ def get_generation(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
 ) -> dict[str, Any]:
     svc = services(request)
-    task = svc.store.get(task_id, key.id)
+    task = svc.store.get(task_id, key.id) if is_task_id(task_id) else None
     if task is None:
         raise TaskNotFound(f"task {task_id} does not exist")
     return query_body(task, svc)

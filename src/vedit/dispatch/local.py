@@ -110,6 +110,9 @@ class LocalDispatcher:
     # --- life ------------------------------------------------------------------
 
     def start(self) -> None:
+        from vedit.engines.base import get_engine
+
+        get_engine(self.settings.engine)  # an unknown engine stops here, not in a restart loop
         self._recover_dead_servers()
         for _ in range(self.count):
             self.procs.append(self._spawn())
