@@ -82,6 +82,7 @@ def main() -> None:
     )
     ref = load_image(make_image(tmp / "ref.jpg", kind="coffee"), s)
     info = probe_video(src, s)
+    plan = plan_edit(args.prompt)
     print(f"machine: {machine()}")
     print(
         f"command: python bench/edit_throughput.py --repeat {args.repeat} "
@@ -101,7 +102,7 @@ def main() -> None:
             plain_transcode(src, tmp / "plain.mp4", spec.width, spec.height, spec.frames, s)
             best_plain = min(best_plain, time.perf_counter() - t)
             editor = ClassicEngine().prepare(
-                EditJob("", plan_edit(""), [ref], 0, spec.width, spec.height, spec.fps, spec.frames)
+                EditJob(args.prompt, plan, [ref], 0, spec.width, spec.height, spec.fps, spec.frames)
             )
             t = time.perf_counter()
             render(src, tmp / "edit.mp4", spec, editor, s)

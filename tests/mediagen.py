@@ -21,17 +21,20 @@ def make_video(
     container: str = "mp4",
     codec: str = "libx264",
     background: str = "gradient",
+    noise: float = 0.0,
 ) -> Path:
     """A clip of moving coloured shapes, with a 440 Hz tone when ``audio``.
 
     ``background``: ``gradient`` (flat, cheap to encode) or ``photo`` (a real
     photograph that the camera pans across, textured like real footage).
+    ``noise``: the standard deviation of sensor-like noise, new in every frame.
     """
+    rng = np.random.default_rng(0)
     frames = round(seconds * fps)
     with av.open(str(path), "w", format=container) as out:
         v = out.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"preset": "ultrafast", "crf": "23"}
+        v.options = {"preset": "ultrafast", "crf": "12" if noise else "23"}  # keep the noise
         a = None
         if audio:
             a = out.add_stream("aac", rate=44100)
@@ -61,6 +64,8 @@ def make_video(
             cv2.circle(img, (cx, cy), r, (230, 40, 40), -1)
             x0 = int((i * 3) % max(1, width - r))
             cv2.rectangle(img, (x0, height // 6), (x0 + r, height // 6 + r), (40, 200, 60), -1)
+            if noise:
+                img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)

@@ -128,24 +128,26 @@ def test_reference_image_formats(server, media) -> None:
 
 
 @pytest.mark.parametrize(
-    ("prompt", "matched", "fallback_from"),
+    ("prompt", "operation", "matched", "fallback_from"),
     [
-        ("make it look like the reference photo", True, None),
-        ("让它更好看", False, None),
-        ("将视频背景更换为图片中的场景", True, "replace_background"),
-        ("让视频中的角色穿上图片中的条纹毛衣", True, "restyle_clothing"),
-        ("把整个画面转换为水彩风格", True, "stylize"),
+        ("make it look like the reference photo", "color_grade", True, None),
+        ("让它更好看", "color_grade", False, None),
+        ("把整个画面转换为水彩风格", "stylize", True, None),
+        ("将视频背景更换为图片中的场景", "color_grade", True, "replace_background"),
+        ("让视频中的角色穿上图片中的条纹毛衣", "color_grade", True, "restyle_clothing"),
     ],
 )
 def test_the_query_answer_shows_the_edit_plan(
-    server, media, prompt, matched, fallback_from
+    server, media, prompt, operation, matched, fallback_from
 ) -> None:
     tid = server.submit(media.url("silent.mp4"), media.url("coffee.jpg"), prompt, resolution="720P")
     data = server.wait(tid)
     assert data["status"] == "SUCCESS", data["fail_reason"]
     plan = data["data"]["output"]["edit_plan"]
-    # classic does the reference's look; what it cannot do yet is said, not faked.
-    assert plan["operation"] == "color_grade" and plan["reference_role"] == "look"
-    assert plan["matched"] is matched and plan["fallback_from"] == fallback_from
+    # What classic cannot do yet is said, not faked.
+    assert plan["operation"] == operation and plan["matched"] is matched
+    assert plan["fallback_from"] == fallback_from
+    if operation == "stylize":
+        assert plan["style"] == "watercolor" and plan["reference_role"] == "style_tint"
     if fallback_from:
         assert f"cannot do {fallback_from} yet" in plan["because"]

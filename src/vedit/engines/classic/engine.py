@@ -14,6 +14,7 @@ import numpy as np
 
 from vedit.engines.base import EditJob
 from vedit.engines.classic.colour import ColourStats, chroma_matrix, luma_lut
+from vedit.engines.classic.styles import StyleEditor
 from vedit.media.frames import YuvFrame, rgb_to_yuv
 
 SMOOTHING = 0.08  # weight of each new frame in the running source statistics
@@ -56,10 +57,13 @@ def _small(rgb: np.ndarray, side: int = 256) -> np.ndarray:
 
 
 class ClassicEngine:
-    """The reference's look: luma histogram matching and chroma Monge-Kantorovich transfer."""
+    """The reference's look (luma histogram matching, chroma Monge-Kantorovich transfer),
+    and whole-frame styles tinted by the reference."""
 
     name = "classic"
-    operations = frozenset({"color_grade"})
+    operations = frozenset({"color_grade", "stylize"})
 
-    def prepare(self, job: EditJob) -> ClassicEditor:
+    def prepare(self, job: EditJob) -> ClassicEditor | StyleEditor:
+        if job.plan.operation == "stylize" and job.plan.style:
+            return StyleEditor(job.plan.style, job.references[0], job.width, job.height, job.seed)
         return ClassicEditor(job.references[0])
