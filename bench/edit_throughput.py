@@ -86,8 +86,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"command: python bench/edit_throughput.py --repeat {args.repeat} "
-        f"--background {args.background}"
+        f"--background {args.background} --prompt {args.prompt!r}"
     )
+    print(f"plan: {plan.operation} {plan.style or ''}")
     print(
         f"clip: 15 s, 1920x1080, 30 fps, {args.background} background, no audio; "
         f"x264 preset {s.x264_preset}, crf {s.x264_crf}, {s.x264_params}"
