@@ -62,6 +62,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
+        "--prompt",
+        default="make it look like the reference photo",
+        help="the edit to time, as a prompt (its plan picks the operation)",
+    )
+    ap.add_argument(
         "--background",
         choices=["photo", "gradient"],
         default="photo",
