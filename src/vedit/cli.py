@@ -10,6 +10,7 @@ import typer
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import sessionmaker
 
 from vedit import MODEL_NAME
 from vedit.config import Settings
@@ -29,7 +30,7 @@ def _prepare(settings: Settings) -> None:
     migrate(settings.resolved_database_url)
 
 
-def _sessions(settings: Settings):  # noqa: ANN202
+def _sessions(settings: Settings) -> sessionmaker:
     from vedit.db import make_engine, make_sessionmaker
 
     return make_sessionmaker(make_engine(settings.resolved_database_url))
