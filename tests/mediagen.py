@@ -92,6 +92,85 @@ def make_video(
     return path
 
 
+# The astronaut's outline in scikit-image's 512x512 photo (hair, face, suit; not the helmet
+# she holds, not the flag or the wall): the ground truth of the person scenes.
+ASTRONAUT_OUTLINE = np.array(
+    [(225, 14), (265, 20), (292, 45), (300, 85), (297, 120), (292, 150), (305, 200), (300, 250),
+     (290, 280), (330, 290), (350, 305), (360, 330), (362, 345), (330, 345), (300, 372),
+     (283, 410), (278, 512), (20, 512), (22, 420), (25, 330), (45, 280), (80, 250), (115, 230),
+     (112, 190), (125, 160), (158, 145), (155, 110), (152, 70), (170, 35), (200, 18)],
+    np.int32,
+)  # fmt: skip
+# Boxes inside the outline, in the same photo's pixels (x0, y0, x1, y1).
+ASTRONAUT_FACE = (180, 60, 280, 170)
+ASTRONAUT_CHEST = (60, 300, 250, 420)  # the orange suit between the neck ring and the waist
+
+
+def person_scene(
+    width: int, height: int, index: int, fps: int = 24, *, camera: str = "pan", walk: bool = True
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float]]:
+    """Frame ``index`` of a person walking across a room: the astronaut, cut out along her
+    outline, slides left and right over a photograph (scikit-image's coffee).
+
+    ``camera``: ``pan`` (the background moves too) or ``static``; ``walk``: False keeps the
+    person still (then nothing moves but the camera, if it pans). Returns the RGB frame,
+    the person's true mask, and where the photo was put (x0, y0, scale of its 512 px).
+    """
+    from skimage import data
+
+    t = index / fps
+    room = cv2.resize(
+        data.coffee(), (width * 5 // 4, height * 5 // 4), interpolation=cv2.INTER_AREA
+    )
+    dx = dy = width // 8
+    if camera == "pan":
+        dx = int((width // 4) * (0.5 + 0.5 * np.sin(t * 0.7)))
+        dy = int((height // 4) * (0.5 + 0.5 * np.cos(t * 0.5)))
+    frame = np.ascontiguousarray(room[dy : dy + height, dx : dx + width])
+    side = int(height * 0.9)
+    person = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
+    outline = np.zeros((512, 512), np.uint8)
+    cv2.fillPoly(outline, [ASTRONAUT_OUTLINE], 1)
+    inside = cv2.resize(outline, (side, side), interpolation=cv2.INTER_NEAREST) > 0
+    x0 = int((width - side) * (0.3 + 0.4 * (0.5 + 0.5 * np.sin(t * 0.8 if walk else 0.0))))
+    y0 = height - side
+    frame[y0 : y0 + side, x0 : x0 + side][inside] = person[inside]
+    truth = np.zeros((height, width), bool)
+    truth[y0 : y0 + side, x0 : x0 + side] = inside
+    return frame, truth, (x0, y0, side / 512)
+
+
+def make_person_video(
+    path: Path,
+    *,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 24,
+    seconds: float = 3.0,
+    camera: str = "pan",
+    walk: bool = True,
+    noise: float = 0.0,
+) -> Path:
+    """A silent clip of :func:`person_scene` frames (``noise``: sensor-like, new every frame)."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"preset": "ultrafast", "crf": "12"}
+        for i in range(round(seconds * fps)):
+            img, _, _ = person_scene(width, height, i, fps, camera=camera, walk=walk)
+            if noise:
+                img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    return path
+
+
 def make_image(
     path: Path,
     *,

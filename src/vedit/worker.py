@@ -174,7 +174,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
     plan = plan_edit(task.prompt)
     if plan.operation not in ctx.engine.operations:
-        plan = fall_back(plan, ctx.engine.name)
+        plan = fall_back(plan, ctx.engine.why_not(plan.operation))
     ctx.store.set_plan(task.id, ctx.worker_id, plan.to_dict())
     started = time.monotonic()
     job = EditJob(

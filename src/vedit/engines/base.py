@@ -38,15 +38,20 @@ class Engine(Protocol):
     name: str
     operations: frozenset[str]  # the plan operations it carries out (engines/plan.py)
 
+    def why_not(self, operation: str) -> str:
+        """Why this engine does not carry out ``operation`` here (shown in the plan)."""
+        ...
+
     def prepare(self, job: EditJob) -> FrameEditor:
         """Everything done once per task (reference analysis, models); returns the per-frame edit."""
         ...
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called ``name`` (setting ``VEDIT_ENGINE``)."""
+def get_engine(name: str, models_dir: Path | None = None) -> Engine:
+    """The engine called ``name`` (setting ``VEDIT_ENGINE``); ``models_dir`` is
+    ``VEDIT_MODELS_DIR``, where model files are looked for first."""
     if name == "classic":
         from vedit.engines.classic import ClassicEngine
 
-        return ClassicEngine()
+        return ClassicEngine(models_dir)
     raise ValueError(f"unknown engine {name!r}; available: classic")

@@ -134,12 +134,12 @@ def _plan(operation: str, because: str, style: str | None = None, matched: bool 
     return EditPlan(operation, region, style, role, matched, because)
 
 
-def fall_back(plan: EditPlan, engine: str) -> EditPlan:
-    """The plan an engine that cannot do ``plan.operation`` carries out: the reference's look."""
+def fall_back(plan: EditPlan, reason: str) -> EditPlan:
+    """The plan an engine that cannot do ``plan.operation`` carries out: the reference's look.
+    ``reason`` says why (the engine's ``why_not``)."""
     return EditPlan(
         "color_grade", "frame", None, "look", plan.matched,
-        f"{plan.because}; engine {engine} cannot do {plan.operation} yet, so the reference's "
-        "look is applied",
+        f"{plan.because}; {reason}, so the reference's look is applied",
         fallback_from=plan.operation,
     )  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # Y'CbCr from R'G'B' (limited range): Kr, Kb of each matrix.
@@ -77,3 +78,31 @@ class YuvFrame:
             rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
             planes.append(rows[:, : plane.width])
         return cls(planes[0], planes[1], planes[2], matrix)
+
+    def small_rgb(self, width: int, height: int) -> np.ndarray:
+        """An RGB copy of the frame at ``width`` x ``height`` (for models that read small images)."""
+        planes = [
+            cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA)
+            for p in (self.y, self.u, self.v)
+        ]
+        return yuv_to_rgb(cv2.merge(planes), self.matrix)
+
+
+def yuv_to_rgb(yuv: np.ndarray, matrix: str) -> np.ndarray:
+    """8-bit RGB of ``(..., 3)`` limited-range 8-bit Y, Cb, Cr pixels."""
+    m = rgb_to_yuv_matrix(matrix)
+    inverse = np.linalg.inv(m[:, :3])
+    affine = np.hstack([inverse, -inverse @ m[:, 3:]]).astype(np.float32)
+    return cv2.transform(yuv, affine).clip(0, 255).astype(np.uint8)
+
+
+def yuv_planes(rgb: np.ndarray, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """yuv420p planes (uint8 Y, and Cb, Cr at half size) of an RGB image of even size."""
+    yuv = np.clip(rgb_to_yuv(rgb, matrix) + 0.5, 0, 255).astype(np.uint8)
+    h, w = yuv.shape[:2]
+    half = cv2.resize(yuv[..., 1:], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return (
+        np.ascontiguousarray(yuv[..., 0]),
+        np.ascontiguousarray(half[..., 0]),
+        np.ascontiguousarray(half[..., 1]),
+    )

@@ -1,69 +1,69 @@
-"""The ``classic`` engine: the reference image's look on every frame, on the CPU.
+"""The ``classic`` engine: edits on the CPU, chosen by the edit plan.
 
-Frame statistics are smoothed over time (an exponential moving average), so
-the grade is stable from frame to frame yet follows the scene. It edits the
-decoded YUV planes in place — one lookup table on luma, one 2x3 map on chroma —
-so it costs little next to decoding and encoding. Deterministic: no
-randomness is used, so the seed changes nothing here.
+- ``color_grade``: the reference's look (``look.py``), the default;
+- ``stylize``: a whole-frame style tinted by the reference (``styles.py``);
+- ``replace_background``: the person kept, the reference behind them (``background.py``);
+- ``restyle_clothing``: the upper-body garment in the reference's colours and texture
+  (``clothing.py``).
+
+The last two need the person models (``segment.py``, ``pose.py``); where they are
+not installed the engine does not offer those operations, and the plan falls
+back to the look and says why.
 """
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
+from pathlib import Path
 
 from vedit.engines.base import EditJob
-from vedit.engines.classic.colour import ColourStats, chroma_matrix, luma_lut
+from vedit.engines.classic.background import BackgroundEditor
+from vedit.engines.classic.clothing import ClothingEditor
+from vedit.engines.classic.look import LookEditor
+from vedit.engines.classic.pose import DETECTOR, LANDMARKER
+from vedit.engines.classic.segment import MODELS, ModelUnavailable, find_model
 from vedit.engines.classic.styles import StyleEditor
-from vedit.media.frames import YuvFrame, rgb_to_yuv
+from vedit.media.video import FrameEditor
 
-SMOOTHING = 0.08  # weight of each new frame in the running source statistics
-STRENGTH = 0.85  # how far toward the reference the colours move
-
-
-class ClassicEditor:
-    """The per-task state of a classic edit: the reference's statistics and the running ones."""
-
-    pixel_format = "yuv420p"
-
-    def __init__(self, reference: np.ndarray) -> None:
-        self.reference_rgb = reference
-        self.reference: dict[str, ColourStats] = {}
-        self.running: ColourStats | None = None
-
-    def __call__(self, frame: YuvFrame, index: int) -> None:
-        ref = self.reference.get(frame.matrix)
-        if ref is None:
-            ref = ColourStats.of_yuv_pixels(rgb_to_yuv(_small(self.reference_rgb), frame.matrix))
-            self.reference[frame.matrix] = ref
-        y, u, v = frame.y, frame.u, frame.v
-        stats = ColourStats.of_planes(y, u, v)
-        if self.running is not None:
-            stats = self.running.blend(stats, SMOOTHING)
-        self.running = stats
-
-        cv2.LUT(y, luma_lut(stats, ref, STRENGTH), dst=y)
-        uv = cv2.transform(cv2.merge([u, v]), chroma_matrix(stats, ref, STRENGTH))
-        np.copyto(u, uv[..., 0])
-        np.copyto(v, uv[..., 1])
-
-
-def _small(rgb: np.ndarray, side: int = 256) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    scale = side / max(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+PERSON_OPERATIONS = frozenset({"replace_background", "restyle_clothing"})
 
 
 class ClassicEngine:
     """The reference's look (luma histogram matching, chroma Monge-Kantorovich transfer),
-    and whole-frame styles tinted by the reference."""
+    whole-frame styles tinted by the reference, and — where the person models are
+    installed — background replacement and clothing from the reference."""
 
     name = "classic"
-    operations = frozenset({"color_grade", "stylize"})
 
-    def prepare(self, job: EditJob) -> ClassicEditor | StyleEditor:
-        if job.plan.operation == "stylize" and job.plan.style:
-            return StyleEditor(job.plan.style, job.references[0], job.width, job.height, job.seed)
-        return ClassicEditor(job.references[0])
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.missing = _missing_models(models_dir)
+        frame_ops = frozenset({"color_grade", "stylize"})
+        self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
+
+    def why_not(self, operation: str) -> str:
+        if self.missing and operation in PERSON_OPERATIONS:
+            return f"engine classic needs the person models for {operation}: {self.missing}"
+        return f"engine classic cannot do {operation}"
+
+    def prepare(self, job: EditJob) -> FrameEditor:
+        plan, ref = job.plan, job.references[0]
+        if plan.operation == "stylize" and plan.style:
+            return StyleEditor(plan.style, ref, job.width, job.height, job.seed)
+        if plan.operation == "replace_background":
+            return BackgroundEditor(ref, job.width, job.height, models_dir=job.models_dir)
+        if plan.operation == "restyle_clothing":
+            return ClothingEditor(ref, job.width, job.height, models_dir=job.models_dir)
+        return LookEditor(ref)
+
+
+def _missing_models(models_dir: Path | None) -> str:
+    """Why the person models cannot run here, or "" when they can."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError as exc:
+        return f"ai-edge-litert is not installed ({exc})"
+    try:
+        for model in (*MODELS.values(), DETECTOR, LANDMARKER):
+            find_model(model, models_dir)
+    except ModelUnavailable as exc:
+        return str(exc)
+    return ""

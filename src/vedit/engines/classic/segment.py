@@ -48,7 +48,7 @@ def find_model(relative: str, models_dir: Path | None = None) -> Path:
     )
 
 
-def _interpreter(path: Path, threads: int) -> object:
+def interpreter(path: Path, threads: int) -> object:
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:  # pragma: no cover - a dependency of vedit
@@ -76,30 +76,52 @@ class PersonSegmenter:
         feather: float = 0.006,
     ) -> None:
         kind = "landscape" if width > height * 1.2 else "general"
-        self._model = _interpreter(find_model(MODELS[kind], models_dir), threads)
+        self._model = interpreter(find_model(MODELS[kind], models_dir), threads)
         inp = self._model.get_input_details()[0]  # type: ignore[attr-defined]
         self._input_index = inp["index"]
         self._input_h, self._input_w = int(inp["shape"][1]), int(inp["shape"][2])
         self._output_index = self._model.get_output_details()[0]["index"]  # type: ignore[attr-defined]
         self.width, self.height = width, height
         self.smoothing = smoothing
-        radius = max(1, round(min(width, height) * feather))
+        radius = max(1, round(min(width, height) * feather / 2))  # applied at half size
         self._blur = 2 * radius + 1
         self._running: np.ndarray | None = None
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The model's input (width, height): frames of this size skip a resize."""
+        return self._input_w, self._input_h
+
     def raw(self, rgb: np.ndarray) -> np.ndarray:
         """The model's person probability at its own resolution (float32, 0..1)."""
-        x = cv2.resize(rgb, (self._input_w, self._input_h), interpolation=cv2.INTER_AREA)
+        x = rgb
+        if rgb.shape[:2] != (self._input_h, self._input_w):
+            x = cv2.resize(rgb, (self._input_w, self._input_h), interpolation=cv2.INTER_AREA)
         self._model.set_tensor(self._input_index, (x.astype(np.float32) / 255.0)[None])  # type: ignore[attr-defined]
         self._model.invoke()  # type: ignore[attr-defined]
         return self._model.get_tensor(self._output_index)[0, :, :, 0].copy()  # type: ignore[attr-defined]
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """The person mask of the next frame: float32 ``height`` x ``width``, 0..1, feathered."""
+        return self.masks(rgb)[0]
+
+    def masks(
+        self, rgb: np.ndarray, also: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The next frame's mask at full size and at half size (for yuv420p's chroma planes).
+
+        ``also``: another person mask at any size (e.g. the pose model's), merged in
+        (pixel-wise maximum) before the edge is feathered.
+        """
         prob = self.raw(rgb)
         if self._running is None:
             self._running = prob
         else:
             self._running = self._running + self.smoothing * (prob - self._running)
-        mask = cv2.resize(self._running, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        return cv2.GaussianBlur(mask, (self._blur, self._blur), 0)
+        size = (self.width // 2, self.height // 2)
+        half = cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
+        if also is not None:
+            np.maximum(half, cv2.resize(also, size, interpolation=cv2.INTER_LINEAR), out=half)
+        half = cv2.GaussianBlur(half, (self._blur, self._blur), 0)
+        full = cv2.resize(half, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return full, half

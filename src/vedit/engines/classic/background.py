@@ -1,0 +1,90 @@
+"""Background replacement: the person stays, everything behind them becomes the reference.
+
+The reference is scaled to cover the frame (centre crop, no bars) and
+converted once to the video's YUV planes. The person mask joins two models:
+the selfie segmenter (``segment.py``) on every frame, and the body mask of
+the pose model (``pose.py``) every ``POSE_EVERY`` frames, held in between —
+each one finds parts of a person that the other misses. The mask is smoothed
+over time and feathered, and the planes are blended with it: person from the
+source, the rest from the reference. The person's light is matched to the new scene
+by a small luma shift toward it (at most ``MAX_LIGHT_SHIFT`` levels), so they
+do not look pasted in. Deterministic; the seed changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vedit.engines.classic.pose import PoseTracker
+from vedit.engines.classic.segment import PersonSegmenter
+from vedit.media.frames import YuvFrame, yuv_planes
+
+POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
+POSE_SIDE = 640  # the long side of the frame copy the pose model reads
+LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
+MAX_LIGHT_SHIFT = 8  # luma levels, either way
+
+
+def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb`` scaled to cover ``width`` x ``height`` and centre-cropped to it."""
+    h, w = rgb.shape[:2]
+    scale = max(width / w, height / h)
+    sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    scaled = cv2.resize(rgb, (sw, sh), interpolation=interpolation)
+    x0, y0 = (sw - width) // 2, (sh - height) // 2
+    return np.ascontiguousarray(scaled[y0 : y0 + height, x0 : x0 + width])
+
+
+class BackgroundEditor:
+    """Replaces the background of every frame with the reference image."""
+
+    pixel_format = "yuv420p"
+
+    def __init__(
+        self, reference: np.ndarray, width: int, height: int, *, models_dir: Path | None = None
+    ) -> None:
+        self.segmenter = PersonSegmenter(width, height, models_dir=models_dir)
+        scale = min(1.0, POSE_SIDE / max(width, height))
+        self.pose_size = (round(width * scale), round(height * scale))
+        self.pose = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self._body: np.ndarray | None = None
+        self.scene_rgb = cover(reference, width, height)
+        self._scene: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def scene(self, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        planes = self._scene.get(matrix)
+        if planes is None:
+            planes = self._scene[matrix] = yuv_planes(self.scene_rgb, matrix)
+        return planes
+
+    def __call__(self, frame: YuvFrame, index: int) -> None:
+        sy, su, sv = self.scene(frame.matrix)
+        size = self.segmenter.input_size
+        if index % POSE_EVERY == 0:
+            found = self.pose(frame.small_rgb(*self.pose_size))
+            self._body = None if found is None else found.mask
+        person, person_c = self.segmenter.masks(frame.small_rgb(*size), also=self._body)
+        # The person's light: a small shift toward the new scene's brightness, judged on
+        # small copies (the model's size) of the old background and the new one.
+        behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_AREA)
+        weight = float(behind.sum())
+        small_y = cv2.resize(frame.y, size, interpolation=cv2.INTER_AREA)
+        old = float((small_y * behind).sum()) / weight if weight > 1 else float(small_y.mean())
+        gap = self._scene_luma(frame.matrix) - old
+        shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
+        y = frame.y
+        if shift > 0:
+            y = cv2.add(y, shift)
+        elif shift < 0:
+            y = cv2.subtract(y, -shift)
+        np.copyto(frame.y, cv2.blendLinear(y, sy, person, 1.0 - person))
+        behind_c = 1.0 - person_c
+        np.copyto(frame.u, cv2.blendLinear(frame.u, su, person_c, behind_c))
+        np.copyto(frame.v, cv2.blendLinear(frame.v, sv, person_c, behind_c))
+
+    def _scene_luma(self, matrix: str) -> float:
+        return float(self.scene(matrix)[0].mean())

@@ -1,0 +1,190 @@
+"""Clothing from the reference: the upper-body garment takes the reference's colours and texture.
+
+The garment region is where three things agree: the pose model's body mask
+(``pose.py``), the upper body drawn from the landmarks (the band between the
+shoulder line and the hip line, sleeves included, less the head), and not
+skin (the face's own colour when the face is seen, a fixed skin range
+otherwise).
+
+The texture is the middle of the reference image, pinned to the torso: it is
+warped onto the quad between the shoulders and the hips every frame, so it
+moves, turns and scales with the body. The source keeps its shading and
+folds: the new luma is the texture's plus the source's deviation from the
+garment's mean luma; the chroma is the texture's. Deterministic; the seed
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vedit.engines.classic import pose as bp
+from vedit.engines.classic.pose import Pose, PoseTracker
+from vedit.media.frames import YuvFrame, yuv_planes
+
+POSE_EVERY = 2  # the pose model runs on every other frame; its answer is held in between
+POSE_SIDE = 640  # the long side of the frame copy the pose model reads
+TEXTURE_SHARE = 0.6  # the middle of the reference that is the garment (per side)
+SHADING = 0.85  # how much of the source's luma variation (folds, light) the garment keeps
+NECKLINE = 0.1  # the garment's top above the shoulder line, as a share of the shoulder width
+HEAD = 0.9  # radius of the head's disc (no garment) as a share of the ear-to-ear distance
+MIN_TORSO = 1.5  # shortest torso (shoulder line to hip line) as a share of the shoulder width
+HEM = 0.15  # the garment's bottom below the hip line, as a share of the shoulder width
+HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
+SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
+
+
+def garment_texture(reference: np.ndarray, side: int = 512) -> np.ndarray:
+    """The middle of the reference, square, ``side`` pixels: the garment's colours and texture."""
+    h, w = reference.shape[:2]
+    crop = round(min(h, w) * TEXTURE_SHARE)
+    y0, x0 = (h - crop) // 2, (w - crop) // 2
+    middle = reference[y0 : y0 + crop, x0 : x0 + crop]
+    return cv2.resize(middle, (side, side), interpolation=cv2.INTER_AREA)
+
+
+class ClothingEditor:
+    """Dresses the main person's upper body in the reference's garment."""
+
+    pixel_format = "yuv420p"
+
+    def __init__(
+        self, reference: np.ndarray, width: int, height: int, *, models_dir: Path | None = None
+    ) -> None:
+        self.width, self.height = width, height
+        scale = min(1.0, POSE_SIDE / max(width, height))
+        self.pose_size = (round(width * scale), round(height * scale))
+        self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self.texture_rgb = garment_texture(reference)
+        self._texture: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._pose: Pose | None = None
+        self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
+        self._running: np.ndarray | None = None  # the garment mask, at chroma size
+
+    def texture(self, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        planes = self._texture.get(matrix)
+        if planes is None:
+            planes = self._texture[matrix] = yuv_planes(self.texture_rgb, matrix)
+        return planes
+
+    def __call__(self, frame: YuvFrame, index: int) -> None:
+        if index % POSE_EVERY == 0:
+            self._pose = self.tracker(frame.small_rgb(*self.pose_size))
+        cw, ch = frame.u.shape[1], frame.u.shape[0]
+        target = np.zeros((ch, cw), np.float32)
+        pose = self._pose
+        if pose is not None:
+            to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
+            points = pose.points * to_chroma
+            self._pin(points)
+            body = cv2.resize(pose.mask, (cw, ch), interpolation=cv2.INTER_LINEAR)
+            upper = upper_body(points, (ch, cw))
+            skin = skin_mask(frame.u, frame.v, points)
+            target = body * upper * (1.0 - skin)
+        # Smoothed over time, so the edge does not flicker between pose runs.
+        if self._running is None:
+            self._running = target
+        else:
+            self._running += 0.5 * (target - self._running)
+        garment_c = cv2.GaussianBlur(self._running, (0, 0), max(1.0, ch / 300))
+        # A person who left fades out where they were last seen.
+        if self._anchor is None or float(garment_c.max()) < 0.05:
+            return
+        self._dress(frame, self._anchor * 2, garment_c)
+
+    def _pin(self, points: np.ndarray) -> None:
+        """Move the texture's pins (shoulders, hips) only when the body moved: landmark jitter
+        of a person standing still would make a fine texture shimmer."""
+        pins = points[[bp.RIGHT_SHOULDER, bp.LEFT_SHOULDER, bp.RIGHT_HIP, bp.LEFT_HIP]]
+        width = float(np.hypot(*(pins[1] - pins[0])))
+        if self._anchor is not None:
+            drift = float(np.abs(pins[:2] - self._anchor[:2]).max())
+            if drift < max(0.75, HOLD * width):
+                return
+        self._anchor = pins.copy()
+
+    def _dress(self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray) -> None:
+        """Blend the texture, pinned to the shoulders (``pins``: right and left shoulder,
+        right and left hip, in luma pixels), into the garment."""
+        ty, tu, tv = self.texture(frame.matrix)
+        side = float(ty.shape[0])
+        top_l, top_r = pins[0], pins[1]
+        across = top_r - top_l
+        down = np.float32([-across[1], across[0]])  # square to the shoulder line...
+        hips = (pins[2] + pins[3]) / 2 - (top_l + top_r) / 2
+        if float(down @ hips) < 0:  # ...and toward the hips (a person seen from the back)
+            down = -down
+        # The texture's top edge on the shoulder line, square, so it turns and scales with the body.
+        to_frame = cv2.getAffineTransform(
+            np.float32([[0, 0], [side, 0], [0, side]]), np.float32([top_l, top_r, top_l + down])
+        )
+        # Only the garment's bounding box is touched.
+        rows = np.flatnonzero(garment_c.max(axis=1) > 0.004)
+        cols = np.flatnonzero(garment_c.max(axis=0) > 0.004)
+        if not len(rows) or not len(cols):
+            return
+        cy0, cy1, cx0, cx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        g_c = np.ascontiguousarray(garment_c[cy0:cy1, cx0:cx1])
+        y = frame.y[2 * cy0 : 2 * cy1, 2 * cx0 : 2 * cx1]
+        h, w = y.shape
+        garment = cv2.resize(g_c, (w, h), interpolation=cv2.INTER_LINEAR)
+        weight = float(garment.sum())
+        mean = float((y * garment).sum()) / weight if weight > 1 else float(y.mean())
+        warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_REFLECT}
+        box = to_frame.copy()
+        box[:, 2] -= (2 * cx0, 2 * cy0)
+        new_y = cv2.warpAffine(ty, box, (w, h), **warp).astype(np.float32)
+        new_y += SHADING * (y.astype(np.float32) - mean)
+        new_y = np.clip(new_y, 0, 255).astype(np.uint8)
+        np.copyto(y, cv2.blendLinear(new_y, y, garment, 1.0 - garment))
+        half = to_frame / 2
+        half[:, 2] -= (cx0, cy0)
+        u, v = frame.u[cy0:cy1, cx0:cx1], frame.v[cy0:cy1, cx0:cx1]
+        keep = 1.0 - g_c
+        new_u = cv2.warpAffine(tu, half, (cx1 - cx0, cy1 - cy0), **warp)
+        new_v = cv2.warpAffine(tv, half, (cx1 - cx0, cy1 - cy0), **warp)
+        np.copyto(u, cv2.blendLinear(new_u, np.ascontiguousarray(u), g_c, keep))
+        np.copyto(v, cv2.blendLinear(new_v, np.ascontiguousarray(v), g_c, keep))
+
+
+def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The band of the frame between the shoulder line (a little above it) and the hip line,
+    less a disc around the head: where an upper-body garment can be, as a 0..1 mask."""
+    ls, rs = points[bp.LEFT_SHOULDER], points[bp.RIGHT_SHOULDER]
+    shoulder_width = float(np.hypot(*(ls - rs)))
+    h, w = shape
+    if shoulder_width < 2:
+        return np.zeros(shape, np.float32)
+    top = (ls + rs) / 2
+    down = (points[bp.LEFT_HIP] + points[bp.RIGHT_HIP]) / 2 - top
+    length = max(float(np.hypot(*down)), 1e-6)
+    unit = down / length
+    # Hips guessed too high (often when they are out of the frame): a torso's usual length.
+    length = max(length, MIN_TORSO * shoulder_width)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (xs - top[0]) * unit[0] + (ys - top[1]) * unit[1]
+    band = (along > -NECKLINE * shoulder_width) & (along < length + HEM * shoulder_width)
+    head = points[bp.NOSE]
+    head_radius = HEAD * float(np.hypot(*(points[bp.LEFT_EAR] - points[bp.RIGHT_EAR])))
+    band &= (xs - head[0]) ** 2 + (ys - head[1]) ** 2 > head_radius**2
+    return band.astype(np.float32)
+
+
+def skin_mask(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where the chroma is skin: close to the face's own colour (sampled under the eyes, around
+    the nose), or in a common skin range when the face is outside the frame."""
+    h, w = u.shape
+    nose = np.round(points[bp.NOSE]).astype(int)
+    radius = max(1, round(float(np.hypot(*(points[bp.LEFT_EAR] - points[bp.RIGHT_EAR]))) * 0.12))
+    x0, x1 = max(0, nose[0] - radius), min(w, nose[0] + radius + 1)
+    y0, y1 = max(0, nose[1] - radius), min(h, nose[1] + radius + 1)
+    uf, vf = u.astype(np.float32), v.astype(np.float32)
+    if x1 - x0 > 1 and y1 - y0 > 1:
+        cb, cr = float(np.median(u[y0:y1, x0:x1])), float(np.median(v[y0:y1, x0:x1]))
+        near = ((uf - cb) ** 2 + (vf - cr) ** 2) < SKIN_CHROMA**2
+    else:
+        near = (uf > 77) & (uf < 127) & (vf > 137) & (vf < 170)
+    return cv2.GaussianBlur(near.astype(np.float32), (5, 5), 0)
