@@ -106,6 +106,20 @@ ASTRONAUT_FACE = (180, 60, 280, 170)
 ASTRONAUT_CHEST = (60, 300, 250, 420)  # the orange suit between the neck ring and the waist
 
 
+def camera_offset(
+    width: int, height: int, index: int, fps: int = 24, camera: str = "pan"
+) -> tuple[int, int]:
+    """Where :func:`person_scene`'s camera looks at frame ``index``: the top-left corner of the
+    frame in the room's photograph (which is 5/4 the frame's size)."""
+    if camera != "pan":
+        return width // 8, height // 8
+    t = index / fps
+    return (
+        int((width // 4) * (0.5 + 0.5 * np.sin(t * 0.7))),
+        int((height // 4) * (0.5 + 0.5 * np.cos(t * 0.5))),
+    )
+
+
 def person_scene(
     width: int, height: int, index: int, fps: int = 24, *, camera: str = "pan", walk: bool = True
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float]]:
@@ -122,10 +136,7 @@ def person_scene(
     room = cv2.resize(
         data.coffee(), (width * 5 // 4, height * 5 // 4), interpolation=cv2.INTER_AREA
     )
-    dx = dy = width // 8
-    if camera == "pan":
-        dx = int((width // 4) * (0.5 + 0.5 * np.sin(t * 0.7)))
-        dy = int((height // 4) * (0.5 + 0.5 * np.cos(t * 0.5)))
+    dx, dy = camera_offset(width, height, index, fps, camera)
     frame = np.ascontiguousarray(room[dy : dy + height, dx : dx + width])
     side = int(height * 0.9)
     person = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)

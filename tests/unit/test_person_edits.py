@@ -17,6 +17,7 @@ from skimage import data
 from mediagen import (
     ASTRONAUT_CHEST,
     ASTRONAUT_FACE,
+    camera_offset,
     make_person_video,
     person_scene,
     read_frames,
@@ -69,13 +70,26 @@ def box_mask(box: tuple[int, int, int, int], where: tuple[int, int, float]) -> n
     return mask
 
 
-def test_background_replacement_moves_the_background_and_keeps_the_person(tmp_path) -> None:
-    scene = data.rocket()  # a launch pad at dusk: nothing like the coffee room
-    out = edit(tmp_path, lambda w, h: BackgroundEditor(scene, w, h))
-    target = cover(scene, W, H).astype(float)
+@pytest.fixture(scope="module")
+def replaced(tmp_path_factory: pytest.TempPathFactory) -> tuple[BackgroundEditor, Path]:
+    """The panning scene with its background replaced by a launch pad at dusk."""
+    editor = BackgroundEditor(data.rocket(), W, H)
+    return editor, edit(tmp_path_factory.mktemp("bg"), lambda w, h: editor)
+
+
+def test_background_replacement_moves_the_background_and_keeps_the_person(replaced) -> None:
+    editor, out = replaced
+    mx, my = editor.margin
+    room = cover(data.rocket(), W + 2 * mx, H + 2 * my).astype(float)
+    start = camera_offset(W, H, 0)
     moved_bg, moved_person = [], []
     for i, got in zip(SAMPLES, read_frames(out, SAMPLES), strict=True):
         frame, truth, _ = person_scene(W, H, i)
+        # Where the new background should be: moved as the camera moved, inside the margin.
+        cam = camera_offset(W, H, i)
+        x = int(np.clip(mx + cam[0] - start[0], 0, 2 * mx))
+        y = int(np.clip(my + cam[1] - start[1], 0, 2 * my))
+        target = room[y : y + H, x : x + W]
         before = np.linalg.norm(frame - target, axis=2)
         after = np.linalg.norm(got - target, axis=2)
         moved = after < 0.5 * before  # at least halfway to the reference
@@ -88,6 +102,19 @@ def test_background_replacement_moves_the_background_and_keeps_the_person(tmp_pa
     person_share = float(np.concatenate(moved_person).mean())
     assert bg_share >= 0.90, bg_share
     assert person_share <= 0.05, person_share
+
+
+def test_the_new_background_pans_with_the_camera(replaced) -> None:
+    _, out = replaced
+    a, b = read_frames(out, [6, 18])
+    top = slice(0, 64)  # above the person's head in every frame: only background
+    grey_a = cv2.cvtColor(a[top], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey_b = cv2.cvtColor(b[top], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    (shift_x, _), _ = cv2.phaseCorrelate(grey_a, grey_b)
+    # The source's camera moved right, so its room slid left in the frame; the new scene too.
+    pan = camera_offset(W, H, 18)[0] - camera_offset(W, H, 6)[0]
+    assert pan > 40
+    assert abs(shift_x + pan) <= 4, (shift_x, pan)
 
 
 def test_clothing_changes_the_torso_not_the_face_or_the_background(tmp_path) -> None:

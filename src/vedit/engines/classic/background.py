@@ -1,7 +1,10 @@
 """Background replacement: the person stays, everything behind them becomes the reference.
 
-The reference is scaled to cover the frame (centre crop, no bars) and
-converted once to the video's YUV planes. The person mask joins two models:
+The reference is scaled to cover the frame with a margin (centre crop, no
+bars) and converted once to the video's YUV planes. The camera's own motion
+is measured on the old background (optical flow of corners outside the
+person) and the new background moves with it, inside the margin, so a pan
+in the source is a pan in the edit. The person mask joins two models:
 the selfie segmenter (``segment.py``) on every frame, and the body mask of
 the pose model (``pose.py``) every ``POSE_EVERY`` frames, held in between —
 each one finds parts of a person that the other misses. The mask is smoothed
@@ -24,6 +27,8 @@ from vedit.media.frames import YuvFrame, yuv_planes
 
 POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
 POSE_SIDE = 640  # the long side of the frame copy the pose model reads
+MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
+STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
 LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
 
@@ -39,6 +44,34 @@ def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(scaled[y0 : y0 + height, x0 : x0 + width])
 
 
+class CameraMotion:
+    """How far the background moved since the last frame, in the pixels of the frames given:
+    the median optical flow of corners outside the person (the person's own motion is not
+    the camera's)."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, grey: np.ndarray, behind: np.ndarray) -> tuple[float, float]:
+        previous, self._previous = self._previous, grey
+        if previous is None:
+            return 0.0, 0.0
+        where = (behind > 0.9).astype(np.uint8)
+        corners = cv2.goodFeaturesToTrack(previous, 150, 0.01, 4, mask=where)
+        if corners is None or len(corners) < 8:
+            return 0.0, 0.0
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            previous, grey, corners, None, winSize=(15, 15), maxLevel=2
+        )
+        ok = status[:, 0] == 1
+        if ok.sum() < 8:
+            return 0.0, 0.0
+        dx, dy = np.median((moved - corners)[ok][:, 0], axis=0)
+        if np.hypot(dx, dy) < STILL:
+            return 0.0, 0.0
+        return float(dx), float(dy)
+
+
 class BackgroundEditor:
     """Replaces the background of every frame with the reference image."""
 
@@ -52,8 +85,14 @@ class BackgroundEditor:
         self.pose_size = (round(width * scale), round(height * scale))
         self.pose = PoseTracker(*self.pose_size, models_dir=models_dir)
         self._body: np.ndarray | None = None
-        self.scene_rgb = cover(reference, width, height)
+        self.width, self.height = width, height
+        # The margin, even so that the chroma planes crop at the same place.
+        self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
+        mx, my = self.margin
+        self.scene_rgb = cover(reference, width + 2 * mx, height + 2 * my)
         self._scene: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.camera = CameraMotion()
+        self.offset = [float(mx), float(my)]  # where the frame sits in the new background
 
     def scene(self, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         planes = self._scene.get(matrix)
@@ -62,19 +101,19 @@ class BackgroundEditor:
         return planes
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
-        sy, su, sv = self.scene(frame.matrix)
         size = self.segmenter.input_size
         if index % POSE_EVERY == 0:
             found = self.pose(frame.small_rgb(*self.pose_size))
             self._body = None if found is None else found.mask
         person, person_c = self.segmenter.masks(frame.small_rgb(*size), also=self._body)
+        behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_AREA)
+        small_y = cv2.resize(frame.y, size, interpolation=cv2.INTER_AREA)
+        sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)
         # The person's light: a small shift toward the new scene's brightness, judged on
         # small copies (the model's size) of the old background and the new one.
-        behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_AREA)
         weight = float(behind.sum())
-        small_y = cv2.resize(frame.y, size, interpolation=cv2.INTER_AREA)
         old = float((small_y * behind).sum()) / weight if weight > 1 else float(small_y.mean())
-        gap = self._scene_luma(frame.matrix) - old
+        gap = float(sy.mean()) - old
         shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
         y = frame.y
         if shift > 0:
@@ -86,5 +125,21 @@ class BackgroundEditor:
         np.copyto(frame.u, cv2.blendLinear(frame.u, su, person_c, behind_c))
         np.copyto(frame.v, cv2.blendLinear(frame.v, sv, person_c, behind_c))
 
-    def _scene_luma(self, matrix: str) -> float:
-        return float(self.scene(matrix)[0].mean())
+    def _follow_camera(
+        self, matrix: str, small_y: np.ndarray, behind: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frame-sized window of the new background, moved as the camera moved."""
+        dx, dy = self.camera(small_y, behind)
+        scale = self.width / small_y.shape[1]
+        mx, my = self.margin
+        # The scene moved by (dx, dy) in the frame: the window moves the other way.
+        self.offset[0] = min(2 * mx, max(0.0, self.offset[0] - dx * scale))
+        self.offset[1] = min(2 * my, max(0.0, self.offset[1] - dy * scale))
+        x, y = (2 * round(v / 2) for v in self.offset)
+        sy, su, sv = self.scene(matrix)
+        w, h = self.width, self.height
+        return (
+            sy[y : y + h, x : x + w],
+            su[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2],
+            sv[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2],
+        )

@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 
 from vedit.engines.classic import pose as bp
-from vedit.engines.classic.pose import Pose, PoseTracker
+from vedit.engines.classic.pose import PoseTracker
 from vedit.media.frames import YuvFrame, yuv_planes
 
-POSE_EVERY = 2  # the pose model runs on every other frame; its answer is held in between
+POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
 POSE_SIDE = 640  # the long side of the frame copy the pose model reads
 TEXTURE_SHARE = 0.6  # the middle of the reference that is the garment (per side)
 SHADING = 0.85  # how much of the source's luma variation (folds, light) the garment keeps
@@ -60,7 +60,7 @@ class ClothingEditor:
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
         self.texture_rgb = garment_texture(reference)
         self._texture: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._pose: Pose | None = None
+        self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
         self._running: np.ndarray | None = None  # the garment mask, at chroma size
 
@@ -71,24 +71,24 @@ class ClothingEditor:
         return planes
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
-        if index % POSE_EVERY == 0:
-            self._pose = self.tracker(frame.small_rgb(*self.pose_size))
-        cw, ch = frame.u.shape[1], frame.u.shape[0]
-        target = np.zeros((ch, cw), np.float32)
-        pose = self._pose
-        if pose is not None:
-            to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
-            points = pose.points * to_chroma
-            self._pin(points)
-            body = cv2.resize(pose.mask, (cw, ch), interpolation=cv2.INTER_LINEAR)
-            upper = upper_body(points, (ch, cw))
-            skin = skin_mask(frame.u, frame.v, points)
-            target = body * upper * (1.0 - skin)
+        ch, cw = frame.u.shape
+        if index % POSE_EVERY == 0 or self._target is None:
+            # Where the garment is: worked out when the pose model runs, held in between.
+            self._target = np.zeros((ch, cw), np.float32)
+            pose = self.tracker(frame.small_rgb(*self.pose_size))
+            if pose is not None:
+                to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
+                points = pose.points * to_chroma
+                self._pin(points)
+                body = cv2.resize(pose.mask, (cw, ch), interpolation=cv2.INTER_LINEAR)
+                upper = upper_body(points, (ch, cw))
+                skin = skin_mask(frame.u, frame.v, points)
+                self._target = body * upper * (1.0 - skin)
         # Smoothed over time, so the edge does not flicker between pose runs.
         if self._running is None:
-            self._running = target
+            self._running = self._target.copy()
         else:
-            self._running += 0.5 * (target - self._running)
+            self._running += 0.5 * (self._target - self._running)
         garment_c = cv2.GaussianBlur(self._running, (0, 0), max(1.0, ch / 300))
         # A person who left fades out where they were last seen.
         if self._anchor is None or float(garment_c.max()) < 0.05:
@@ -164,12 +164,16 @@ def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     unit = down / length
     # Hips guessed too high (often when they are out of the frame): a torso's usual length.
     length = max(length, MIN_TORSO * shoulder_width)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    along = (xs - top[0]) * unit[0] + (ys - top[1]) * unit[1]
-    band = (along > -NECKLINE * shoulder_width) & (along < length + HEM * shoulder_width)
-    head = points[bp.NOSE]
+    # The band as a polygon: the neckline and the hem, each drawn far past the frame's sides.
+    across = np.float32([-unit[1], unit[0]]) * (h + w)
+    neck = top - unit * NECKLINE * shoulder_width
+    hem = top + unit * (length + HEM * shoulder_width)
+    band = np.zeros(shape, np.uint8)
+    corners = np.array([neck - across, neck + across, hem + across, hem - across])
+    cv2.fillPoly(band, [np.round(corners).astype(np.int32)], 1)
+    head = np.round(points[bp.NOSE]).astype(int)
     head_radius = HEAD * float(np.hypot(*(points[bp.LEFT_EAR] - points[bp.RIGHT_EAR])))
-    band &= (xs - head[0]) ** 2 + (ys - head[1]) ** 2 > head_radius**2
+    cv2.circle(band, (int(head[0]), int(head[1])), round(head_radius), 0, -1)
     return band.astype(np.float32)
 
 

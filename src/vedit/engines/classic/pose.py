@@ -63,7 +63,9 @@ class OneEuro:
     neither jitter when a person stands still nor trail when they move.
     """
 
-    def __init__(self, min_cutoff: float = 0.005, beta: float = 0.03, d_cutoff: float = 0.05) -> None:
+    def __init__(
+        self, min_cutoff: float = 0.005, beta: float = 0.03, d_cutoff: float = 0.05
+    ) -> None:
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None
