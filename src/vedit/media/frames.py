@@ -79,13 +79,18 @@ class YuvFrame:
             planes.append(rows[:, : plane.width])
         return cls(planes[0], planes[1], planes[2], matrix)
 
+    def small_yuv(self, width: int, height: int) -> np.ndarray:
+        """The frame at ``width`` x ``height`` as ``(height, width, 3)`` Y, Cb, Cr."""
+        size = (width, height)
+        y = cv2.resize(self.y, size, interpolation=cv2.INTER_AREA)
+        # Chroma is half size and soft already: a linear resize is enough, and cheaper.
+        u = cv2.resize(self.u, size, interpolation=cv2.INTER_LINEAR)
+        v = cv2.resize(self.v, size, interpolation=cv2.INTER_LINEAR)
+        return cv2.merge([y, u, v])
+
     def small_rgb(self, width: int, height: int) -> np.ndarray:
         """An RGB copy of the frame at ``width`` x ``height`` (for models that read small images)."""
-        planes = [
-            cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA)
-            for p in (self.y, self.u, self.v)
-        ]
-        return yuv_to_rgb(cv2.merge(planes), self.matrix)
+        return yuv_to_rgb(self.small_yuv(width, height), self.matrix)
 
 
 def yuv_to_rgb(yuv: np.ndarray, matrix: str) -> np.ndarray:

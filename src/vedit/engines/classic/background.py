@@ -23,7 +23,7 @@ import numpy as np
 
 from vedit.engines.classic.pose import PoseTracker
 from vedit.engines.classic.segment import PersonSegmenter
-from vedit.media.frames import YuvFrame, yuv_planes
+from vedit.media.frames import YuvFrame, yuv_planes, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
 POSE_SIDE = 640  # the long side of the frame copy the pose model reads
@@ -105,25 +105,40 @@ class BackgroundEditor:
         if index % POSE_EVERY == 0:
             found = self.pose(frame.small_rgb(*self.pose_size))
             self._body = None if found is None else found.mask
-        person, person_c = self.segmenter.masks(frame.small_rgb(*size), also=self._body)
-        behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_AREA)
-        small_y = cv2.resize(frame.y, size, interpolation=cv2.INTER_AREA)
+        small = frame.small_yuv(*size)
+        person_c = self.segmenter.half_mask(yuv_to_rgb(small, frame.matrix), also=self._body)
+        behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
+        small_y = np.ascontiguousarray(small[..., 0])
         sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)
         # The person's light: a small shift toward the new scene's brightness, judged on
         # small copies (the model's size) of the old background and the new one.
         weight = float(behind.sum())
         old = float((small_y * behind).sum()) / weight if weight > 1 else float(small_y.mean())
-        gap = float(sy.mean()) - old
+        gap = cv2.mean(sy)[0] - old
         shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
-        y = frame.y
+        # Only the person's box is blended; the rest of the frame is the new scene.
+        rows = np.flatnonzero(person_c.max(axis=1) > 0.004)
+        cols = np.flatnonzero(person_c.max(axis=0) > 0.004)
+        if not len(rows):
+            for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
+                np.copyto(plane, scene)
+            return
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        m_c = np.ascontiguousarray(person_c[r0:r1, c0:c1])
+        m = cv2.resize(m_c, (2 * (c1 - c0), 2 * (r1 - r0)), interpolation=cv2.INTER_LINEAR)
+        y = frame.y[2 * r0 : 2 * r1, 2 * c0 : 2 * c1].copy()
         if shift > 0:
-            y = cv2.add(y, shift)
+            cv2.add(y, shift, dst=y)
         elif shift < 0:
-            y = cv2.subtract(y, -shift)
-        np.copyto(frame.y, cv2.blendLinear(y, sy, person, 1.0 - person))
-        behind_c = 1.0 - person_c
-        np.copyto(frame.u, cv2.blendLinear(frame.u, su, person_c, behind_c))
-        np.copyto(frame.v, cv2.blendLinear(frame.v, sv, person_c, behind_c))
+            cv2.subtract(y, -shift, dst=y)
+        u = frame.u[r0:r1, c0:c1].copy()
+        v = frame.v[r0:r1, c0:c1].copy()
+        for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
+            np.copyto(plane, scene)
+        ys, cs = (slice(2 * r0, 2 * r1), slice(2 * c0, 2 * c1)), (slice(r0, r1), slice(c0, c1))
+        frame.y[ys] = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), m, 1.0 - m)
+        frame.u[cs] = cv2.blendLinear(u, np.ascontiguousarray(su[cs]), m_c, 1.0 - m_c)
+        frame.v[cs] = cv2.blendLinear(v, np.ascontiguousarray(sv[cs]), m_c, 1.0 - m_c)
 
     def _follow_camera(
         self, matrix: str, small_y: np.ndarray, behind: np.ndarray

@@ -6,12 +6,14 @@ shoulder line and the hip line, sleeves included, less the head), and not
 skin (the face's own colour when the face is seen, a fixed skin range
 otherwise).
 
-The texture is the middle of the reference image, pinned to the torso: it is
-warped onto the quad between the shoulders and the hips every frame, so it
-moves, turns and scales with the body. The source keeps its shading and
-folds: the new luma is the texture's plus the source's deviation from the
-garment's mean luma; the chroma is the texture's. Deterministic; the seed
-changes nothing.
+The texture is the middle of the reference image, pinned to the shoulders:
+its top edge lies on the shoulder line and it is square, so it moves, turns
+and scales with the body, and it stays put while the person stands still
+(landmark jitter would make a fine texture shimmer). The source keeps its
+shading and folds: the new luma is the texture's plus the source's deviation
+from the garment's mean luma; the chroma is the texture's. The pose model
+runs on every third frame; the garment mask is held in between and smoothed
+over time. Deterministic; the seed changes nothing.
 """
 
 from __future__ import annotations

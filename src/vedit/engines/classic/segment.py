@@ -103,12 +103,12 @@ class PersonSegmenter:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """The person mask of the next frame: float32 ``height`` x ``width``, 0..1, feathered."""
-        return self.masks(rgb)[0]
+        half = self.half_mask(rgb)
+        return cv2.resize(half, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
 
-    def masks(
-        self, rgb: np.ndarray, also: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The next frame's mask at full size and at half size (for yuv420p's chroma planes).
+    def half_mask(self, rgb: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
+        """The next frame's mask at half size (yuv420p's chroma planes; editors upscale the
+        part they need).
 
         ``also``: another person mask at any size (e.g. the pose model's), merged in
         (pixel-wise maximum) before the edge is feathered.
@@ -121,7 +121,7 @@ class PersonSegmenter:
         size = (self.width // 2, self.height // 2)
         half = cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
         if also is not None:
-            np.maximum(half, cv2.resize(also, size, interpolation=cv2.INTER_LINEAR), out=half)
-        half = cv2.GaussianBlur(half, (self._blur, self._blur), 0)
-        full = cv2.resize(half, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        return full, half
+            if also.shape != half.shape:
+                also = cv2.resize(also, size, interpolation=cv2.INTER_LINEAR)
+            np.maximum(half, also, out=half)
+        return cv2.GaussianBlur(half, (self._blur, self._blur), 0)
