@@ -57,7 +57,7 @@ def media_server(folder: Path) -> Iterator[str]:
         httpd.shutdown()
 
 
-def edit_body(host: str, resolution: str, seed: int | None = None) -> dict:
+def edit_body(host: str, resolution: str, seed: int | None = None, prompt: str = "look") -> dict:
     """A create body for ``v.mp4`` and ``i.jpg`` on the media server ``host``."""
     params: dict = {"resolution": resolution}
     if seed is not None:
@@ -65,7 +65,7 @@ def edit_body(host: str, resolution: str, seed: int | None = None) -> dict:
     return {
         "model": "happyhorse-1.0-video-edit",
         "input": {
-            "prompt": "look",
+            "prompt": prompt,
             "media": [
                 {"type": "video", "url": f"http://{host}/v.mp4"},
                 {"type": "reference_image", "url": f"http://{host}/i.jpg"},

@@ -1,12 +1,13 @@
 """Peak RSS of a worker process editing a 60 s 1080p input (1080P output, audio kept).
 
-Usage: python bench/worker_rss.py
+Usage: python bench/worker_rss.py [--prompt "replace the background with the image"]
 Reads the worker's VmHWM from /proc after the task succeeds: the real worker
 process of ``vedit serve``, not a copy of its code.
 """
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 import tempfile
 import time
@@ -26,6 +27,9 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompt", default="look", help="the edit, as a prompt")
+    args = ap.parse_args()
     media = Path(tempfile.mkdtemp(prefix="vedit-media-"))
     make_video(media / "v.mp4", width=1920, height=1080, fps=30, seconds=60)
     make_image(media / "i.jpg", kind="coffee")
@@ -35,7 +39,7 @@ def main() -> None:
     ):
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"})
         t = time.perf_counter()
-        tid = client.post("/v1/video/generations", json=edit_body(host, "1080P")).json()["task_id"]
+        tid = client.post("/v1/video/generations", json=edit_body(host, "1080P", prompt=args.prompt)).json()["task_id"]
         d = wait_task(client, tid, poll_s=0.2)
         assert d["status"] == "SUCCESS", d
         took = time.perf_counter() - t
@@ -43,7 +47,8 @@ def main() -> None:
             worker = db.execute("select worker_id from tasks where id = ?", (tid,)).fetchone()[0]
         rss = peak_rss_mb(int(worker.rsplit(":", 1)[1]))
     print(f"machine: {machine()}")
-    print("command: python bench/worker_rss.py")
+    print(f"command: python bench/worker_rss.py --prompt {args.prompt!r}")
+    print(f"plan: {d['data']['output']['edit_plan']['operation']}")
     print(
         f"60 s 1920x1080 30 fps input with audio -> 1080P (15 s): worker peak RSS {rss:.0f} MB, "
         f"task took {took:.1f} s"

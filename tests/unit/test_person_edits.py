@@ -100,6 +100,7 @@ def test_background_replacement_moves_the_background_and_keeps_the_person(replac
         moved_person.append(moved[person])
     bg_share = float(np.concatenate(moved_bg).mean())
     person_share = float(np.concatenate(moved_person).mean())
+    print(f"background moved {bg_share:.1%}, person moved {person_share:.1%}")  # pytest -s
     assert bg_share >= 0.90, bg_share
     assert person_share <= 0.05, person_share
 
@@ -113,6 +114,7 @@ def test_the_new_background_pans_with_the_camera(replaced) -> None:
     (shift_x, _), _ = cv2.phaseCorrelate(grey_a, grey_b)
     # The source's camera moved right, so its room slid left in the frame; the new scene too.
     pan = camera_offset(W, H, 18)[0] - camera_offset(W, H, 6)[0]
+    print(f"camera pan {pan} px, new background {-shift_x:.1f} px")  # pytest -s
     assert pan > 40
     assert abs(shift_x + pan) <= 4, (shift_x, pan)
 
@@ -129,6 +131,7 @@ def test_clothing_changes_the_torso_not_the_face_or_the_background(tmp_path) -> 
     chest_share = float(np.concatenate(chest).mean())
     face_share = float(np.concatenate(face).mean())
     bg_share = float(np.concatenate(background).mean())
+    print(f"changed: chest {chest_share:.1%}, face {face_share:.1%}, background {bg_share:.1%}")
     assert chest_share >= 0.6, chest_share
     assert face_share <= 0.03, face_share
     assert bg_share <= 0.03, bg_share
@@ -181,6 +184,7 @@ def test_person_edits_do_not_flicker(tmp_path, operation: str) -> None:
         flicker_in = np.abs(a.astype(int) - b)[edited].mean()
         flicker_out = np.abs(c.astype(int) - d)[edited].mean()
         assert flicker_in > 0.5  # the camera's noise is there to begin with
+        print(f"{operation} flicker at {i}: edited {flicker_out:.2f} vs input {flicker_in:.2f}")
         assert flicker_out <= 1.5 * flicker_in, (i, flicker_in, flicker_out)
         # The person's edge holds still too: no shimmer where the mask is feathered.
         edge = (cv2.dilate(truth.astype(np.uint8), RING) > 0) & (
@@ -188,4 +192,5 @@ def test_person_edits_do_not_flicker(tmp_path, operation: str) -> None:
         )
         edge_in = np.abs(a.astype(int) - b)[edge].mean()
         edge_out = np.abs(c.astype(int) - d)[edge].mean()
+        print(f"{operation} edge flicker at {i}: {edge_out:.2f} vs input {edge_in:.2f}")
         assert edge_out <= 1.5 * edge_in, (i, edge_in, edge_out)

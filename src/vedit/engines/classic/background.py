@@ -7,7 +7,9 @@ person) and the new background moves with it, inside the margin, so a pan
 in the source is a pan in the edit. The person mask joins two models:
 the selfie segmenter (``segment.py``) on every frame, and the body mask of
 the pose model (``pose.py``) every ``POSE_EVERY`` frames, held in between —
-each one finds parts of a person that the other misses. The mask is smoothed
+each one finds parts of a person that the other misses; the selfie mask
+counts only near the body the pose model found (it also likes objects of a
+person's colours). The mask is smoothed
 over time and feathered, and the planes are blended with it: person from the
 source, the rest from the reference. The person's light is matched to the new scene
 by a small luma shift toward it (at most ``MAX_LIGHT_SHIFT`` levels), so they
@@ -29,6 +31,7 @@ POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between 
 POSE_SIDE = 640  # the long side of the frame copy the pose model reads
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
 STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
+NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
 LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
 
@@ -42,6 +45,15 @@ def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     scaled = cv2.resize(rgb, (sw, sh), interpolation=interpolation)
     x0, y0 = (sw - width) // 2, (sh - height) // 2
     return np.ascontiguousarray(scaled[y0 : y0 + height, x0 : x0 + width])
+
+
+def near(body: np.ndarray) -> np.ndarray:
+    """A soft region around a body mask (``NEAR`` of the short side): where the selfie model
+    may add what the pose model missed (hair, hands), and nowhere else."""
+    radius = max(1, round(min(body.shape) * NEAR))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    grown = cv2.dilate((body > 0.5).astype(np.uint8), disc).astype(np.float32)
+    return cv2.GaussianBlur(grown, (2 * radius + 1, 2 * radius + 1), 0)
 
 
 class CameraMotion:
@@ -84,7 +96,8 @@ class BackgroundEditor:
         scale = min(1.0, POSE_SIDE / max(width, height))
         self.pose_size = (round(width * scale), round(height * scale))
         self.pose = PoseTracker(*self.pose_size, models_dir=models_dir)
-        self._body: np.ndarray | None = None
+        self._body: np.ndarray | None = None  # the pose model's body mask, half size
+        self._near: np.ndarray | None = None  # where the selfie mask may add to it
         self.width, self.height = width, height
         # The margin, even so that the chroma planes crop at the same place.
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
@@ -104,9 +117,14 @@ class BackgroundEditor:
         size = self.segmenter.input_size
         if index % POSE_EVERY == 0:
             found = self.pose(frame.small_rgb(*self.pose_size))
-            self._body = None if found is None else found.mask
+            self._body = self._near = None
+            if found is not None:
+                half = (self.width // 2, self.height // 2)
+                self._body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
+                self._near = near(self._body)
         small = frame.small_yuv(*size)
-        person_c = self.segmenter.half_mask(yuv_to_rgb(small, frame.matrix), also=self._body)
+        rgb = yuv_to_rgb(small, frame.matrix)
+        person_c = self.segmenter.half_mask(rgb, also=self._body, within=self._near)
         behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
         small_y = np.ascontiguousarray(small[..., 0])
         sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)

@@ -106,12 +106,16 @@ class PersonSegmenter:
         half = self.half_mask(rgb)
         return cv2.resize(half, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
 
-    def half_mask(self, rgb: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
+    def half_mask(
+        self, rgb: np.ndarray, also: np.ndarray | None = None, within: np.ndarray | None = None
+    ) -> np.ndarray:
         """The next frame's mask at half size (yuv420p's chroma planes; editors upscale the
         part they need).
 
-        ``also``: another person mask at any size (e.g. the pose model's), merged in
-        (pixel-wise maximum) before the edge is feathered.
+        ``also``: another person mask at half size (e.g. the pose model's), merged in
+        (pixel-wise maximum) before the edge is feathered; ``within``: a half-size weight
+        (0..1) that this model's own mask is multiplied by first (e.g. "near the body the
+        pose model found", which drops look-alike objects elsewhere).
         """
         prob = self.raw(rgb)
         if self._running is None:
@@ -120,8 +124,8 @@ class PersonSegmenter:
             self._running = self._running + self.smoothing * (prob - self._running)
         size = (self.width // 2, self.height // 2)
         half = cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
+        if within is not None:
+            half *= within
         if also is not None:
-            if also.shape != half.shape:
-                also = cv2.resize(also, size, interpolation=cv2.INTER_LINEAR)
             np.maximum(half, also, out=half)
         return cv2.GaussianBlur(half, (self._blur, self._blur), 0)
