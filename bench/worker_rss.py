@@ -39,7 +39,9 @@ def main() -> None:
     ):
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"})
         t = time.perf_counter()
-        tid = client.post("/v1/video/generations", json=edit_body(host, "1080P", prompt=args.prompt)).json()["task_id"]
+        tid = client.post(
+            "/v1/video/generations", json=edit_body(host, "1080P", prompt=args.prompt)
+        ).json()["task_id"]
         d = wait_task(client, tid, poll_s=0.2)
         assert d["status"] == "SUCCESS", d
         took = time.perf_counter() - t

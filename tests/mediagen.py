@@ -182,6 +182,15 @@ def make_person_video(
     return path
 
 
+def striped_sweater() -> np.ndarray:
+    """A garment reference: navy and cream stripes, like nothing in the person scene."""
+    img = np.zeros((400, 400, 3), np.uint8)
+    for row in range(0, 400, 50):
+        img[row : row + 25] = (30, 60, 160)
+        img[row + 25 : row + 50] = (235, 235, 220)
+    return img
+
+
 def make_image(
     path: Path,
     *,

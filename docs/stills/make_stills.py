@@ -18,7 +18,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
-from mediagen import make_person_video, read_frames  # noqa: E402
+from mediagen import make_person_video, read_frames, striped_sweater  # noqa: E402
 from vedit.config import Settings  # noqa: E402
 from vedit.engines.base import EditJob  # noqa: E402
 from vedit.engines.classic import ClassicEngine  # noqa: E402
@@ -37,11 +37,7 @@ PROMPTS = {
 
 def reference(kind: str) -> np.ndarray:
     if kind == "stripes":
-        img = np.zeros((400, 400, 3), np.uint8)
-        for row in range(0, 400, 50):
-            img[row : row + 25] = (30, 60, 160)
-            img[row + 25 : row + 50] = (235, 235, 220)
-        return img
+        return striped_sweater()
     from skimage import data
 
     return getattr(data, kind)()
@@ -49,7 +45,11 @@ def reference(kind: str) -> np.ndarray:
 
 def save(rgb: np.ndarray, name: str) -> None:
     small = cv2.resize(rgb, (640, 360), interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(HERE / f"{name}.jpg"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
+    cv2.imwrite(
+        str(HERE / f"{name}.jpg"),
+        cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, 82],
+    )
 
 
 def main() -> None:
@@ -59,11 +59,18 @@ def main() -> None:
     save(read_frames(src, [FRAME])[0], "before")
     for name, (prompt, ref) in PROMPTS.items():
         spec = plan_output(
-            probe_video(src, s), resolution="720P", watermark=True, audio_setting="auto", settings=s, metadata={}
+            probe_video(src, s),
+            resolution="720P",
+            watermark=True,
+            audio_setting="auto",
+            settings=s,
+            metadata={},
         )
         plan = plan_edit(prompt)
         editor = ClassicEngine().prepare(
-            EditJob(prompt, plan, [reference(ref)], 0, spec.width, spec.height, spec.fps, spec.frames)
+            EditJob(
+                prompt, plan, [reference(ref)], 0, spec.width, spec.height, spec.fps, spec.frames
+            )
         )
         render(src, tmp / f"{name}.mp4", spec, editor, s)
         save(read_frames(tmp / f"{name}.mp4", [FRAME])[0], name)

@@ -21,6 +21,7 @@ from mediagen import (
     make_person_video,
     person_scene,
     read_frames,
+    striped_sweater,
 )
 from vedit.config import Settings
 from vedit.engines.classic.background import BackgroundEditor, cover
@@ -50,15 +51,6 @@ def edit(
     out = tmp_path / f"{camera}-edited.mp4"
     render(src, out, spec, editor_of(spec.width, spec.height), s)
     return out
-
-
-def striped_sweater() -> np.ndarray:
-    """Navy and cream stripes: a garment nothing in the scene looks like."""
-    img = np.zeros((400, 400, 3), np.uint8)
-    for row in range(0, 400, 50):
-        img[row : row + 25] = (30, 60, 160)
-        img[row + 25 : row + 50] = (235, 235, 220)
-    return img
 
 
 def box_mask(box: tuple[int, int, int, int], where: tuple[int, int, float]) -> np.ndarray:

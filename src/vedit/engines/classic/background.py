@@ -1,19 +1,21 @@
 """Background replacement: the person stays, everything behind them becomes the reference.
 
+The person mask joins two models: the selfie segmenter (``segment.py``) on
+every frame, and the pose model's body mask (``pose.py``) every
+``POSE_EVERY`` frames, held in between. Each finds parts of a person that
+the other misses; the selfie mask counts only near the body the pose model
+found (it also likes objects of a person's colours). The mask is smoothed
+over time and feathered, and the planes are blended with it: the person
+from the source, the rest from the reference.
+
 The reference is scaled to cover the frame with a margin (centre crop, no
 bars) and converted once to the video's YUV planes. The camera's own motion
 is measured on the old background (optical flow of corners outside the
 person) and the new background moves with it, inside the margin, so a pan
-in the source is a pan in the edit. The person mask joins two models:
-the selfie segmenter (``segment.py``) on every frame, and the body mask of
-the pose model (``pose.py``) every ``POSE_EVERY`` frames, held in between —
-each one finds parts of a person that the other misses; the selfie mask
-counts only near the body the pose model found (it also likes objects of a
-person's colours). The mask is smoothed
-over time and feathered, and the planes are blended with it: person from the
-source, the rest from the reference. The person's light is matched to the new scene
-by a small luma shift toward it (at most ``MAX_LIGHT_SHIFT`` levels), so they
-do not look pasted in. Deterministic; the seed changes nothing.
+in the source is a pan in the edit. The person's light is matched to the
+new scene by a small luma shift toward it (at most ``MAX_LIGHT_SHIFT``
+levels), so they do not look pasted in. Deterministic; the seed changes
+nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +25,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vedit.engines.classic.pose import PoseTracker
+from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter
 from vedit.media.frames import YuvFrame, yuv_planes, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
-POSE_SIDE = 640  # the long side of the frame copy the pose model reads
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
 STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
@@ -93,8 +94,7 @@ class BackgroundEditor:
         self, reference: np.ndarray, width: int, height: int, *, models_dir: Path | None = None
     ) -> None:
         self.segmenter = PersonSegmenter(width, height, models_dir=models_dir)
-        scale = min(1.0, POSE_SIDE / max(width, height))
-        self.pose_size = (round(width * scale), round(height * scale))
+        self.pose_size = working_size(width, height)
         self.pose = PoseTracker(*self.pose_size, models_dir=models_dir)
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it

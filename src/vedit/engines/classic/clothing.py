@@ -24,11 +24,10 @@ import cv2
 import numpy as np
 
 from vedit.engines.classic import pose as bp
-from vedit.engines.classic.pose import PoseTracker
+from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.media.frames import YuvFrame, yuv_planes
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
-POSE_SIDE = 640  # the long side of the frame copy the pose model reads
 TEXTURE_SHARE = 0.6  # the middle of the reference that is the garment (per side)
 SHADING = 0.85  # how much of the source's luma variation (folds, light) the garment keeps
 NECKLINE = 0.1  # the garment's top above the shoulder line, as a share of the shoulder width
@@ -57,8 +56,7 @@ class ClothingEditor:
         self, reference: np.ndarray, width: int, height: int, *, models_dir: Path | None = None
     ) -> None:
         self.width, self.height = width, height
-        scale = min(1.0, POSE_SIDE / max(width, height))
-        self.pose_size = (round(width * scale), round(height * scale))
+        self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
         self.texture_rgb = garment_texture(reference)
         self._texture: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

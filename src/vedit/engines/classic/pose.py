@@ -37,6 +37,7 @@ _DETECT_SIZE = 224
 _LANDMARK_SIZE = 256
 _MIN_DETECTION = 0.5  # detector score to accept a person
 _MIN_PRESENCE = 0.5  # landmark model's "a person is in this crop"
+THREADS = 2  # the landmark model is an edit's costliest step: two threads cut its wall time
 _CROP_SCALE = 1.25  # the crop around the alignment points, as MediaPipe draws it
 
 
@@ -90,6 +91,13 @@ class OneEuro:
         self._x = self._dx = None
 
 
+def working_size(width: int, height: int, side: int = 640) -> tuple[int, int]:
+    """The size of the frame copy the pose model reads: long side at most ``side``; the
+    landmark model sees a 256-pixel crop of it anyway."""
+    scale = min(1.0, side / max(width, height))
+    return round(width * scale), round(height * scale)
+
+
 @dataclass(frozen=True)
 class Pose:
     """One frame's pose: landmarks in frame pixels, and the person mask."""
@@ -128,7 +136,7 @@ class PoseTracker:
         height: int,
         *,
         models_dir: Path | None = None,
-        threads: int = 1,
+        threads: int = THREADS,
         smoothing: float = 0.5,
     ) -> None:
         self.width, self.height = width, height
