@@ -92,6 +92,18 @@ class TaskNotFound(VeditError):
     dashscope_code = "InvalidParameter.TaskNotExist"
 
 
+class AsyncRequired(InvalidRequest):
+    """A DashScope-dialect create without ``X-DashScope-Async: enable``."""
+
+
+class TaskNotCancellable(VeditError):
+    """A cancel of a task that has already ended (succeeded, failed or cancelled)."""
+
+    http_status = 400
+    code = "task_not_cancelable"
+    dashscope_code = "UnsupportedOperation"
+
+
 class SignatureInvalid(VeditError):
     """A result URL whose signature does not match, or that has expired."""
 

@@ -23,7 +23,7 @@ import numpy as np
 from vedit import MODEL_NAME
 from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine
-from vedit.engines.plan import fall_back, plan_edit
+from vedit.engines.plan import fall_back, plan_edit, without_reference
 from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
 from vedit.media.fetch import FetchLimits, fetch_media
 from vedit.media.probe import aspect_ratio_name, load_image, probe_video
@@ -173,6 +173,8 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     )
     # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
     plan = plan_edit(task.prompt)
+    if not references:
+        plan = without_reference(plan)
     if plan.operation not in ctx.engine.operations:
         plan = fall_back(plan, ctx.engine.why_not(plan.operation))
     ctx.store.set_plan(task.id, ctx.worker_id, plan.to_dict())

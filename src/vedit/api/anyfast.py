@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from vedit.api import views
 from vedit.api.deps import Services, authenticate, check_rate_limit, services
 from vedit.api.schemas import CreateRequest, CreateResponse, parse_create, truncate_prompt
-from vedit.errors import BodyTooLarge, TaskNotFound
+from vedit.errors import BodyTooLarge, TaskNotCancellable, TaskNotFound
 from vedit.keys import KeyInfo
 from vedit.tasks.ids import is_task_id
-from vedit.tasks.models import Task, new_task_row
+from vedit.tasks.models import Task, TaskStatus, new_task_row
 
 router = APIRouter(tags=["video generations (Anyfast dialect)"])
 
@@ -107,6 +107,41 @@ def get_generation(
     if task is None:
         raise TaskNotFound(f"task {task_id} does not exist")
     return query_body(task, svc)
+
+
+@router.post(
+    "/v1/video/generations/{task_id}/cancel",
+    summary="Cancel a video-edit task",
+    description="A queued task is cancelled at once; a running one stops at its next frame "
+    "boundary and its files are removed. Answers with the task as the query does. A task "
+    "that has ended is a 400 `task_not_cancelable` and stays as it was.",
+    responses={
+        400: {"description": "`task_not_cancelable`: the task has already ended"},
+        401: _ERRORS[401],
+        404: {"description": "`task_not_exist`"},
+    },
+)
+def cancel_generation(
+    task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
+) -> dict[str, Any]:
+    svc = services(request)
+    return query_body(cancel_task(task_id, key, svc), svc)
+
+
+def cancel_task(task_id: str, key: KeyInfo, svc: Services) -> Task:
+    """Cancel ``task_id`` for ``key`` (both dialects); the cancelled task."""
+    before = svc.store.get(task_id, key.id) if is_task_id(task_id) else None
+    if before is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    task = svc.store.cancel(task_id, key.id)
+    if task is None:
+        raise TaskNotFound(f"task {task_id} does not exist")
+    if before.status in TaskStatus.FINAL or task.status != TaskStatus.CANCELLED:
+        status = views.DASHSCOPE_STATUS[task.status]
+        raise TaskNotCancellable(
+            f"task {task_id} has already ended ({status}) and cannot be cancelled"
+        )
+    return task
 
 
 def query_body(task: Task, svc: Services) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vedit import MODEL_NAME, __version__
-from vedit.api import anyfast, files
+from vedit.api import anyfast, dashscope, files
 from vedit.api.deps import Services
 from vedit.api.metrics import Metrics
 from vedit.api.schemas import CreateRequest
@@ -69,6 +69,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     )
     app.state.services = svc
     app.include_router(anyfast.router)
+    app.include_router(dashscope.router)
     app.include_router(files.router)
 
     @app.exception_handler(VeditError)

@@ -81,6 +81,18 @@ class CreateRequest(BaseModel):
     parameters: CreateParameters = Field(default_factory=CreateParameters)
 
 
+class DashScopeInput(CreateInput):
+    media: list[MediaItem] = Field(  # type: ignore[assignment]
+        min_length=1, max_length=6, description="One video and 0 to 5 reference images."
+    )
+
+
+class DashScopeCreateRequest(CreateRequest):
+    """``POST /api/v1/services/aigc/video-generation/video-synthesis``: DashScope's body."""
+
+    input: DashScopeInput  # type: ignore[assignment]
+
+
 class CreateResponse(BaseModel):
     id: str
     task_id: str
@@ -117,8 +129,14 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def parse_create(body: bytes, *, max_reference_images: int = 1) -> CreateRequest:
-    """Parse and check a create body; raise an :class:`InvalidRequest` naming the field."""
+def parse_create(body: bytes, *, dialect: str = "anyfast") -> CreateRequest:
+    """Parse and check a create body; raise an :class:`InvalidRequest` naming the field.
+
+    ``dialect``: ``anyfast`` (the seed: one video and one reference image) or
+    ``dashscope`` (one video and 0 to 5 reference images).
+    """
+    model_class = DashScopeCreateRequest if dialect == "dashscope" else CreateRequest
+    refs = (0, 5) if dialect == "dashscope" else (1, 1)
     # 1. JSON, and a JSON object.
     try:
         data = json.loads(body)
@@ -142,7 +160,7 @@ def parse_create(body: bytes, *, max_reference_images: int = 1) -> CreateRequest
 
     # 3. Types, enums and ranges from the schema.
     try:
-        req = CreateRequest.model_validate(data)
+        req = model_class.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = _loc(err["loc"])
@@ -156,9 +174,10 @@ def parse_create(body: bytes, *, max_reference_images: int = 1) -> CreateRequest
     if not req.input.prompt.strip():
         raise InvalidRequest("input.prompt must not be empty")
     kinds = [m.type for m in req.input.media]
-    if kinds.count("video") != 1 or not 1 <= kinds.count("reference_image") <= max_reference_images:
+    if kinds.count("video") != 1 or not refs[0] <= kinds.count("reference_image") <= refs[1]:
+        images = "one" if refs == (1, 1) else f"{refs[0]} to {refs[1]}"
         raise InvalidRequest(
-            'input.media must hold exactly one "video" and one "reference_image", got '
+            f'input.media must hold exactly one "video" and {images} "reference_image", got '
             f"{_describe(kinds)}"
         )
     for i, item in enumerate(req.input.media):

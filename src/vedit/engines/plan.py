@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 # --- the vocabulary -------------------------------------------------------------------
@@ -76,10 +76,12 @@ KEEP = (
 class EditPlan:
     """What to do to the video.
 
-    - ``operation``: ``restyle_clothing`` | ``replace_background`` | ``stylize`` | ``color_grade``
+    - ``operation``: ``restyle_clothing`` | ``replace_background`` | ``stylize`` |
+      ``color_grade`` | ``none`` (no reference image to work from: see ``without_reference``)
     - ``region``: ``upper_body_clothing`` | ``background`` | ``frame``
     - ``style``: for ``stylize``, one of :data:`STYLES`; else None
-    - ``reference_role``: ``garment`` | ``background_scene`` | ``style_tint`` | ``look``
+    - ``reference_role``: ``garment`` | ``background_scene`` | ``style_tint`` | ``look`` |
+      ``none``
     - ``matched``: False when the prompt named nothing known (the look is the default)
     - ``because``: the words that decided, for people reading the plan
     - ``fallback_from``: the operation asked for, when the engine cannot do it and does
@@ -140,6 +142,21 @@ def fall_back(plan: EditPlan, reason: str) -> EditPlan:
     return EditPlan(
         "color_grade", "frame", None, "look", plan.matched,
         f"{plan.because}; {reason}, so the reference's look is applied",
+        fallback_from=plan.operation,
+    )  # fmt: skip
+
+
+def without_reference(plan: EditPlan) -> EditPlan:
+    """The plan for a request with no reference image (DashScope's dialect allows none):
+    a style is drawn untinted; what needs a reference (a look, a background, a garment)
+    cannot be done, and the video is passed through unedited — the plan says so."""
+    if plan.operation == "stylize":
+        return replace(plan, reference_role="none", because=f"{plan.because}; no reference "
+                       "image, so the style is not tinted")  # fmt: skip
+    return EditPlan(
+        "none", "frame", None, "none", plan.matched,
+        f"{plan.because}; but the request has no reference image to take it from, so the "
+        "video is re-encoded without an edit",
         fallback_from=plan.operation,
     )  # fmt: skip
 

@@ -170,6 +170,33 @@ class TaskStore:
             },
         )
 
+    def cancel(self, task_id: str, key_id: int | None = None) -> Task | None:
+        """Cancel a queued or running task of ``key_id``; the task as it is afterwards (its
+        status says whether it was cancelled now or had ended before), None if unknown.
+
+        A running task's worker finds out at its next progress or lease beat (its compare-
+        and-set fails), stops, and removes its files; a result it was about to publish is
+        deleted, since ``succeed`` no longer matches.
+        """
+        task = self.get(task_id, key_id)
+        if task is None or task.status in TaskStatus.FINAL:
+            return task
+        with self.sessions.begin() as s:
+            s.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id,
+                    Task.status.in_([TaskStatus.QUEUED, TaskStatus.RUNNING]),
+                )
+                .values(
+                    status=TaskStatus.CANCELLED,
+                    finished_at=time.time(),
+                    error_code="Canceled",
+                    error_message="the task was cancelled by the client",
+                )
+            )
+        return self.get(task_id, key_id)
+
     def _cas_running(self, task_id: str, worker_id: str, values: dict[str, Any]) -> bool:
         with self.sessions.begin() as s:
             res = s.execute(

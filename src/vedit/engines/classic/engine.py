@@ -36,7 +36,7 @@ class ClassicEngine:
 
     def __init__(self, models_dir: Path | None = None) -> None:
         self.missing = _missing_models(models_dir)
-        frame_ops = frozenset({"color_grade", "stylize"})
+        frame_ops = frozenset({"color_grade", "stylize", "none"})
         self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
 
     def why_not(self, operation: str) -> str:
@@ -45,14 +45,27 @@ class ClassicEngine:
         return f"engine classic cannot do {operation}"
 
     def prepare(self, job: EditJob) -> FrameEditor:
-        plan, ref = job.plan, job.references[0]
+        plan = job.plan
         if plan.operation == "stylize" and plan.style:
-            return StyleEditor(plan.style, ref, job.width, job.height, job.seed)
+            tint = job.references[0] if job.references else None
+            return StyleEditor(plan.style, tint, job.width, job.height, job.seed)
+        if plan.operation == "none" or not job.references:
+            return Unchanged()
+        ref = job.references[0]  # the first reference image; classic uses one
         if plan.operation == "replace_background":
             return BackgroundEditor(ref, job.width, job.height, models_dir=job.models_dir)
         if plan.operation == "restyle_clothing":
             return ClothingEditor(ref, job.width, job.height, models_dir=job.models_dir)
         return LookEditor(ref)
+
+
+class Unchanged:
+    """The frames as they are (a plan with nothing to do): the output contract still holds."""
+
+    pixel_format = "yuv420p"
+
+    def __call__(self, frame: object, index: int) -> None:
+        return None
 
 
 def _missing_models(models_dir: Path | None) -> str:

@@ -123,24 +123,25 @@ def surface(style: str, width: int, height: int, seed: int) -> np.ndarray:
 
 
 class StyleEditor:
-    """Turns every frame into ``style``, tinted by the reference image."""
+    """Turns every frame into ``style``, tinted by the reference image (if there is one)."""
 
     pixel_format = "rgb24"
 
     def __init__(
-        self, style: str, reference: np.ndarray, width: int, height: int, seed: int
+        self, style: str, reference: np.ndarray | None, width: int, height: int, seed: int
     ) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
         self.style = style
         self.apply = STYLES[style]
         self.paper = surface(style, width, height, seed)
-        self.reference_mean = reference.reshape(-1, 3).mean(axis=0)
+        # No reference: no tint.
+        self.reference_mean = None if reference is None else reference.reshape(-1, 3).mean(axis=0)
         self._mean: np.ndarray | None = None  # running average colour of the styled frames
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
         out = self.apply(frame, self.paper)
-        if self.style not in TINTED:
+        if self.style not in TINTED or self.reference_mean is None:
             return out
         mean = out[::8, ::8].reshape(-1, 3).mean(axis=0)
         self._mean = mean if self._mean is None else self._mean + 0.1 * (mean - self._mean)
