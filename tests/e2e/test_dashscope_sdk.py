@@ -1,0 +1,97 @@
+"""The official ``dashscope`` SDK from PyPI, unmodified, as a client of vedit (loopback only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import dashscope
+import pytest
+from dashscope import VideoSynthesis
+
+from conftest import MODEL
+
+
+@pytest.fixture
+def sdk(server) -> Iterator[None]:
+    """Point the SDK at the test server through its base-URL setting."""
+    before = dashscope.base_http_api_url
+    dashscope.base_http_api_url = f"{server.base}/api/v1"
+    yield
+    dashscope.base_http_api_url = before
+
+
+def media_list(media, images: int = 1) -> list[dict[str, str]]:
+    return [{"type": "video", "url": media.url("silent.mp4")}] + [
+        {"type": "reference_image", "url": media.url("coffee.jpg")} for _ in range(images)
+    ]
+
+
+def test_async_call_wait_and_fetch(server, media, sdk) -> None:
+    rsp = VideoSynthesis.async_call(
+        model=MODEL,
+        prompt="make it look like the reference photo",
+        media=media_list(media),
+        api_key=server.key,
+        resolution="720P",
+        seed=7,
+    )
+    assert rsp.status_code == HTTPStatus.OK, rsp
+    task_id = rsp.output.task_id
+    assert rsp.output.task_status == "PENDING"
+
+    done = VideoSynthesis.wait(rsp, api_key=server.key)
+    assert done.status_code == HTTPStatus.OK, done
+    assert done.output.task_status == "SUCCEEDED"
+    assert done.output.video_url.startswith(server.base)
+    assert server.client.get(done.output.video_url).status_code == 200
+
+    fetched = VideoSynthesis.fetch(task_id, api_key=server.key)
+    assert fetched.status_code == HTTPStatus.OK
+    assert fetched.output.task_status == "SUCCEEDED"
+    assert fetched.output.video_url == done.output.video_url
+    # The seed went through as a parameter.
+    assert server.query(task_id).json()["data"]["data"]["parameters"]["seed"] == 7
+
+
+def test_several_reference_images(server, media, sdk) -> None:
+    rsp = VideoSynthesis.async_call(
+        model=MODEL, prompt="把整个画面转换为水彩风格", media=media_list(media, images=3),
+        api_key=server.key, resolution="720P",
+    )  # fmt: skip
+    assert rsp.status_code == HTTPStatus.OK, rsp
+    assert VideoSynthesis.wait(rsp, api_key=server.key).output.task_status == "SUCCEEDED"
+
+
+def test_a_bad_key_is_the_sdks_normal_error(server, media, sdk) -> None:
+    rsp = VideoSynthesis.async_call(
+        model=MODEL, prompt="look", media=media_list(media), api_key="sk-not-a-key"
+    )
+    assert rsp.status_code == HTTPStatus.UNAUTHORIZED
+    assert rsp.code == "InvalidApiKey" and rsp.message
+
+
+def test_a_bad_parameter_is_the_sdks_normal_error(server, media, sdk) -> None:
+    rsp = VideoSynthesis.async_call(
+        model=MODEL, prompt="look", media=media_list(media), api_key=server.key, resolution="4K"
+    )
+    assert rsp.status_code == HTTPStatus.BAD_REQUEST
+    assert rsp.code == "InvalidParameter" and "parameters.resolution" in rsp.message
+
+
+def test_cancel_through_the_sdk(make_server, media) -> None:
+    srv = make_server(workers=0)  # nothing runs: the task stays PENDING
+    before = dashscope.base_http_api_url
+    dashscope.base_http_api_url = f"{srv.base}/api/v1"
+    try:
+        rsp = VideoSynthesis.async_call(
+            model=MODEL, prompt="look", media=media_list(media), api_key=srv.key
+        )
+        assert rsp.status_code == HTTPStatus.OK, rsp
+        cancelled = VideoSynthesis.cancel(rsp, api_key=srv.key)
+        assert cancelled.status_code == HTTPStatus.OK, cancelled
+        assert VideoSynthesis.fetch(rsp, api_key=srv.key).output.task_status == "CANCELED"
+        again = VideoSynthesis.cancel(rsp, api_key=srv.key)
+        assert again.status_code == HTTPStatus.BAD_REQUEST and again.code == "UnsupportedOperation"
+    finally:
+        dashscope.base_http_api_url = before
