@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         None,
         description="Folder of model files (.tflite); unset: those the mediapipe wheel ships.",
+    )
+    # --- the relay engine (``VEDIT_ENGINE=dashscope``) ------------------------
+    upstream_base_url: str = Field(
+        "https://dashscope.aliyuncs.com/api/v1",
+        description="The DashScope-compatible API the relay engine submits to.",
+    )
+    upstream_api_key: SecretStr = Field(
+        SecretStr(""), description="The upstream's key; never logged or shown in task data."
+    )
+    upstream_poll_s: float = Field(
+        2.0, description="First wait between polls of an upstream task (doubling, with jitter)."
+    )
+    upstream_poll_max_s: float = Field(15.0, description="Longest wait between polls.")
+    upstream_deadline_s: float = Field(
+        1800.0, description="An upstream task (retries included) that takes longer fails."
     )
     task_lease_s: float = Field(
         30.0, description="A running task whose worker sent no heartbeat for this long is lost."

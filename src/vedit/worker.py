@@ -24,12 +24,13 @@ from vedit import MODEL_NAME
 from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine
 from vedit.engines.plan import fall_back, plan_edit, without_reference
+from vedit.engines.relay import RelayEngine, RelayJob
 from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
 from vedit.media.fetch import FetchLimits, fetch_media
-from vedit.media.probe import aspect_ratio_name, load_image, probe_video
-from vedit.media.video import FrameEditor, plan_output, render
+from vedit.media.probe import VideoInfo, aspect_ratio_name, check_result, load_image, probe_video
+from vedit.media.video import FrameEditor, OutputSpec, plan_output, render
 from vedit.storage.local import LocalStorage
-from vedit.tasks.models import Task
+from vedit.tasks.models import Task, TaskStatus
 from vedit.tasks.store import TaskStore
 
 log = logging.getLogger("vedit.worker")
@@ -45,7 +46,7 @@ class WorkerContext:
     settings: Settings
     store: TaskStore
     storage: LocalStorage
-    engine: Engine
+    engine: Engine | RelayEngine
     worker_id: str
     stop: threading.Event | Any  # a threading or multiprocessing Event
 
@@ -171,6 +172,9 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             "description": "AI-generated content: this video was edited by an AI model",
         },
     )
+    if isinstance(ctx.engine, RelayEngine):
+        return _relay(task, ctx, lease, work, info, spec)
+
     # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
     plan = plan_edit(task.prompt)
     if not references:
@@ -228,6 +232,64 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         "sr": 720 if task.resolution == "720P" else 1080,
         "engine": ctx.engine.name,
         "engine_seconds": round(time.monotonic() - started, 3),  # prepare + edit + encode
+    }
+
+
+def _relay(
+    task: Task, ctx: WorkerContext, lease: Lease, work: Path, info: VideoInfo, spec: OutputSpec
+) -> dict[str, Any]:
+    """Steps 4-6 for the relay engine: the upstream edits, the copy is checked here."""
+    s, engine = ctx.settings, ctx.engine
+    assert isinstance(engine, RelayEngine)
+    resumed = (task.edit_plan or {}).get("upstream_task_id")
+    plan: dict[str, Any] = {
+        "operation": "relay", "region": "frame", "style": None, "reference_role": "upstream",
+        "matched": True, "because": f"engine dashscope relays the request to {engine.upstream.host}",
+        "fallback_from": None, "upstream_task_id": resumed,
+    }  # fmt: skip
+    ctx.store.set_plan(task.id, ctx.worker_id, plan)
+
+    def submitted(upstream_id: str) -> None:
+        plan["upstream_task_id"] = upstream_id
+        ctx.store.set_plan(task.id, ctx.worker_id, plan)
+
+    def copy(url: str, dest: Path) -> None:
+        limits = _limits(s, s.video_max_bytes)
+        fetch_media(url, dest, label="the upstream's result", limits=limits, allow=s.media_allow)
+
+    def cancelled() -> bool:
+        now = ctx.store.get(task.id)
+        return now is not None and now.status == TaskStatus.CANCELLED
+
+    started = time.monotonic()
+    job = RelayJob(
+        task_id=task.id,
+        prompt=task.orig_prompt,
+        media=[{"type": m["type"], "url": m["url"]} for m in task.media],
+        parameters=task.parameters(),
+        upstream_task_id=resumed,
+    )
+    engine.run(job, lease.progress, copy, work / "out.mp4", submitted, cancelled)
+    lease.progress(RENDERED)
+    got = check_result(
+        work / "out.mp4",
+        width=spec.width,
+        height=spec.height,
+        duration_s=spec.duration_s,
+        label="the upstream's result",
+    )
+    return {
+        "width": got.width,
+        "height": got.height,
+        "fps": round(got.fps, 3),
+        "frames": got.frames,
+        "has_audio": got.has_audio,
+        "input_video_duration": round(info.duration_s, 3),
+        "output_video_duration": round(got.duration_s, 3),
+        "ratio": aspect_ratio_name(got.width, got.height),
+        "sr": 720 if task.resolution == "720P" else 1080,
+        "engine": engine.name,
+        "engine_seconds": round(time.monotonic() - started, 3),  # upstream + copy + check
     }
 
 

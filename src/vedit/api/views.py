@@ -78,9 +78,4 @@ def usage(task: Task) -> dict[str, Any] | None:
 
 def parameters(task: Task) -> dict[str, Any]:
     """The parameters the task ran with, the drawn seed included."""
-    return {
-        "resolution": task.resolution,
-        "watermark": task.watermark,
-        "seed": task.seed,
-        "audio_setting": task.audio_setting,
-    }
+    return task.parameters()

@@ -62,7 +62,7 @@ def worker_main(settings: Settings, wake: Any, stop: Any) -> None:
         settings=settings,
         store=store,
         storage=LocalStorage(settings),
-        engine=get_engine(settings.engine, settings.models_dir),
+        engine=get_engine(settings),
         worker_id=worker_id_for(os.getppid(), os.getpid()),
         stop=stop,
     )
@@ -112,9 +112,7 @@ class LocalDispatcher:
     def start(self) -> None:
         from vedit.engines.base import get_engine
 
-        get_engine(
-            self.settings.engine, self.settings.models_dir
-        )  # an unknown engine stops here, not in a restart loop
+        get_engine(self.settings)  # an unknown engine stops here, not in a restart loop
         self._recover_dead_servers()
         for _ in range(self.count):
             self.procs.append(self._spawn())

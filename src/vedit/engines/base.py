@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from vedit.config import Settings
 from vedit.engines.plan import EditPlan
 from vedit.media.video import FrameEditor
+
+if TYPE_CHECKING:
+    from vedit.engines.relay import RelayEngine
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,15 @@ class Engine(Protocol):
         ...
 
 
-def get_engine(name: str, models_dir: Path | None = None) -> Engine:
-    """The engine called ``name`` (setting ``VEDIT_ENGINE``); ``models_dir`` is
-    ``VEDIT_MODELS_DIR``, where model files are looked for first."""
-    if name == "classic":
+def get_engine(settings: Settings) -> Engine | RelayEngine:
+    """The engine named by ``VEDIT_ENGINE``: ``classic`` (frames on this machine, models
+    from ``VEDIT_MODELS_DIR`` or the mediapipe wheel) or ``dashscope`` (the relay)."""
+    if settings.engine == "classic":
         from vedit.engines.classic import ClassicEngine
 
-        return ClassicEngine(models_dir)
-    raise ValueError(f"unknown engine {name!r}; available: classic")
+        return ClassicEngine(settings.models_dir)
+    if settings.engine == "dashscope":
+        from vedit.engines.relay import RelayEngine
+
+        return RelayEngine(settings)
+    raise ValueError(f"unknown engine {settings.engine!r}; available: classic, dashscope")

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from vedit.config import Settings
 from vedit.errors import (
+    EngineFailed,
     MediaAspectRatio,
     MediaCorrupt,
     MediaDuration,
@@ -151,6 +152,54 @@ def load_image(
                 return np.asarray(rgb, dtype=np.uint8).copy()
         except (OSError, ValueError, SyntaxError) as exc:
             raise MediaCorrupt(f"{label}: the image cannot be decoded: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """What the check of a finished video measured."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration_s: float
+    has_audio: bool
+
+
+def check_result(
+    path: Path, *, width: int, height: int, duration_s: float, label: str
+) -> ResultInfo:
+    """Check a video made elsewhere (the relay's upstream) against the output contract:
+    an H.264 MP4 that decodes to the end, within 0.5 s of ``duration_s``, of about the
+    tier's area (±15 %) and the planned shape (±5 %). Raises :class:`EngineFailed`."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            if not c.streams.video:
+                raise EngineFailed(f"{label}: no video stream")
+            v = c.streams.video[0]
+            codec, w, h = v.codec_context.name, v.codec_context.width, v.codec_context.height
+            has_audio = bool(c.streams.audio)
+            frames, last = 0, 0.0
+            for frame in c.decode(video=0):
+                frames += 1
+                if frame.time is not None:
+                    last = float(frame.time)
+            rate = float(v.average_rate or 0) or (frames / last if last else 0.0)
+    except av.FFmpegError as exc:
+        raise EngineFailed(f"{label}: not a video that decodes: {exc}") from None
+    if codec != "h264":
+        raise EngineFailed(f"{label}: the video is {codec}, not H.264")
+    duration = frames / rate if rate else 0.0
+    if frames == 0 or abs(duration - duration_s) > 0.5:
+        raise EngineFailed(
+            f"{label}: the video lasts {duration:.2f} s ({frames} frames); "
+            f"{duration_s:.2f} s were due"
+        )
+    if not 0.85 <= (w * h) / (width * height) <= 1.15 or abs(w / h - width / height) > 0.05 * (
+        width / height
+    ):
+        raise EngineFailed(f"{label}: the video is {w}x{h}; about {width}x{height} was due")
+    return ResultInfo(w, h, rate, frames, duration, has_audio)
 
 
 def aspect_ratio_name(width: int, height: int) -> str:

@@ -60,6 +60,15 @@ class Task(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     edit_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
+    def parameters(self) -> dict[str, Any]:
+        """The request's parameters as the task runs them, the drawn seed included."""
+        return {
+            "resolution": self.resolution,
+            "watermark": self.watermark,
+            "seed": self.seed,
+            "audio_setting": self.audio_setting,
+        }
+
     def media_of(self, kind: str) -> list[tuple[int, str]]:
         """``(index in the request, url)`` of each medium of ``kind``."""
         return [(i, m["url"]) for i, m in enumerate(self.media) if m["type"] == kind]
