@@ -54,6 +54,7 @@ def script(upstream, result_video) -> Script:
     """A fresh script for each test (the default: PENDING, RUNNING, SUCCEEDED)."""
     upstream.script = Script(result=result_video)
     upstream.seen.__init__()  # type: ignore[misc]
+    upstream.tasks.clear()
     return upstream.script
 
 
@@ -238,3 +239,37 @@ def test_vedit_relays_to_vedit(make_server, media, tmp_path) -> None:
     mine = second.download(data["result_url"], tmp_path / "mine.mp4").read_bytes()
     theirs = first.download(there["result_url"], tmp_path / "theirs.mp4").read_bytes()
     assert mine == theirs
+
+
+def test_a_task_handed_back_by_a_stopping_worker_resumes_its_upstream_task(
+    tmp_path, media, upstream, script
+) -> None:
+    """No second create (and bill) upstream: the retried task polls the task it submitted."""
+    script.statuses = ["PENDING"]  # upstream keeps it waiting while vedit stops
+    env = {
+        "VEDIT_ENGINE": "dashscope",
+        "VEDIT_UPSTREAM_BASE_URL": upstream.base_url,
+        "VEDIT_UPSTREAM_API_KEY": upstream.key,
+        "VEDIT_UPSTREAM_POLL_S": "0.1",
+        "VEDIT_UPSTREAM_POLL_MAX_S": "0.3",
+        "VEDIT_MEDIA_ALLOW": f"{media.hostport},{upstream.hostport}",
+    }
+    first = VeditServer(tmp_path / "data", env, workers=1).start()
+    task_id = submit(first, media)
+    deadline = time.monotonic() + 10
+    while not upstream.seen.creates and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    first.stop()  # SIGINT: the worker hands the task back to the queue
+    (upstream_id,) = list(upstream.tasks)
+    upstream.tasks[upstream_id]["step"] = 0
+    script.statuses = ["RUNNING", "SUCCEEDED"]
+    second = VeditServer(tmp_path / "data", env, workers=1).start()
+    try:
+        data = second.wait(task_id)
+        assert data["status"] == "SUCCESS", data["fail_reason"]
+        assert len(upstream.seen.creates) == 1
+        assert data["data"]["output"]["edit_plan"]["upstream_task_id"] == upstream_id
+        assert upstream.seen.cancels == []
+    finally:
+        second.stop()
