@@ -113,7 +113,13 @@ class Upstream:
                 problem, wait = f"{type(exc).__name__} talking to {self.host}", None
             else:
                 if r.status_code == 200:
-                    return r.json()
+                    try:
+                        return dict(r.json())
+                    except (ValueError, TypeError):
+                        raise UpstreamFailed(
+                            f"the upstream {self.host} answered {method} {path} with a body that "
+                            f"is not a JSON object: {r.text[:200]!r}"
+                        ) from None
                 code, message = _said(r)
                 if r.status_code != 429 and r.status_code < 500:
                     raise UpstreamFailed(
