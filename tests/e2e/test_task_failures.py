@@ -98,6 +98,8 @@ def test_result_urls_are_signed(server, media) -> None:
     part = server.client.get(url, headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.content == full.content[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(full.content)}"
+    head = server.client.head(url)
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(full.content)
     sig_pos = url.index("signature=") + len("signature=")
     flipped = url[:sig_pos] + ("0" if url[sig_pos] != "0" else "1") + url[sig_pos + 1 :]
     exp_pos = url.index("expires=") + len("expires=")

@@ -10,12 +10,14 @@ from vedit.api.deps import services
 router = APIRouter(tags=["files"])
 
 
-@router.api_route(
-    "/v1/files/{name}",
-    methods=["GET", "HEAD"],
-    summary="Download a result (signed URL)",
-    responses={403: {"description": "Bad or expired signature"}},
-)
+_DOC = {
+    "summary": "Download a result (signed URL)",
+    "responses": {403: {"description": "Bad or expired signature"}},
+}
+
+
+@router.get("/v1/files/{name}", operation_id="downloadResult", **_DOC)  # type: ignore[arg-type]
+@router.head("/v1/files/{name}", operation_id="headResult", **_DOC)  # type: ignore[arg-type]
 def download(
     name: str, request: Request, expires: str = Query(""), signature: str = Query("")
 ) -> FileResponse:
