@@ -68,29 +68,27 @@ class RelayJob:
 
 # progress(percent) may raise TaskAborted (the task was cancelled, or the worker stops).
 Progress = Callable[[int], None]
+Sleep = Callable[[float], None]
 
 
 class Upstream:
     """An HTTP client for a DashScope-compatible API, with retries on what is temporary."""
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.base = settings.upstream_base_url.rstrip("/")
         key = settings.upstream_api_key.get_secret_value()
         self.http = httpx.Client(
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             timeout=httpx.Timeout(30.0, connect=10.0),
-            transport=transport,
         )
-        self.deadline_s = settings.upstream_deadline_s
         self.host = urlsplit(self.base).netloc
 
-    def create(self, body: dict[str, Any], deadline: float) -> dict[str, Any]:
-        return self._call(
-            "POST", CREATE_PATH, deadline, json=body, headers={"X-DashScope-Async": "enable"}
-        )
+    def create(self, body: dict[str, Any], deadline: float, sleep: Sleep) -> dict[str, Any]:
+        headers = {"X-DashScope-Async": "enable"}
+        return self._call("POST", CREATE_PATH, deadline, sleep, json=body, headers=headers)
 
-    def get(self, upstream_id: str, deadline: float) -> dict[str, Any]:
-        return self._call("GET", f"/tasks/{upstream_id}", deadline)
+    def get(self, upstream_id: str, deadline: float, sleep: Sleep) -> dict[str, Any]:
+        return self._call("GET", f"/tasks/{upstream_id}", deadline, sleep)
 
     def cancel(self, upstream_id: str) -> None:
         """Best effort: a task the upstream already runs cannot be cancelled there."""
@@ -103,7 +101,11 @@ class Upstream:
         except httpx.HTTPError as exc:
             log.warning("upstream task %s not cancelled: %s", upstream_id, type(exc).__name__)
 
-    def _call(self, method: str, path: str, deadline: float, **kw: Any) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, deadline: float, sleep: Sleep, **kw: Any
+    ) -> dict[str, Any]:
+        """One call, retried on 429, 5xx and broken connections until ``deadline``;
+        ``sleep(seconds)`` waits between tries (and may raise TaskAborted)."""
         attempt = 0
         while True:
             attempt += 1
@@ -138,7 +140,7 @@ class Upstream:
             log.info(
                 "upstream %s %s: %s; retry %d in %.1f s", method, path, problem, attempt, pause
             )
-            time.sleep(pause)
+            sleep(pause)
 
 
 def _said(r: httpx.Response) -> tuple[str, str]:
@@ -171,11 +173,11 @@ class RelayEngine:
     name = "dashscope"
     operations: frozenset[str] = frozenset()
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         if not settings.upstream_api_key.get_secret_value():
             raise ValueError("engine dashscope needs VEDIT_UPSTREAM_API_KEY")
         self.settings = settings
-        self.upstream = Upstream(settings, transport)
+        self.upstream = Upstream(settings)
 
     def why_not(self, operation: str) -> str:
         return "engine dashscope relays the prompt to the upstream model as it is"
@@ -204,7 +206,7 @@ class RelayEngine:
                 "input": {"prompt": job.prompt, "media": job.media},
                 "parameters": job.parameters,
             }
-            answer = self.upstream.create(body, deadline)
+            answer = self.upstream.create(body, deadline, lambda t: _wait(t, progress, 12))
             upstream_id = str((answer.get("output") or {}).get("task_id") or "")
             if not upstream_id:
                 raise UpstreamFailed("the upstream answered the create without a task id")
@@ -232,8 +234,14 @@ class RelayEngine:
         s = self.settings
         interval = s.upstream_poll_s
         expired_links = 0
+        percent = 15  # the upstream's state as progress: 15 pending there, 50 running
+
+        def pause(seconds: float) -> None:
+            _wait(seconds, progress, percent)
+
         while True:
-            out = self.upstream.get(upstream_id, deadline).get("output") or {}
+            answer = self.upstream.get(upstream_id, deadline, pause)
+            out = answer.get("output") or {}
             status = out.get("task_status")
             if status == "SUCCEEDED":
                 url = out.get("video_url")
@@ -260,14 +268,15 @@ class RelayEngine:
                     f"{out.get('message') or 'no message'}",
                     out.get("code") or f"Upstream.{status.title()}",
                 )
-            progress(50 if status == "RUNNING" else 15)
+            percent = 50 if status == "RUNNING" else 15
+            progress(percent)
             if time.monotonic() > deadline:
                 raise UpstreamFailed(
                     f"upstream task {upstream_id} was still {status} after "
                     f"{s.upstream_deadline_s:.0f} s (VEDIT_UPSTREAM_DEADLINE_S)",
                     "Upstream.Timeout",
                 )
-            _wait(random.uniform(0.5, 1.0) * interval, progress, 50 if status == "RUNNING" else 15)
+            pause(random.uniform(0.5, 1.0) * interval)
             interval = min(s.upstream_poll_max_s, interval * 2)
 
 
