@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -64,13 +66,7 @@ def make_video(
             cv2.circle(img, (cx, cy), r, (230, 40, 40), -1)
             x0 = int((i * 3) % max(1, width - r))
             cv2.rectangle(img, (x0, height // 6), (x0 + r, height // 6 + r), (40, 200, 60), -1)
-            if noise:
-                img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in v.encode(frame):
-                out.mux(packet)
+            _encode(out, v, i, img, fps, noise, rng)
         for packet in v.encode(None):
             out.mux(packet)
         if a is not None:
@@ -170,13 +166,7 @@ def make_person_video(
         v.options = {"preset": "ultrafast", "crf": "12"}
         for i in range(round(seconds * fps)):
             img, _, _ = person_scene(width, height, i, fps, camera=camera, walk=walk)
-            if noise:
-                img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in v.encode(frame):
-                out.mux(packet)
+            _encode(out, v, i, img, fps, noise, rng)
         for packet in v.encode(None):
             out.mux(packet)
     return path
@@ -189,6 +179,47 @@ def striped_sweater() -> np.ndarray:
         img[row : row + 25] = (30, 60, 160)
         img[row + 25 : row + 50] = (235, 235, 220)
     return img
+
+
+def _encode(
+    out: av.container.OutputContainer,
+    stream: av.VideoStream,
+    index: int,
+    rgb: np.ndarray,
+    fps: int,
+    noise: float,
+    rng: np.random.Generator,
+) -> None:
+    """Frame ``index`` of a clip, with sensor-like ``noise`` added when asked."""
+    if noise:
+        rgb = np.clip(rgb + rng.normal(0, noise, rgb.shape), 0, 255).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    frame.pts = index
+    frame.time_base = Fraction(1, fps)
+    for packet in stream.encode(frame):
+        out.mux(packet)
+
+
+def edit_video(
+    src: Path, dest: Path, editor_of: Callable[[Any], Any], *, watermark: bool = False
+) -> Any:
+    """``src`` through the real output stage at 720P, edited by ``editor_of(spec)``;
+    returns the output spec."""
+    from vedit.config import Settings
+    from vedit.media.probe import probe_video
+    from vedit.media.video import plan_output, render
+
+    s = Settings()
+    spec = plan_output(
+        probe_video(src, s),
+        resolution="720P",
+        watermark=watermark,
+        audio_setting="auto",
+        settings=s,
+        metadata={},
+    )
+    render(src, dest, spec, editor_of(spec), s)
+    return spec
 
 
 def make_image(

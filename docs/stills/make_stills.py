@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,13 +20,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
-from mediagen import make_person_video, read_frames, striped_sweater  # noqa: E402
-from vedit.config import Settings  # noqa: E402
+from mediagen import edit_video, make_person_video, read_frames, striped_sweater  # noqa: E402
 from vedit.engines.base import EditJob  # noqa: E402
 from vedit.engines.classic import ClassicEngine  # noqa: E402
 from vedit.engines.plan import plan_edit  # noqa: E402
-from vedit.media.probe import probe_video  # noqa: E402
-from vedit.media.video import plan_output, render  # noqa: E402
 
 FRAME = 40
 PROMPTS = {
@@ -52,30 +51,28 @@ def save(rgb: np.ndarray, name: str) -> None:
     )
 
 
+def classic_editor(prompt: str, ref: str) -> Callable[[Any], Any]:
+    """What the worker would do for ``prompt``: the plan, carried out by ``classic``."""
+    plan = plan_edit(prompt)
+
+    def editor_of(spec: Any) -> Any:
+        job = EditJob(
+            prompt, plan, [reference(ref)], 0, spec.width, spec.height, spec.fps, spec.frames
+        )
+        return ClassicEngine().prepare(job)
+
+    return editor_of
+
+
 def main() -> None:
-    s = Settings()
     tmp = Path(tempfile.mkdtemp(prefix="vedit-stills-"))
     src = make_person_video(tmp / "scene.mp4")
     save(read_frames(src, [FRAME])[0], "before")
     for name, (prompt, ref) in PROMPTS.items():
-        spec = plan_output(
-            probe_video(src, s),
-            resolution="720P",
-            watermark=True,
-            audio_setting="auto",
-            settings=s,
-            metadata={},
-        )
-        plan = plan_edit(prompt)
-        editor = ClassicEngine().prepare(
-            EditJob(
-                prompt, plan, [reference(ref)], 0, spec.width, spec.height, spec.fps, spec.frames
-            )
-        )
-        render(src, tmp / f"{name}.mp4", spec, editor, s)
+        edit_video(src, tmp / f"{name}.mp4", classic_editor(prompt, ref), watermark=True)
         save(read_frames(tmp / f"{name}.mp4", [FRAME])[0], name)
         save(reference(ref), f"{name}-reference")
-        print(f"{name}: {plan.operation} -> docs/stills/{name}.jpg")
+        print(f"{name}: {plan_edit(prompt).operation} -> docs/stills/{name}.jpg")
 
 
 if __name__ == "__main__":

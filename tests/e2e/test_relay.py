@@ -28,22 +28,23 @@ def upstream(result_video: Path) -> Iterator[FakeUpstream]:
     fake.close()
 
 
+def relay_env(media, upstream: FakeUpstream) -> dict[str, str]:
+    """A vedit whose engine relays to ``upstream``, polling quickly."""
+    return {
+        "VEDIT_ENGINE": "dashscope",
+        "VEDIT_UPSTREAM_BASE_URL": upstream.base_url,
+        "VEDIT_UPSTREAM_API_KEY": upstream.key,
+        "VEDIT_UPSTREAM_POLL_S": "0.1",
+        "VEDIT_UPSTREAM_POLL_MAX_S": "0.3",
+        "VEDIT_MEDIA_ALLOW": f"{media.hostport},{upstream.hostport}",
+    }
+
+
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory, media, upstream) -> Iterator[VeditServer]:
     """One vedit whose engine relays to the fake upstream (quick polls, a 6 s deadline)."""
-    srv = VeditServer(
-        tmp_path_factory.mktemp("relay"),
-        {
-            "VEDIT_ENGINE": "dashscope",
-            "VEDIT_UPSTREAM_BASE_URL": upstream.base_url,
-            "VEDIT_UPSTREAM_API_KEY": upstream.key,
-            "VEDIT_UPSTREAM_POLL_S": "0.1",
-            "VEDIT_UPSTREAM_POLL_MAX_S": "0.3",
-            "VEDIT_UPSTREAM_DEADLINE_S": "6",
-            "VEDIT_MEDIA_ALLOW": f"{media.hostport},{upstream.hostport}",
-        },
-        workers=1,
-    )
+    env = {**relay_env(media, upstream), "VEDIT_UPSTREAM_DEADLINE_S": "6"}
+    srv = VeditServer(tmp_path_factory.mktemp("relay"), env, workers=1)
     srv.start()
     yield srv
     srv.stop()
@@ -246,14 +247,7 @@ def test_a_task_handed_back_by_a_stopping_worker_resumes_its_upstream_task(
 ) -> None:
     """No second create (and bill) upstream: the retried task polls the task it submitted."""
     script.statuses = ["PENDING"]  # upstream keeps it waiting while vedit stops
-    env = {
-        "VEDIT_ENGINE": "dashscope",
-        "VEDIT_UPSTREAM_BASE_URL": upstream.base_url,
-        "VEDIT_UPSTREAM_API_KEY": upstream.key,
-        "VEDIT_UPSTREAM_POLL_S": "0.1",
-        "VEDIT_UPSTREAM_POLL_MAX_S": "0.3",
-        "VEDIT_MEDIA_ALLOW": f"{media.hostport},{upstream.hostport}",
-    }
+    env = relay_env(media, upstream)
     first = VeditServer(tmp_path / "data", env, workers=1).start()
     task_id = submit(first, media)
     deadline = time.monotonic() + 10

@@ -18,16 +18,14 @@ from mediagen import (
     ASTRONAUT_CHEST,
     ASTRONAUT_FACE,
     camera_offset,
+    edit_video,
     make_person_video,
     person_scene,
     read_frames,
     striped_sweater,
 )
-from vedit.config import Settings
 from vedit.engines.classic.background import BackgroundEditor, cover
 from vedit.engines.classic.clothing import ClothingEditor
-from vedit.media.probe import probe_video
-from vedit.media.video import plan_output, render
 
 W, H, FPS = 1280, 720, 24
 SAMPLES = list(range(0, 72, 6))
@@ -37,19 +35,11 @@ RING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))  # 8 px either sid
 def edit(
     tmp_path: Path, editor_of, *, camera: str = "pan", walk: bool = True, noise: float = 0.0
 ) -> Path:
+    """The person scene, made and edited by ``editor_of(width, height)`` at 720P."""
     src = make_person_video(tmp_path / f"{camera}.mp4", camera=camera, walk=walk, noise=noise)
-    s = Settings()
-    spec = plan_output(
-        probe_video(src, s),
-        resolution="720P",
-        watermark=False,
-        audio_setting="auto",
-        settings=s,
-        metadata={},
-    )
-    assert (spec.width, spec.height) == (W, H)
     out = tmp_path / f"{camera}-edited.mp4"
-    render(src, out, spec, editor_of(spec.width, spec.height), s)
+    spec = edit_video(src, out, lambda spec: editor_of(spec.width, spec.height))
+    assert (spec.width, spec.height) == (W, H)
     return out
 
 

@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mediagen import make_video, read_frames
-from vedit.config import Settings
+from mediagen import edit_video, make_video, read_frames
 from vedit.engines.classic.styles import STYLES, StyleEditor
-from vedit.media.probe import probe_video
-from vedit.media.video import plan_output, render
 
 PHOTO = cv2.resize(data.astronaut(), (640, 640))
 REFERENCE = data.coffee()  # warm browns and reds
@@ -103,17 +100,11 @@ def test_styled_video_does_not_flicker(tmp_path: Path, style: str) -> None:
     src = make_video(
         tmp_path / "in.mp4", width=640, height=360, fps=24, seconds=3.2, audio=False, noise=3.0
     )
-    s = Settings()
-    spec = plan_output(
-        probe_video(src, s),
-        resolution="720P",
-        watermark=False,
-        audio_setting="auto",
-        settings=s,
-        metadata={},
+    edit_video(
+        src,
+        tmp_path / "out.mp4",
+        lambda spec: StyleEditor(style, REFERENCE, spec.width, spec.height, 5),
     )
-    editor = StyleEditor(style, REFERENCE, spec.width, spec.height, 5)
-    render(src, tmp_path / "out.mp4", spec, editor, s)
     a, b = read_frames(src, [40, 41])
     c, d = read_frames(tmp_path / "out.mp4", [40, 41])
     # Static: the lower left of the gradient, away from the moving shapes (scaled 2x).

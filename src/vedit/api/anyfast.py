@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from vedit.api import views
-from vedit.api.deps import Services, authenticate, check_rate_limit, services
+from vedit.api.deps import Services, authenticate, check_rate_limit, own_task, services
 from vedit.api.schemas import CreateRequest, CreateResponse, parse_create, truncate_prompt
 from vedit.errors import BodyTooLarge, TaskNotCancellable, TaskNotFound
 from vedit.keys import KeyInfo
-from vedit.tasks.ids import is_task_id
 from vedit.tasks.models import Task, TaskStatus, new_task_row
 
 router = APIRouter(tags=["video generations (Anyfast dialect)"])
@@ -103,7 +102,7 @@ def get_generation(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
 ) -> dict[str, Any]:
     svc = services(request)
-    task = svc.store.get(task_id, key.id) if is_task_id(task_id) else None
+    task = own_task(svc, key, task_id)
     if task is None:
         raise TaskNotFound(f"task {task_id} does not exist")
     return query_body(task, svc)
@@ -130,11 +129,9 @@ def cancel_generation(
 
 def cancel_task(task_id: str, key: KeyInfo, svc: Services) -> Task:
     """Cancel ``task_id`` for ``key`` (both dialects); the cancelled task."""
-    before = svc.store.get(task_id, key.id) if is_task_id(task_id) else None
-    if before is None:
-        raise TaskNotFound(f"task {task_id} does not exist")
-    task = svc.store.cancel(task_id, key.id)
-    if task is None:
+    before = own_task(svc, key, task_id)
+    task = None if before is None else svc.store.cancel(task_id, key.id)
+    if before is None or task is None:
         raise TaskNotFound(f"task {task_id} does not exist")
     if before.status in TaskStatus.FINAL or task.status != TaskStatus.CANCELLED:
         status = views.DASHSCOPE_STATUS[task.status]

@@ -19,11 +19,11 @@ from fastapi.responses import JSONResponse
 
 from vedit.api import views
 from vedit.api.anyfast import cancel_task, read_body, task_from_request
-from vedit.api.deps import Services, authenticate, check_rate_limit, services
+from vedit.api.deps import Services, authenticate, check_rate_limit, own_task, services
 from vedit.api.schemas import parse_create
 from vedit.errors import AsyncRequired
 from vedit.keys import KeyInfo
-from vedit.tasks.ids import is_task_id, new_request_id
+from vedit.tasks.ids import new_request_id
 from vedit.tasks.models import Task
 
 router = APIRouter(tags=["video synthesis (DashScope dialect)"])
@@ -72,7 +72,7 @@ def get_task(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
 ) -> dict[str, Any]:
     svc = services(request)
-    task = svc.store.get(task_id, key.id) if is_task_id(task_id) else None
+    task = own_task(svc, key, task_id)
     if task is None:
         return {
             "request_id": new_request_id(),

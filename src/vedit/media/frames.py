@@ -111,3 +111,17 @@ def yuv_planes(rgb: np.ndarray, matrix: str) -> tuple[np.ndarray, np.ndarray, np
         np.ascontiguousarray(half[..., 0]),
         np.ascontiguousarray(half[..., 1]),
     )
+
+
+class PlanesByMatrix:
+    """An RGB image's yuv420p planes, made once for each YUV matrix a video asks for."""
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self._planes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        planes = self._planes.get(matrix)
+        if planes is None:
+            planes = self._planes[matrix] = yuv_planes(self.rgb, matrix)
+        return planes

@@ -170,7 +170,7 @@ class TaskStore:
             },
         )
 
-    def cancel(self, task_id: str, key_id: int | None = None) -> Task | None:
+    def cancel(self, task_id: str, key_id: int) -> Task | None:
         """Cancel a queued or running task of ``key_id``; the task as it is afterwards (its
         status says whether it was cancelled now or had ended before), None if unknown.
 
@@ -178,14 +178,12 @@ class TaskStore:
         and-set fails), stops, and removes its files; a result it was about to publish is
         deleted, since ``succeed`` no longer matches.
         """
-        task = self.get(task_id, key_id)
-        if task is None or task.status in TaskStatus.FINAL:
-            return task
         with self.sessions.begin() as s:
             s.execute(
                 update(Task)
                 .where(
                     Task.id == task_id,
+                    Task.key_id == key_id,
                     Task.status.in_([TaskStatus.QUEUED, TaskStatus.RUNNING]),
                 )
                 .values(

@@ -27,7 +27,7 @@ import numpy as np
 
 from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter
-from vedit.media.frames import YuvFrame, yuv_planes, yuv_to_rgb
+from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
@@ -102,16 +102,9 @@ class BackgroundEditor:
         # The margin, even so that the chroma planes crop at the same place.
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
         mx, my = self.margin
-        self.scene_rgb = cover(reference, width + 2 * mx, height + 2 * my)
-        self._scene: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.scene = PlanesByMatrix(cover(reference, width + 2 * mx, height + 2 * my))
         self.camera = CameraMotion()
         self.offset = [float(mx), float(my)]  # where the frame sits in the new background
-
-    def scene(self, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        planes = self._scene.get(matrix)
-        if planes is None:
-            planes = self._scene[matrix] = yuv_planes(self.scene_rgb, matrix)
-        return planes
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
         size = self.segmenter.input_size

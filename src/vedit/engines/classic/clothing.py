@@ -25,7 +25,7 @@ import numpy as np
 
 from vedit.engines.classic import pose as bp
 from vedit.engines.classic.pose import PoseTracker, working_size
-from vedit.media.frames import YuvFrame, yuv_planes
+from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
 TEXTURE_SHARE = 0.6  # the middle of the reference that is the garment (per side)
@@ -58,17 +58,10 @@ class ClothingEditor:
         self.width, self.height = width, height
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
-        self.texture_rgb = garment_texture(reference)
-        self._texture: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.texture = PlanesByMatrix(garment_texture(reference))
         self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
         self._running: np.ndarray | None = None  # the garment mask, at chroma size
-
-    def texture(self, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        planes = self._texture.get(matrix)
-        if planes is None:
-            planes = self._texture[matrix] = yuv_planes(self.texture_rgb, matrix)
-        return planes
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
         ch, cw = frame.u.shape
