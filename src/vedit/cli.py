@@ -5,22 +5,70 @@ from __future__ import annotations
 import gc
 import logging
 import shlex
+from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import sessionmaker
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from vedit import MODEL_NAME
 from vedit.config import Settings
 
+
+def _plain_params(command: TyperCommand | TyperGroup) -> None:
+    """Help as click writes it: ``KEY``, not typer's ``{KEY}`` and ``<str>`` placeholders."""
+    for param in command.params:
+        param.display_type = lambda ctx: ""  # type: ignore[attr-defined]
+        if isinstance(param, TyperArgument):
+            param._usage_display_name = lambda p=param: p.display_name_raw  # type: ignore[method-assign]
+
+
+class _Command(TyperCommand):
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_params(self)
+        super().format_help(ctx, formatter)
+
+
+class _Group(TyperGroup):
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_params(self)
+        super().format_help(ctx, formatter)
+
+
+# Plain help (no rich panels, which print type placeholders such as <bool>).
 app = typer.Typer(
-    help="vedit: the HappyHorse 1.0 video-edit API on your own machine.", no_args_is_help=True
+    cls=_Group,
+    help="vedit: the HappyHorse 1.0 video-edit API on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    cls=_Group, help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(keys_app, name="keys")
 console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vedit import __version__
+
+        typer.echo(f"vedit {__version__} ({MODEL_NAME})")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """vedit: the HappyHorse 1.0 video-edit API on your own machine."""
 
 
 def _prepare(settings: Settings) -> None:
@@ -36,6 +84,17 @@ def _sessions(settings: Settings) -> sessionmaker:
     return make_sessionmaker(make_engine(settings.resolved_database_url))
 
 
+def _existing_sessions(settings: Settings) -> sessionmaker | None:
+    """Sessions on the database if it exists (commands that only read never create one)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url)
+    local = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if local and not Path(str(url.database)).is_file():
+        return None
+    return _sessions(settings)
+
+
 def _example_curl(base: str, key: str) -> str:
     body = (
         f'{{"model": "{MODEL_NAME}", "input": {{"prompt": "make it look like the reference photo", '
@@ -49,13 +108,26 @@ def _example_curl(base: str, key: str) -> str:
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int | None = typer.Option(None, help="Worker processes (default VEDIT_WORKERS)."),
+    host: str = typer.Option(
+        "127.0.0.1", envvar="VEDIT_HOST", metavar="ADDRESS", help="Address to listen on."
+    ),
+    port: int = typer.Option(8000, envvar="VEDIT_PORT", metavar="PORT", help="Port to listen on."),
+    workers: int | None = typer.Option(
+        None, metavar="N", help="Worker processes (default VEDIT_WORKERS, one per CPU)."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, metavar="DIR", help="Database, results and keys (default VEDIT_DATA_DIR, ./data)."
+    ),
+    media_allow: str | None = typer.Option(
+        None,
+        metavar="HOST:PORT,...",
+        help="Fetch media from these non-public host:port pairs too, e.g. a folder served on "
+        "127.0.0.1:8001 (default VEDIT_MEDIA_ALLOW).",
+    ),
 ) -> None:
-    """Start the API and its worker processes (SQLite, local files, CPU engine by default)."""
+    """Start the API and its workers (SQLite, local files, CPU engine by default)."""
     from vedit.api.app import create_app
     from vedit.dispatch.local import LocalDispatcher
     from vedit.keys import count_active_keys, create_key, hash_key, list_keys
@@ -64,6 +136,10 @@ def serve(
     update: dict[str, object] = {}
     if workers is not None:
         update["workers"] = workers
+    if data_dir is not None:
+        update["data_dir"] = data_dir
+    if media_allow is not None:
+        update["media_allow"] = Settings.split_allow(media_allow)
     if not settings.public_base_url:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         update["public_base_url"] = f"http://{shown}:{port}"
@@ -129,11 +205,13 @@ def _stop_on_signals(server: uvicorn.Server) -> None:
         signal.signal(sig, handle)
 
 
-@app.command()
+@app.command(cls=_Command)
 def worker(
-    workers: int | None = typer.Option(None, help="Worker processes (default VEDIT_WORKERS)."),
+    workers: int | None = typer.Option(
+        None, metavar="N", help="Worker processes (default VEDIT_WORKERS, one per CPU)."
+    ),
 ) -> None:
-    """Run worker processes only, against the database in VEDIT_DATABASE_URL."""
+    """Run workers only, on the database of VEDIT_DATABASE_URL."""
     import signal
     import threading
 
@@ -153,11 +231,13 @@ def worker(
     dispatcher.stop()
 
 
-@keys_app.command("create")
+@keys_app.command("create", cls=_Command)
 def keys_create(
-    name: str = typer.Option(..., "--name", help="A name to tell the key by."),
+    name: str = typer.Option(..., "--name", metavar="NAME", help="A name to tell the key by."),
     rate_limit: float | None = typer.Option(
-        None, help="Creates per second for this key (0: no limit; default VEDIT_RATE_LIMIT_PER_S)."
+        None,
+        metavar="PER_S",
+        help="Creates per second for this key (0: no limit; default VEDIT_RATE_LIMIT_PER_S).",
     ),
 ) -> None:
     """Make a key and print it (it is shown only this once)."""
@@ -169,7 +249,7 @@ def keys_create(
     typer.echo(key)
 
 
-@keys_app.command("list")
+@keys_app.command("list", cls=_Command)
 def keys_list() -> None:
     """List keys (prefixes only: keys are stored hashed)."""
     import time
@@ -177,9 +257,14 @@ def keys_list() -> None:
     from vedit.keys import list_keys
 
     settings = Settings()
-    _prepare(settings)
+    sessions = _existing_sessions(settings)
+    if sessions is None:
+        typer.echo(
+            f"no keys: there is no database in {settings.data_dir} yet (vedit serve makes it)"
+        )
+        return
     table = Table("id", "name", "prefix", "created", "rate limit", "state")
-    for k in list_keys(_sessions(settings)):
+    for k in list_keys(sessions):
         table.add_row(
             str(k.id),
             k.name,
@@ -191,14 +276,16 @@ def keys_list() -> None:
     console.print(table)
 
 
-@keys_app.command("revoke")
-def keys_revoke(ref: str = typer.Argument(..., help="The key's id, name or prefix.")) -> None:
+@keys_app.command("revoke", cls=_Command)
+def keys_revoke(
+    ref: str = typer.Argument(..., metavar="KEY", help="The key's id, name or prefix."),
+) -> None:
     """Revoke keys by id, name or prefix."""
     from vedit.keys import revoke_key
 
     settings = Settings()
-    _prepare(settings)
-    n = revoke_key(_sessions(settings), ref)
+    sessions = _existing_sessions(settings)
+    n = 0 if sessions is None else revoke_key(sessions, ref)
     if n == 0:
         typer.echo(f"no active key matches {ref!r}", err=True)
         raise typer.Exit(1)

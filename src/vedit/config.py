@@ -114,12 +114,15 @@ class Settings(BaseSettings):
         description="libx264 threads; 0: as many as CPUs. Fix it for identical bytes across hosts.",
     )
 
+    @staticmethod
+    def split_allow(value: str) -> list[str]:
+        """``"a:1, b:2"`` -> ``["a:1", "b:2"]`` (``VEDIT_MEDIA_ALLOW``, ``--media-allow``)."""
+        return [v.strip() for v in value.split(",") if v.strip()]
+
     @field_validator("media_allow", mode="before")
     @classmethod
     def _split_allow(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+        return cls.split_allow(value) if isinstance(value, str) else value
 
     @cached_property
     def resolved_database_url(self) -> str:

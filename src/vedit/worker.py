@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -24,7 +24,6 @@ from vedit import MODEL_NAME
 from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine
 from vedit.engines.plan import fall_back, plan_edit, without_reference
-from vedit.engines.relay import RelayEngine, RelayJob
 from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
 from vedit.media.fetch import FetchLimits, fetch_media
 from vedit.media.probe import VideoInfo, aspect_ratio_name, check_result, load_image, probe_video
@@ -32,6 +31,9 @@ from vedit.media.video import FrameEditor, OutputSpec, plan_output, render
 from vedit.storage.local import LocalStorage
 from vedit.tasks.models import Task, TaskStatus
 from vedit.tasks.store import TaskStore
+
+if TYPE_CHECKING:  # the relay engine (and httpx) is imported only when it is chosen
+    from vedit.engines.relay import RelayEngine
 
 log = logging.getLogger("vedit.worker")
 
@@ -172,7 +174,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             "description": "AI-generated content: this video was edited by an AI model",
         },
     )
-    if isinstance(ctx.engine, RelayEngine):
+    if ctx.engine.kind == "relay":
         return _relay(task, ctx, lease, work, info, spec)
 
     # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
@@ -239,6 +241,8 @@ def _relay(
     task: Task, ctx: WorkerContext, lease: Lease, work: Path, info: VideoInfo, spec: OutputSpec
 ) -> dict[str, Any]:
     """Steps 4-6 for the relay engine: the upstream edits, the copy is checked here."""
+    from vedit.engines.relay import RelayEngine, RelayJob
+
     s, engine = ctx.settings, ctx.engine
     assert isinstance(engine, RelayEngine)
     resumed = (task.edit_plan or {}).get("upstream_task_id")

@@ -81,18 +81,22 @@ def test_defaults_are_the_seeds(server) -> None:
         (with_("input.prompt", ""), "invalid_request", "input.prompt must not be empty"),
         (with_("input.prompt", "   "), "invalid_request", "input.prompt must not be empty"),
         (with_("input.prompt", 42), "invalid_request", "input.prompt"),
-        (with_("input.media", [{"type": "video", "url": VIDEO}]), "invalid_request", "input.media"),
+        (
+            with_("input.media", [{"type": "video", "url": VIDEO}]),
+            "invalid_request",
+            "input.media must hold one video and one reference_image; got only a video",
+        ),
         (
             with_(
                 "input.media", [{"type": "video", "url": VIDEO}, {"type": "video", "url": VIDEO}]
             ),
             "invalid_request",
-            'exactly one "video" and one "reference_image"',
+            "input.media must hold one video and one reference_image; got only 2 videos",
         ),
         (
             with_("input.media", [{"type": "reference_image", "url": IMAGE}] * 2),
             "invalid_request",
-            "exactly one",
+            "got only 2 reference_images",
         ),
         (
             with_(
@@ -127,7 +131,7 @@ def test_defaults_are_the_seeds(server) -> None:
                 ],
             ),
             "invalid_request",
-            "input.media[0].url must be an absolute http or https URL",
+            'input.media[0].url must be an absolute http or https URL: got "ftp://x/y.mp4"',
         ),
         (
             with_(
@@ -151,12 +155,20 @@ def test_defaults_are_the_seeds(server) -> None:
             "invalid_request",
             "input.media[1].url is 2,054 characters long; at most 2,048",
         ),
-        (with_("parameters.resolution", "480P"), "invalid_request", "parameters.resolution"),
+        (
+            with_("parameters.resolution", "480P"),
+            "invalid_request",
+            'parameters.resolution must be "720P" or "1080P", got "480P"',
+        ),
         (with_("parameters.resolution", "720p"), "invalid_request", "parameters.resolution"),
         (with_("parameters.watermark", "true"), "invalid_request", "parameters.watermark"),
         (with_("parameters.watermark", 1), "invalid_request", "parameters.watermark"),
         (with_("parameters.seed", True), "invalid_request", "parameters.seed"),
-        (with_("parameters.seed", -1), "invalid_request", "parameters.seed"),
+        (
+            with_("parameters.seed", -1),
+            "invalid_request",
+            "parameters.seed must be an integer 0..2147483647, got -1",
+        ),
         (with_("parameters.seed", 2147483648), "invalid_request", "parameters.seed"),
         (with_("parameters.seed", 1.5), "invalid_request", "parameters.seed"),
         (with_("parameters.seed", "42"), "invalid_request", "parameters.seed"),

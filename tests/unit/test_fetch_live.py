@@ -55,7 +55,7 @@ def test_a_redirect_to_loopback_is_refused(media, tmp_path) -> None:
 
 
 def test_a_redirect_to_another_scheme_is_refused(media, tmp_path) -> None:
-    with pytest.raises(MediaRefused, match="only absolute http and https"):
+    with pytest.raises(MediaRefused, match="must be an absolute http or https URL: file:"):
         fetch(media.url("redirect?to=file:///etc/passwd"), tmp_path / "v", [media.hostport])
 
 

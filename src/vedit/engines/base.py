@@ -40,6 +40,7 @@ class Engine(Protocol):
     """An engine that edits frame by frame on this machine."""
 
     name: str
+    kind: str  # "frame" (edits frames here); the relay engine's kind is "relay"
     operations: frozenset[str]  # the plan operations it carries out (engines/plan.py)
 
     def why_not(self, operation: str) -> str:

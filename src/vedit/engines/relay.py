@@ -171,6 +171,7 @@ class RelayEngine:
     """Engine ``dashscope``: the upstream model edits; vedit validates, relays and keeps."""
 
     name = "dashscope"
+    kind = "relay"
     operations: frozenset[str] = frozenset()
 
     def __init__(self, settings: Settings) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 
 from vedit.errors import MediaDownloadFailed, MediaRefused, MediaTooLarge
+from vedit.media.urls import BadMediaUrl, ascii_media_url, escape_invisible
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
@@ -134,12 +135,13 @@ def fetch_media(
     )
     with pool:
         for _hop in range(limits.max_redirects + 1):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                url = ascii_media_url(url)  # an IRI is fetched as the URI it stands for
+            except BadMediaUrl as exc:
                 raise MediaRefused(
-                    f"{label}: refused: only absolute http and https URLs are fetched, got "
-                    f"{url[:200]!r}"
-                )
+                    f"{label}: refused: the URL {exc}: {escape_invisible(url[:200])}"
+                ) from None
+            parts = urlsplit(url)
             try:
                 with pool.stream(
                     "GET",
@@ -148,7 +150,7 @@ def fetch_media(
                     extensions={"timeout": timeouts},
                 ) as resp:
                     if resp.status in _REDIRECTS:
-                        location = _header(resp.headers, b"location")
+                        location = _header(resp.headers, b"location", text=True)
                         if not location:
                             raise MediaDownloadFailed(
                                 f"{label}: download failed: HTTP {resp.status} without Location"
@@ -166,6 +168,8 @@ def fetch_media(
                             f"{limits.max_bytes:,}"
                         )
                     return _stream_to_file(resp.iter_stream(), dest, label, limits, deadline)
+            except httpcore.UnsupportedProtocol as exc:
+                raise MediaRefused(f"{label}: refused: {exc}") from None
             except httpcore.TimeoutException:
                 raise MediaDownloadFailed(
                     f"{label}: download failed: {parts.hostname} timed out"
@@ -204,8 +208,14 @@ def _stream_to_file(
     return total
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+def _header(headers: list[tuple[bytes, bytes]], name: bytes, text: bool = False) -> str | None:
+    """A header's value; ``text``: read as UTF-8 where it is (a Location may be an IRI)."""
     for key, value in headers:
         if key.lower() == name:
+            if text:
+                try:
+                    return value.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
             return value.decode("latin-1")
     return None

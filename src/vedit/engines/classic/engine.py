@@ -33,6 +33,7 @@ class ClassicEngine:
     installed — background replacement and clothing from the reference."""
 
     name = "classic"
+    kind = "frame"
 
     def __init__(self, models_dir: Path | None = None) -> None:
         self.missing = _missing_models(models_dir)
