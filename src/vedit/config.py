@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         "", description="HMAC secret for result URLs; empty: made once and kept in the data dir."
     )
     result_url_ttl_s: float = Field(86400.0, description="How long a signed result URL is valid.")
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token that /metrics asks for; empty: open, as Prometheus expects.",
+    )
 
     # --- media intake -------------------------------------------------------
     media_allow: Annotated[list[str], NoDecode] = Field(

@@ -104,6 +104,30 @@ class TaskNotCancellable(VeditError):
     dashscope_code = "UnsupportedOperation"
 
 
+class RouteNotFound(VeditError):
+    """No route at this path."""
+
+    http_status = 404
+    code = "not_found"
+    dashscope_code = "NotFound"
+
+
+class MethodNotAllowed(VeditError):
+    """The path exists, the method does not (the answer carries ``Allow``)."""
+
+    http_status = 405
+    code = "method_not_allowed"
+    dashscope_code = "MethodNotAllowed"
+
+
+class StoreUnavailable(VeditError):
+    """The task store could not take the task now (the database is busy or down)."""
+
+    http_status = 503
+    code = "service_unavailable"
+    dashscope_code = "ServiceUnavailable"
+
+
 class SignatureInvalid(VeditError):
     """A result URL whose signature does not match, or that has expired."""
 

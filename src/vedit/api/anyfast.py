@@ -19,9 +19,12 @@ router = APIRouter(tags=["video generations (Anyfast dialect)"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad parameters: `{code, message, data: null}` naming the field"},
     401: {"description": "Missing, malformed, unknown or revoked key"},
-    413: {"description": "Body over 1 MiB"},
+    404: {"description": "`task_not_exist`: an unknown or expired task, or another key's"},
+    413: {"description": "Body over 1 MiB (`VEDIT_MAX_BODY_BYTES`)"},
     429: {"description": "Rate limited; see Retry-After"},
+    503: {"description": "The task store cannot take the task now; retry after Retry-After"},
 }
+CREATE_ERRORS = {k: _ERRORS[k] for k in (400, 401, 413, 429, 503)}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -61,7 +64,7 @@ def task_from_request(req: CreateRequest, key: KeyInfo, svc: Services) -> dict[s
     "(`input.media[]`); answers at once with the task id.",
     operation_id="createHappyhorse10VideoEdit",
     response_model=CreateResponse,
-    responses=_ERRORS,
+    responses=CREATE_ERRORS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -96,7 +99,7 @@ async def create_generation(request: Request) -> JSONResponse:
 @router.get(
     "/v1/video/generations/{task_id}",
     summary="Query a video-edit task",
-    responses={401: _ERRORS[401], 404: {"description": "`task_not_exist`"}},
+    responses={k: _ERRORS[k] for k in (401, 404)},
 )
 def get_generation(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
@@ -116,8 +119,7 @@ def get_generation(
     "that has ended is a 400 `task_not_cancelable` and stays as it was.",
     responses={
         400: {"description": "`task_not_cancelable`: the task has already ended"},
-        401: _ERRORS[401],
-        404: {"description": "`task_not_exist`"},
+        **{k: _ERRORS[k] for k in (401, 404)},
     },
 )
 def cancel_generation(

@@ -3,33 +3,46 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from vedit import MODEL_NAME, __version__
 from vedit.api import anyfast, dashscope, files
 from vedit.api.deps import Services
 from vedit.api.metrics import Metrics
-from vedit.api.schemas import CreateRequest
+from vedit.api.openapi import build_openapi
 from vedit.api.writer import TaskWriter
 from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
-from vedit.errors import InvalidRequest, VeditError
+from vedit.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, Unauthorized, VeditError
+from vedit.media.urls import escape_invisible
 from vedit.storage.local import LocalStorage
 from vedit.tasks.ids import new_request_id
 from vedit.tasks.store import TaskStore
 
+log = logging.getLogger("vedit.api")
+DOCS_ASSETS = "/docs/assets"
 
-def error_response(request: Request, exc: VeditError) -> JSONResponse:
-    """The error body of the dialect the request was made in."""
-    if request.url.path.startswith("/api/v1/"):
+
+def error_response(request: Request | Scope, exc: VeditError) -> JSONResponse:
+    """The error body of the dialect the request was made in (``/api/v1/...``: DashScope's)."""
+    path = request.url.path if isinstance(request, Request) else request.get("path", "")
+    if path.startswith("/api/v1/"):
         body: dict[str, Any] = exc.dashscope_body(new_request_id())
     else:
         body = exc.anyfast_body()
@@ -66,6 +79,8 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         description=f"A self-hostable implementation of `{MODEL_NAME}`.",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = svc
     app.include_router(anyfast.router)
@@ -79,14 +94,23 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        return error_response(request, InvalidRequest(f"{where}: {err.get('msg')}"))
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "the request"
+        message = escape_invisible(f"{where}: {err.get('msg', 'is not valid')}")
+        return error_response(request, InvalidRequest(message))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        err = VeditError(str(exc.detail))
-        err.http_status, err.code = exc.status_code, code  # type: ignore[misc]
+        where = escape_invisible(f"{request.method} {request.url.path}")[:300]
+        err: VeditError
+        if exc.status_code == 404:
+            err = RouteNotFound(f"there is no {where}; see /docs for the routes")
+        elif exc.status_code == 405:
+            allow = (exc.headers or {}).get("Allow", "")
+            err = MethodNotAllowed(f"{where} is not allowed; allowed: {allow}")
+        else:
+            err = VeditError(escape_invisible(str(exc.detail)))
+            err.http_status = exc.status_code  # type: ignore[misc]
+        err.headers = dict(exc.headers or {})
         return error_response(request, err)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
@@ -95,29 +119,82 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "model": MODEL_NAME}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
-    def prometheus_metrics() -> PlainTextResponse:
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={401: {"description": "When VEDIT_METRICS_TOKEN is set and not sent"}},
+    )
+    def prometheus_metrics(request: Request) -> PlainTextResponse:
+        token = settings.metrics_token.get_secret_value()
+        if token:
+            sent = request.headers.get("authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                raise Unauthorized("/metrics needs 'Authorization: Bearer <VEDIT_METRICS_TOKEN>'")
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            from fastapi.openapi.utils import get_openapi
+    # The interactive docs, with Swagger UI's files served from the installed wheel: no CDN.
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            components = schema.setdefault("components", {})
-            defs = CreateRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.setdefault("schemas", {}).update(defs.pop("$defs", {}))
-            components["schemas"]["CreateRequest"] = defs
-            components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            schema["security"] = [{"bearerAuth": []}]
-            app.openapi_schema = schema
-        return app.openapi_schema
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    # HEAD on every GET route (uvicorn sends the headers of the GET answer, no body).
+    for route in app.routes:
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            route.methods.add("HEAD")
+
+    app.openapi = lambda: build_openapi(app, settings)  # type: ignore[method-assign]
     app.add_middleware(_Wrap, wrap=metrics.middleware)
+    app.add_middleware(_Guard)
     return app
+
+
+class _Guard:
+    """The outermost middleware: nothing a request does reaches the client as a traceback.
+
+    Whatever escapes a route is logged once, with its traceback, and answered with a
+    500 in the request's dialect (the connection stays open for the next request); a
+    client that disconnects while sending its body is one log line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            log.info(
+                "%s %s: the client disconnected before its body was read",
+                scope["method"],
+                escape_invisible(scope["path"])[:300],
+            )
+        except Exception:
+            log.exception("%s %s failed", scope["method"], escape_invisible(scope["path"])[:300])
+            if not started:
+                err = VeditError(
+                    "the server failed to answer this request; the failure has been logged"
+                )
+                await error_response(scope, err)(scope, receive, send)
 
 
 class _Wrap:

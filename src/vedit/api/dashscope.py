@@ -31,7 +31,9 @@ router = APIRouter(tags=["video synthesis (DashScope dialect)"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "`InvalidParameter`: a field, or the missing X-DashScope-Async header"},
     401: {"description": "`InvalidApiKey`"},
+    413: {"description": "`RequestTooLarge`: body over 1 MiB"},
     429: {"description": "`Throttling.RateQuota`; see Retry-After"},
+    503: {"description": "`ServiceUnavailable`: the task store cannot take the task now"},
 }
 
 
@@ -41,6 +43,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     description="The same task as `POST /v1/video/generations`, in DashScope's dialect: "
     "asynchronous only, one video and 0 to 5 reference images.",
     responses=_ERRORS,
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "X-DashScope-Async",
+                "in": "header",
+                "required": True,
+                "description": "The model is asynchronous only.",
+                "schema": {"type": "string", "enum": ["enable"]},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/DashScopeCreateRequest"}
+                }
+            },
+        },
+    },
 )
 async def create_synthesis(request: Request) -> JSONResponse:
     key = await authenticate(request)
@@ -91,7 +112,11 @@ def get_task(
     summary="Cancel a task (DashScope)",
     description="A queued task is cancelled at once; a running one stops at its next frame "
     "boundary. A task that has ended is a 400 `UnsupportedOperation`.",
-    responses={**_ERRORS, 404: {"description": "`InvalidParameter.TaskNotExist`"}},
+    responses={
+        400: {"description": "`UnsupportedOperation`: the task has already ended"},
+        401: _ERRORS[401],
+        404: {"description": "`InvalidParameter.TaskNotExist`"},
+    },
 )
 def cancel(task_id: str, request: Request, key: KeyInfo = Depends(authenticate)) -> dict[str, Any]:
     cancel_task(task_id, key, services(request))

@@ -1,4 +1,7 @@
-"""Signed downloads of results, with HTTP Range support; no key needed, the signature is the key."""
+"""Signed downloads of results, with HTTP Range support; no key needed, the signature is the key.
+
+HEAD is answered too (every GET route takes HEAD: ``api/app.py``).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ _DOC = {
 
 
 @router.get("/v1/files/{name}", operation_id="downloadResult", **_DOC)  # type: ignore[arg-type]
-@router.head("/v1/files/{name}", operation_id="headResult", **_DOC)  # type: ignore[arg-type]
 def download(
     name: str, request: Request, expires: str = Query(""), signature: str = Query("")
 ) -> FileResponse:

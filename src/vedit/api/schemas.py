@@ -18,7 +18,6 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.json_schema import SkipJsonSchema
 
 from vedit import MODEL_NAME
 from vedit.errors import InvalidJson, InvalidRequest, MissingModel, UnknownModel
@@ -86,7 +85,7 @@ class MediaItem(BaseModel):
         description="Public http(s) URL of the video or the reference image. An IRI is accepted "
         "(the host is IDNA-encoded, the path percent-encoded); a URL with a user name or "
         "password, a port outside 1-65535, or control characters is refused.",
-        json_schema_extra={"format": "uri", "maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN},
+        json_schema_extra={"format": "iri", "maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN},
     )
 
 
@@ -114,9 +113,9 @@ class CreateParameters(BaseModel):
 
     resolution: Literal["720P", "1080P"] = "1080P"
     watermark: bool = True
-    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | SkipJsonSchema[None] = Field(
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = Field(
         None,
-        description="Absent: a random seed is drawn (and reported in the query answer).",
+        description="Absent or null: a random seed is drawn (and reported in the query answer).",
         json_schema_extra=lambda schema: schema.pop("default", None),
     )
     audio_setting: Literal["auto", "origin"] = Field(
@@ -235,6 +234,20 @@ def describe(value: Any) -> str:
     return escape_invisible(text)
 
 
+_NOT_JSON = {"NaN", "Infinity", "-Infinity"}
+# The API's own fields, by the object that holds them ("input.media[]": each media item).
+_FIELDS = {
+    "body": ("model", "input", "parameters"),
+    "input": ("prompt", "media"),
+    "input.media[]": ("type", "url"),
+    "parameters": ("resolution", "watermark", "seed", "audio_setting"),
+}
+
+
+def _name(path: str) -> str:
+    return "the body" if path == "body" else path
+
+
 def _field(path: str, key: str) -> str:
     shown = key if key.isidentifier() else describe(key)
     return f"{path}.{shown}" if path != "body" else shown
@@ -264,8 +277,8 @@ def _needs_careful_reading(body: bytes) -> bool:
 def load_json(body: bytes) -> Any:
     """The JSON document in ``body``; raise :class:`InvalidJson`/:class:`InvalidRequest` for
     anything this API never accepts, naming where it is: nesting deeper than
-    ``MAX_JSON_DEPTH``, NaN/Infinity, numbers of more than ``MAX_NUMBER_DIGITS`` digits,
-    duplicate keys, control characters or lone surrogates in keys and strings."""
+    ``MAX_JSON_DEPTH``, NaN/Infinity, duplicate keys, and in the API's fields numbers of
+    more than ``MAX_NUMBER_DIGITS`` digits and control characters or lone surrogates."""
     if not _needs_careful_reading(body):
         # The common case, at about the cost of json.loads: nothing above can be in it (raw
         # control characters are not JSON, the brackets bound the depth, and a number too
@@ -286,28 +299,31 @@ def load_json(body: bytes) -> Any:
         raise InvalidJson(f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJson(f"the body is not valid JSON: {describe(str(exc))[1:-1]}") from None
-    # One walk over the tree; a create body has about 15 nodes.
-    todo: list[tuple[Any, str, int]] = [(data, "body", 1)]
+    # One walk over the tree (a create body has about 15 nodes). JSON-level faults count
+    # anywhere; the characters of strings and the size of numbers count in the API's own
+    # fields only (other fields are ignored, as the schema allows).
+    todo: list[tuple[Any, str, int, str | None]] = [(data, "body", 1, "body")]
     while todo:
-        node, path, depth = todo.pop()
+        node, path, depth, field = todo.pop()
         if depth > MAX_JSON_DEPTH:
             raise InvalidJson(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(node, dict):
             if isinstance(node, _DuplicateKeys):
-                raise InvalidJson(f"{path} has the key {describe(node.duplicate)} twice")
+                raise InvalidJson(f"{_name(path)} has the key {describe(node.duplicate)} twice")
+            known = _FIELDS.get(field or "", ())
             for key, value in node.items():
-                if _BAD_ANYWHERE.search(key):
-                    raise InvalidRequest(
-                        f"{path} has the key {describe(key)}, which holds a control character "
-                        "or a lone surrogate"
-                    )
-                todo.append((value, _field(path, key), depth + 1))
+                child = (key if field == "body" else f"{field}.{key}") if key in known else None
+                todo.append((value, _field(path, key), depth + 1, child))
         elif isinstance(node, list):
-            todo.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+            item = "input.media[]" if field == "input.media" else None
+            todo.extend((v, f"{path}[{i}]", depth + 1, item) for i, v in enumerate(node))
         elif isinstance(node, _NotAValue):
-            raise InvalidRequest(f"{path} is {node}, which is not a JSON value this API accepts")
-        elif isinstance(node, str):
-            bad = (_BAD_IN_PROMPT if path == "input.prompt" else _BAD_ANYWHERE).search(node)
+            if field is not None or node in _NOT_JSON:
+                raise InvalidRequest(
+                    f"{_name(path)} is {node}, which is not a JSON value this API accepts"
+                )
+        elif isinstance(node, str) and field is not None:
+            bad = (_BAD_IN_PROMPT if field == "input.prompt" else _BAD_ANYWHERE).search(node)
             if bad:
                 what = (
                     "a lone surrogate"
@@ -315,7 +331,7 @@ def load_json(body: bytes) -> Any:
                     else "a control character"
                 )
                 raise InvalidRequest(
-                    f"{path} holds {what} ({describe(bad.group())} at position {bad.start()}): "
+                    f"{_name(path)} holds {what} ({describe(bad.group())} at position {bad.start()}): "
                     f"got {describe(node)}"
                 )
     return data
@@ -391,7 +407,13 @@ def parse_create(body: bytes, *, dialect: str = "anyfast") -> CreateRequest:
             'input.media[] ({"type": "video" | "reference_image", "url": ...})'
         )
 
-    # 3. Types, enums and ranges from the schema, in the API's words.
+    # 3. Types, enums and ranges from the schema, in the API's words. (JSON Schema's integers
+    # include 42.0: a whole float is the integer it spells.)
+    parameters = data.get("parameters")
+    if isinstance(parameters, dict):
+        seed = parameters.get("seed")
+        if isinstance(seed, float) and seed.is_integer():
+            parameters["seed"] = int(seed)
     try:
         req = model_class.model_validate(data)
     except ValidationError as exc:

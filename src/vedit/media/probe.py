@@ -28,6 +28,46 @@ from vedit.errors import (
 
 VIDEO_FORMATS = {"mov", "mp4"}
 IMAGE_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
+# What a download that is not the expected medium usually turns out to be.
+_SIGNATURES = (
+    (0, b"\x89PNG", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF8", "a GIF image"),
+    (0, b"BM", "a BMP image"),
+    (8, b"WEBP", "a WEBP image"),
+    (4, b"ftyp", "an MP4/MOV file"),
+    (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"PK\x03\x04", "a ZIP archive"),
+)
+
+
+def what_was_received(path: Path) -> str:
+    """What a downloaded file holds, for a message ("3,120 bytes of HTML"), never where it is."""
+    size = path.stat().st_size if path.exists() else 0
+    with path.open("rb") as f:
+        head = f.read(64)
+    kind = next((name for at, magic, name in _SIGNATURES if head[at:].startswith(magic)), None)
+    if kind is None:
+        text = head.lstrip().lower()
+        if text.startswith((b"<!doctype html", b"<html")):
+            kind = "HTML (a web page, not the file itself?)"
+        elif text.startswith((b"{", b"[")):
+            kind = "JSON"
+        elif text.startswith(b"<"):
+            kind = "XML"
+        elif head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+            kind = "text"
+        else:
+            kind = "data starting with " + (head[:8].hex(" ") or "nothing")
+    return f"{size:,} bytes of {kind}" if size else "an empty file"
+
+
+def _reason(exc: Exception) -> str:
+    """An FFmpeg or Pillow error without the file's path on this server."""
+    if isinstance(exc, av.FFmpegError) and exc.strerror:
+        return str(exc.strerror)
+    return str(exc).split(" '/")[0].split(' "/')[0]
 
 
 @dataclass(frozen=True)
@@ -46,9 +86,11 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.InvalidDataError:
-        raise MediaFormat(f"{label}: not a video file FFmpeg can read") from None
+        raise MediaFormat(
+            f"{label}: not a video file FFmpeg can read; received {what_was_received(path)}"
+        ) from None
     except av.FFmpegError as exc:
-        raise MediaCorrupt(f"{label}: cannot open the file: {exc}") from None
+        raise MediaCorrupt(f"{label}: cannot open the file: {_reason(exc)}") from None
     with container:
         names = set(container.format.name.split(","))
         if not names & VIDEO_FORMATS:
@@ -71,7 +113,9 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
         try:
             frame = next(container.decode(stream), None)
         except av.FFmpegError as exc:
-            raise MediaCorrupt(f"{label}: the video stream cannot be decoded: {exc}") from None
+            raise MediaCorrupt(
+                f"{label}: the video stream cannot be decoded: {_reason(exc)}"
+            ) from None
         if frame is None:
             raise MediaCorrupt(f"{label}: the video stream has no decodable frame")
         width, height = width or frame.width, height or frame.height
@@ -119,9 +163,10 @@ def load_image(
         raise MediaResolution(
             f"{label}: {exc}; at most {s.image_max_pixels:,} pixels are accepted"
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError):
         raise MediaFormat(
-            f"{label}: not an image of an accepted format (JPEG, PNG, BMP, WEBP): {exc}"
+            f"{label}: not an image of an accepted format (JPEG, PNG, BMP, WEBP); received "
+            f"{what_was_received(path)}"
         ) from None
     with img:
         if img.format not in IMAGE_FORMATS:
@@ -151,7 +196,10 @@ def load_image(
                 rgb = ImageOps.exif_transpose(img).convert("RGB")
                 return np.asarray(rgb, dtype=np.uint8).copy()
         except (OSError, ValueError, SyntaxError) as exc:
-            raise MediaCorrupt(f"{label}: the image cannot be decoded: {exc}") from None
+            raise MediaCorrupt(
+                f"{label}: the image cannot be decoded: {_reason(exc)}; received "
+                f"{what_was_received(path)}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -186,7 +234,7 @@ def check_result(
                     last = float(frame.time)
             rate = float(v.average_rate or 0) or (frames / last if last else 0.0)
     except av.FFmpegError as exc:
-        raise EngineFailed(f"{label}: not a video that decodes: {exc}") from None
+        raise EngineFailed(f"{label}: not a video that decodes: {_reason(exc)}") from None
     if codec != "h264":
         raise EngineFailed(f"{label}: the video is {codec}, not H.264")
     duration = frames / rate if rate else 0.0

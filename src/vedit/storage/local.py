@@ -63,8 +63,10 @@ class LocalStorage:
     def verify(self, name: str, expires: str, signature: str, now: float | None = None) -> Path:
         """The file behind a signed URL; raises :class:`SignatureInvalid` when it must not be served."""
         now = time.time() if now is None else now
-        if not expires.isdigit() or not hmac.compare_digest(
-            self._signature(name, int(expires)), signature
+        # Only plain ASCII digits of a sane length are an expiry ("²" is a digit to str.isdigit).
+        valid = expires.isascii() and expires.isdigit() and len(expires) <= 12
+        if not valid or not hmac.compare_digest(
+            self._signature(name, int(expires)), signature.encode("ascii", "replace").decode()
         ):
             raise SignatureInvalid("the URL's signature does not match")
         if int(expires) <= now:
