@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import shlex
+from typing import TYPE_CHECKING
 
 import typer
 import uvicorn
@@ -14,6 +15,9 @@ from sqlalchemy.orm import sessionmaker
 
 from vedit import MODEL_NAME
 from vedit.config import Settings
+
+if TYPE_CHECKING:
+    from vedit.dispatch.local import LocalDispatcher
 
 app = typer.Typer(
     help="vedit: the HappyHorse 1.0 video-edit API on your own machine.", no_args_is_help=True
@@ -90,7 +94,7 @@ def serve(
     )
 
     dispatcher = LocalDispatcher(settings)
-    dispatcher.start()
+    _start_or_exit(dispatcher)
     try:
         config = uvicorn.Config(
             create_app(settings, dispatcher),
@@ -108,6 +112,17 @@ def serve(
         server.run()
     finally:
         dispatcher.stop()
+
+
+def _start_or_exit(dispatcher: LocalDispatcher) -> None:
+    """Start the workers; when none can load its engine, say why in one line and exit 1."""
+    from vedit.dispatch.local import WorkersCannotStart
+
+    try:
+        dispatcher.start()
+    except WorkersCannotStart as exc:
+        typer.echo(f"vedit: the workers cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _stop_on_signals(server: uvicorn.Server) -> None:
@@ -145,7 +160,7 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
     dispatcher = LocalDispatcher(settings)
-    dispatcher.start()
+    _start_or_exit(dispatcher)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
