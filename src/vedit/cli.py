@@ -74,28 +74,28 @@ def serve(
     settings = settings.model_copy(update=update)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
-
-    sessions = _sessions(settings)
-    base = settings.public_base_url.rstrip("/")
-    known = {k.key_hash for k in list_keys(sessions)}
-    if settings.api_key and hash_key(settings.api_key) not in known:
-        create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
-        console.print("API key from VEDIT_API_KEY added.")
-    if count_active_keys(sessions) == 0:
-        key, _ = create_key(sessions, "default")
-        console.print(f"[bold]API key[/bold] (shown once): {key}")
-        console.print(
-            f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
-        )
-    console.print(
-        f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
-        f"data in {settings.data_dir.resolve()}",
-        soft_wrap=True,
-    )
-
+    # The workers first: a server whose workers cannot run says so before anything else.
     dispatcher = LocalDispatcher(settings)
     _start_or_exit(dispatcher)
     try:
+        sessions = _sessions(settings)
+        base = settings.public_base_url.rstrip("/")
+        known = {k.key_hash for k in list_keys(sessions)}
+        if settings.api_key and hash_key(settings.api_key) not in known:
+            create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
+            console.print("API key from VEDIT_API_KEY added.")
+        if count_active_keys(sessions) == 0:
+            key, _ = create_key(sessions, "default")
+            console.print(f"[bold]API key[/bold] (shown once): {key}")
+            console.print(
+                f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
+            )
+        console.print(
+            f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
+            f"data in {settings.data_dir.resolve()}",
+            soft_wrap=True,
+        )
+
         config = uvicorn.Config(
             create_app(settings, dispatcher),
             host=host,

@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -48,7 +49,8 @@ class StartReport(NamedTuple):
     """What a new worker process says once: ready, or the error that stopped it."""
 
     ready: bool
-    error: str = ""
+    error: str = ""  # "ModuleNotFoundError: No module named 'httpx'"
+    traceback: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,9 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
             stop=stop,
         )
     except Exception as exc:  # a missing module, an unknown engine, a broken install
-        log.exception("worker (pid %d) could not start", os.getpid())
-        report.send(StartReport(ready=False, error=f"{type(exc).__name__}: {exc}"))
+        # The server logs it, with this traceback, as the cause of this worker's death.
+        error = f"{type(exc).__name__}: {exc}"
+        report.send(StartReport(ready=False, error=error, traceback=traceback.format_exc()))
         sys.exit(1)
     report.send(StartReport(ready=True))
     report.close()
@@ -134,6 +137,8 @@ class WorkerSlot:
     report: Connection | None = None  # read end of the process's start-up report, until read
     ready_at: float | None = None  # when the process reported ready (monotonic)
     start_error: str = ""  # what the process reported instead of ready
+    start_traceback: str = ""
+    last_cause: str = ""  # of the previous death: a traceback is logged only for a new cause
     deaths_in_a_row: int = 0  # reset once a worker stays up as long as the longest backoff
     restart_at: float = 0.0  # while the slot is empty: when its next process may start
 
@@ -241,7 +246,8 @@ class LocalDispatcher:
             proc.start()
         finally:
             writer.close()  # the worker holds the write end; its death reads as end of file
-        slot.process, slot.report, slot.ready_at, slot.start_error = proc, reader, None, ""
+        slot.process, slot.report, slot.ready_at = proc, reader, None
+        slot.start_error = slot.start_traceback = ""
 
     def _wait_for_a_ready_worker(self) -> None:
         timeout = self.settings.worker_start_timeout_s
@@ -253,6 +259,10 @@ class LocalDispatcher:
                     return
                 assert slot.process is not None
                 if slot.start_error:
+                    log.error(
+                        "worker %d (pid %s) could not start\n%s",
+                        slot.number, slot.process.pid, slot.start_traceback.rstrip(),
+                    )  # fmt: skip
                     raise WorkersCannotStart(slot.start_error)
                 if not slot.process.is_alive():
                     self._read_report(slot)  # a report written just before the end
@@ -282,7 +292,7 @@ class LocalDispatcher:
             slot.ready_at = time.monotonic()
             log.info("worker %d (pid %s) is ready", slot.number, slot.process and slot.process.pid)
         else:
-            slot.start_error = report.error
+            slot.start_error, slot.start_traceback = report.error, report.traceback
 
     # --- the supervisor --------------------------------------------------------
 
@@ -343,12 +353,16 @@ class LocalDispatcher:
         slot.restart_at = time.monotonic() + delay
         self.last_error = f"worker {slot.number} {cause}"
         pid = slot.process.pid
+        new_traceback = slot.start_traceback if cause != slot.last_cause else ""
         log.warning(
-            "worker %d (pid %s) %s; starting it again in %g s", slot.number, pid, cause, delay
-        )
+            "worker %d (pid %s) %s; starting it again in %g s%s",
+            slot.number, pid, cause, delay, "\n" + new_traceback.rstrip() if new_traceback else "",
+        )  # fmt: skip
         if slot.report is not None:
             slot.report.close()
-        slot.process, slot.report, slot.ready_at, slot.start_error = None, None, None, ""
+        slot.last_cause = cause
+        slot.process, slot.report, slot.ready_at = None, None, None
+        slot.start_error = slot.start_traceback = ""
         return worker_id_for(os.getpid(), pid or 0)
 
     def sweep(self) -> None:
