@@ -97,6 +97,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         tags=["operations"],
         summary="Liveness, database and worker check",
         description="200 `ok`; 503 `degraded` while fewer workers run than configured.",
+        responses={503: {"description": "Fewer workers alive than configured"}},
     )
     def healthz() -> JSONResponse:
         with engine.connect() as conn:

@@ -321,8 +321,6 @@ class LocalDispatcher:
                 self._read_report(slot)
                 if not slot.process.is_alive():
                     lost.append(self._bury(slot))
-                elif self._stayed_up(slot):
-                    slot.deaths_in_a_row = 0
         for worker_id in lost:  # a dead worker's task goes back to the queue, as promised
             self._recovered(
                 self.store.recover_lost(
