@@ -131,6 +131,22 @@ def test_a_worker_command_whose_workers_cannot_import_a_module_exits_with_the_re
     assert NO_AV in done.stderr.splitlines()
 
 
+def test_a_worker_that_hangs_while_loading_times_the_start_out(tmp_path) -> None:
+    (tmp_path / "shadow" / "av").mkdir(parents=True)
+    (tmp_path / "shadow" / "av" / "__init__.py").write_text("import time\ntime.sleep(600)\n")
+    env = {
+        "VEDIT_DATA_DIR": str(tmp_path / "data"),
+        "VEDIT_WORKER_START_TIMEOUT_S": "3",
+        **shadow_env(tmp_path / "shadow"),
+    }
+    done = run_vedit("serve", "--port", str(free_port()), "--workers", "1", env=env, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "vedit: the workers cannot start: no worker loaded engine 'classic' within 3 s "
+        "(VEDIT_WORKER_START_TIMEOUT_S)"
+    ) in done.stderr.splitlines()
+
+
 def test_an_unknown_engine_stops_the_server_with_the_reason(tmp_path) -> None:
     env = {"VEDIT_DATA_DIR": str(tmp_path / "data"), "VEDIT_ENGINE": "nope"}
     done = run_vedit("serve", "--port", str(free_port()), "--workers", "1", env=env)
