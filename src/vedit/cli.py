@@ -6,7 +6,7 @@ import gc
 import logging
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import uvicorn
@@ -17,6 +17,9 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from vedit import MODEL_NAME
 from vedit.config import Settings
+
+if TYPE_CHECKING:
+    from vedit.dispatch.local import LocalDispatcher
 
 
 def _plain_params(command: TyperCommand | TyperGroup) -> None:
@@ -146,28 +149,28 @@ def serve(
     settings = settings.model_copy(update=update)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
-
-    sessions = _sessions(settings)
-    base = settings.public_base_url.rstrip("/")
-    known = {k.key_hash for k in list_keys(sessions)}
-    if settings.api_key and hash_key(settings.api_key) not in known:
-        create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
-        console.print("API key from VEDIT_API_KEY added.")
-    if count_active_keys(sessions) == 0:
-        key, _ = create_key(sessions, "default")
-        console.print(f"[bold]API key[/bold] (shown once): {key}")
-        console.print(
-            f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
-        )
-    console.print(
-        f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
-        f"data in {settings.data_dir.resolve()}",
-        soft_wrap=True,
-    )
-
+    # The workers first: a server whose workers cannot run says so before anything else.
     dispatcher = LocalDispatcher(settings)
-    dispatcher.start()
+    _start_or_exit(dispatcher)
     try:
+        sessions = _sessions(settings)
+        base = settings.public_base_url.rstrip("/")
+        known = {k.key_hash for k in list_keys(sessions)}
+        if settings.api_key and hash_key(settings.api_key) not in known:
+            create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
+            console.print("API key from VEDIT_API_KEY added.")
+        if count_active_keys(sessions) == 0:
+            key, _ = create_key(sessions, "default")
+            console.print(f"[bold]API key[/bold] (shown once): {key}")
+            console.print(
+                f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
+            )
+        console.print(
+            f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
+            f"data in {settings.data_dir.resolve()}",
+            soft_wrap=True,
+        )
+
         config = uvicorn.Config(
             create_app(settings, dispatcher),
             host=host,
@@ -184,6 +187,17 @@ def serve(
         server.run()
     finally:
         dispatcher.stop()
+
+
+def _start_or_exit(dispatcher: LocalDispatcher) -> None:
+    """Start the workers; when none can load its engine, say why in one line and exit 1."""
+    from vedit.dispatch.local import WorkersCannotStart
+
+    try:
+        dispatcher.start()
+    except WorkersCannotStart as exc:
+        typer.echo(f"vedit: the workers cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _stop_on_signals(server: uvicorn.Server) -> None:
@@ -223,7 +237,7 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
     dispatcher = LocalDispatcher(settings)
-    dispatcher.start()
+    _start_or_exit(dispatcher)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -34,6 +34,20 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1,
         description="Worker processes started by `vedit serve` (0: API only).",
     )
+    worker_start_timeout_s: float = Field(
+        120.0,
+        description="`vedit serve` and `vedit worker` wait this long for a worker to load its "
+        "engine, then exit non-zero with the reason.",
+    )
+    worker_restart_backoff_s: float = Field(
+        1.0,
+        description="Wait before a dead worker is started again; doubles with each death in a row.",
+    )
+    worker_restart_backoff_max_s: float = Field(
+        60.0,
+        description="Longest wait between restarts; a worker that stays up this long counts "
+        "its deaths afresh.",
+    )
     engine: str = Field("classic", description="Engine that edits the videos.")
     models_dir: Path | None = Field(
         None,

@@ -108,6 +108,7 @@ class Lease:
 
 def run_task(task: Task, ctx: WorkerContext) -> None:
     """Run one claimed task to its end state."""
+    began = time.monotonic()
     work = ctx.settings.work_dir / task.id
     work.mkdir(parents=True, exist_ok=True)
     lease = Lease(ctx, task.id)
@@ -117,19 +118,51 @@ def run_task(task: Task, ctx: WorkerContext) -> None:
             # Publish: the finished file moves into place, then the task is marked done.
             final = ctx.storage.result_path(task.id)
             os.replace(work / "out.mp4", final)
+            ended = "SUCCEEDED"
             if not ctx.store.succeed(task.id, ctx.worker_id, str(final), result):
                 ctx.storage.delete(task.id)
-    except TaskAborted as exc:
+                ended = _ended_elsewhere(task.id, ctx)
+    except TaskAborted:
         if ctx.stop.is_set() and not lease.lost.is_set():
             ctx.store.requeue(task.id, ctx.worker_id)
-        log.info("task %s given up by this worker: %s", task.id, exc)
+        ended = _ended_elsewhere(task.id, ctx)
     except TaskFailure as exc:
         ctx.store.fail(task.id, ctx.worker_id, exc.code, exc.message)
+        ended = f"FAILED {exc.code}"
     except Exception as exc:  # a bug or an unforeseen input: the task fails, the worker lives
         log.exception("task %s failed unexpectedly", task.id)
         ctx.store.fail(task.id, ctx.worker_id, "InternalError", f"{type(exc).__name__}: {exc}")
+        ended = "FAILED InternalError"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    log.info("task %s finished: %s in %.2f s", task.id, ended, time.monotonic() - began)
+
+
+def _ended_elsewhere(task_id: str, ctx: WorkerContext) -> str:
+    """How a task this worker gave up stands now (cancelled, handed back, recovered), for the log."""
+    try:
+        task = ctx.store.get(task_id)
+    except Exception:  # only a log line depends on it
+        return "given up"
+    if task is None:
+        return "gone"
+    return {
+        TaskStatus.QUEUED: "requeued",
+        TaskStatus.RUNNING: "taken over by another worker",
+        TaskStatus.SUCCEEDED: "SUCCEEDED",
+        TaskStatus.FAILED: f"FAILED {task.error_code}",
+        TaskStatus.CANCELLED: "CANCELED",
+    }.get(task.status, task.status)
+
+
+def _log_started(task: Task, plan: dict[str, Any], info: VideoInfo) -> None:
+    chosen = " ".join(filter(None, [plan["operation"], plan.get("style")]))
+    if plan.get("fallback_from"):
+        chosen += f" (instead of {plan['fallback_from']})"
+    log.info(
+        "task %s started: plan %s, input %.2f s %dx%d, output %s",
+        task.id, chosen, info.duration_s, info.width, info.height, task.resolution,
+    )  # fmt: skip
 
 
 def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str, Any]:
@@ -184,6 +217,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     if plan.operation not in ctx.engine.operations:
         plan = fall_back(plan, ctx.engine.why_not(plan.operation))
     ctx.store.set_plan(task.id, ctx.worker_id, plan.to_dict())
+    _log_started(task, plan.to_dict(), info)
     started = time.monotonic()
     job = EditJob(
         prompt=task.prompt,
@@ -252,6 +286,7 @@ def _relay(
         "fallback_from": None, "upstream_task_id": resumed,
     }  # fmt: skip
     ctx.store.set_plan(task.id, ctx.worker_id, plan)
+    _log_started(task, plan, info)
 
     def submitted(upstream_id: str) -> None:
         plan["upstream_task_id"] = upstream_id

@@ -29,6 +29,7 @@ from vedit.api.openapi import build_openapi
 from vedit.api.writer import TaskWriter
 from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
+from vedit.dispatch.local import LocalDispatcher
 from vedit.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, Unauthorized, VeditError
 from vedit.media.urls import escape_invisible
 from vedit.storage.local import LocalStorage
@@ -67,7 +68,9 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         writer=writer,
         keys=make_sessionmaker(engine),
     )
-    metrics = Metrics(store)
+    # Workers run here (`vedit serve`): health and metrics count them; else they run elsewhere.
+    workers = dispatcher.health if isinstance(dispatcher, LocalDispatcher) else None
+    metrics = Metrics(store, workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -113,11 +116,24 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         err.headers = dict(exc.headers or {})
         return error_response(request, err)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
-    def healthz() -> dict[str, str]:
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness, database and worker check",
+        description="200 `ok`; 503 `degraded` while fewer workers run than configured.",
+        responses={503: {"description": "Fewer workers alive than configured"}},
+    )
+    def healthz() -> JSONResponse:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return {"status": "ok", "model": MODEL_NAME}
+        if workers is None:
+            return JSONResponse({"status": "ok", "model": MODEL_NAME})
+        health = workers()
+        if health.alive < health.wanted:
+            return JSONResponse(
+                {"status": "degraded", "workers": health.to_dict()}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "model": MODEL_NAME, "workers": health.to_dict()})
 
     @app.get(
         "/metrics",

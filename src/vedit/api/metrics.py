@@ -1,19 +1,23 @@
-"""Prometheus metrics: request latency, tasks by status, engine seconds per second of video.
+"""Prometheus metrics: request latency, tasks by status, engine seconds per second of video,
+and the workers of this server, alive against wanted.
 
 Task figures are read from the task table when scraped, so they are true
-across every worker process and host that shares the database.
+across every worker process and host that shares the database. Worker figures
+are this server's own (``vedit serve``); workers started by ``vedit worker``
+are not counted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vedit.dispatch.local import WorkerHealth
 from vedit.tasks.models import TaskStatus
 from vedit.tasks.store import TaskStore
 
@@ -40,10 +44,30 @@ class TaskCollector(Collector):
         yield speed
 
 
+class WorkerCollector(Collector):
+    """This server's worker processes: alive and ready, against those configured."""
+
+    def __init__(self, health: Callable[[], WorkerHealth]) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        health = self.health()
+        yield GaugeMetricFamily(
+            "vedit_workers_alive",
+            "Worker processes of this server that are alive and have loaded their engine",
+            value=health.alive,
+        )
+        yield GaugeMetricFamily(
+            "vedit_workers_wanted",
+            "Worker processes this server is configured to run",
+            value=health.wanted,
+        )
+
+
 class Metrics:
     """The registry of one app, and an ASGI middleware that times each request."""
 
-    def __init__(self, store: TaskStore) -> None:
+    def __init__(self, store: TaskStore, workers: Callable[[], WorkerHealth] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "vedit_http_request_seconds",
@@ -53,6 +77,8 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.registry.register(TaskCollector(store))
+        if workers is not None:
+            self.registry.register(WorkerCollector(workers))
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         latency = self.latency
