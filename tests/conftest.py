@@ -158,6 +158,10 @@ def media(media_dir: Path) -> Iterator[MediaServer]:
 # --- vedit servers ---------------------------------------------------------------------
 
 
+class PortTaken(Exception):
+    """The chosen port was taken before ``vedit serve`` could bind it."""
+
+
 class VeditServer:
     """A real ``vedit serve`` process on a loopback port, and an HTTP client for it."""
 
@@ -178,7 +182,22 @@ class VeditServer:
         self.client = httpx.Client(base_url=self.base, timeout=30)
         self.key = TEST_KEY
 
-    def start(self) -> VeditServer:
+    def start(self, attempts: int = 5) -> VeditServer:
+        """Start the server; a port taken between choosing and binding it is chosen again.
+
+        (``free_port`` binds, closes and hands the port on: another process may take it
+        in between. ``vedit serve`` then says the port is in use and exits.)
+        """
+        for _ in range(attempts - 1):
+            try:
+                return self._start_once()
+            except PortTaken:
+                self.port = free_port()
+                self.base = f"http://127.0.0.1:{self.port}"
+                self.client = httpx.Client(base_url=self.base, timeout=30)
+        return self._start_once()
+
+    def _start_once(self) -> VeditServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "serve.log").open("ab")
         self.proc = subprocess.Popen(
@@ -200,6 +219,8 @@ class VeditServer:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "already in use" in self.log()[-2000:]:
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"vedit serve exited: {self.log()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if self.client.get("/healthz").status_code == 200:

@@ -170,7 +170,7 @@ def test_defaults_are_the_seeds(server) -> None:
             "parameters.seed must be an integer 0..2147483647, got -1",
         ),
         (with_("parameters.seed", 2147483648), "invalid_request", "parameters.seed"),
-        (with_("parameters.seed", 1.5), "invalid_request", "parameters.seed"),
+        (with_("parameters.seed", 1.5), "invalid_request", "got 1.5"),
         (with_("parameters.seed", "42"), "invalid_request", "parameters.seed"),
         (with_("parameters.audio_setting", "none"), "invalid_request", "parameters.audio_setting"),
         (with_("parameters", "720P"), "invalid_request", "parameters"),
@@ -324,9 +324,61 @@ def test_openapi_create_schema_matches_the_seed(server) -> None:
     assert params["resolution"]["enum"] == ["720P", "1080P"]
     assert params["resolution"]["default"] == "1080P"
     assert params["watermark"]["type"] == "boolean" and params["watermark"]["default"] is True
-    assert params["seed"]["type"] == "integer"
-    assert params["seed"]["minimum"] == 0 and params["seed"]["maximum"] == 2147483647
+    seed = next(s for s in params["seed"]["anyOf"] if s.get("type") == "integer")
+    assert seed["minimum"] == 0 and seed["maximum"] == 2147483647
+    assert {"type": "null"} in params["seed"]["anyOf"]  # null: a seed is drawn, as when absent
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    url = item["properties"]["url"]
+    assert url["format"] == "iri" and url["maxLength"] == 2048
+
+
+def test_openapi_tells_the_truth_about_security_headers_and_errors(server) -> None:
+    spec = server.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert "security" not in spec  # per route
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            public = path in ("/healthz", "/metrics") or path.startswith("/v1/files/")
+            assert op["security"] == ([] if public else [{"bearerAuth": []}]), (path, method)
+            assert "405" in op["responses"] and "Allow" in op["responses"]["405"]["headers"]
+            for status, answer in op["responses"].items():
+                if status[0] in "45":
+                    ref = answer["content"]["application/json"]["schema"]["$ref"]
+                    dialect = "DashScopeError" if path.startswith("/api/v1/") else "Error"
+                    assert ref == f"#/components/schemas/{dialect}", (path, status)
+            assert "head" not in ops  # implied by GET
+    create = paths["/v1/video/generations"]["post"]["responses"]
+    assert {"400", "401", "413", "429"} <= set(create) and "Retry-After" in create["429"]["headers"]
+    ds = paths["/api/v1/services/aigc/video-generation/video-synthesis"]["post"]
+    (header,) = [p for p in ds["parameters"] if p["in"] == "header"]
+    assert header["name"] == "X-DashScope-Async" and header["required"] is True
+    assert header["schema"]["enum"] == ["enable"]
+    ref = ds["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    media = spec["components"]["schemas"]["DashScopeInput"]["properties"]["media"]
+    assert ref.endswith("/DashScopeCreateRequest") and media["maxItems"] == 6
+    assert media["minContains"] == media["maxContains"] == 1
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert "404" in paths["/v1/video/generations/{task_id}"]["get"]["responses"]
+    assert "403" in paths["/v1/files/{name}"]["get"]["responses"]
+
+
+def test_docs_work_offline(server) -> None:
+    html = server.client.get("/docs").text
+    assets = [a for a in html.split('"') if a.startswith(("http://", "https://", "/docs/"))]
+    assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+    for asset in assets:
+        r = server.client.get(asset)
+        assert r.status_code == 200 and len(r.content) > 500, asset
+
+
+def test_metrics_may_ask_for_a_token(make_server) -> None:
+    srv = make_server({"VEDIT_METRICS_TOKEN": "s3cret-metrics"}, workers=0)
+    assert srv.client.get("/metrics").status_code == 401
+    assert srv.client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    ok = srv.client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
+    assert ok.status_code == 200 and "vedit_tasks" in ok.text
+    op = srv.client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
+    assert op["security"] == [{"metricsToken": []}]
 
 
 def test_health_and_metrics(server) -> None:

@@ -86,9 +86,9 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = svc
-    app.include_router(anyfast.router)
-    app.include_router(dashscope.router)
-    app.include_router(files.router)
+    for router in (anyfast.router, dashscope.router, files.router):
+        _answer_head(router.routes)
+        app.include_router(router)
 
     @app.exception_handler(VeditError)
     async def _vedit_error(request: Request, exc: VeditError) -> JSONResponse:
@@ -163,15 +163,20 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
         )
 
-    # HEAD on every GET route (uvicorn sends the headers of the GET answer, no body).
-    for route in app.routes:
-        if isinstance(route, APIRoute) and "GET" in route.methods:
-            route.methods.add("HEAD")
+    _answer_head(app.router.routes)
 
     app.openapi = lambda: build_openapi(app, settings)  # type: ignore[method-assign]
     app.add_middleware(_Wrap, wrap=metrics.middleware)
     app.add_middleware(_Guard)
     return app
+
+
+def _answer_head(routes: list[Any]) -> None:
+    """HEAD on every GET route: the GET answer's status and headers, no body (uvicorn drops
+    it; a file response does not even read the file)."""
+    for route in routes:
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            route.methods.add("HEAD")
 
 
 class _Guard:

@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from vedit.api.schemas import CreateRequest, DashScopeCreateRequest
 from vedit.config import Settings
@@ -54,24 +54,24 @@ ERROR_HEADERS = {
 PUBLIC_PATHS = ("/healthz", "/v1/files/")
 
 
-def _documented(route: Any) -> Any:
-    """``route`` as the document shows it: without the HEAD every GET route answers."""
-    if isinstance(route, APIRoute) and {"GET", "HEAD"} <= route.methods:
-        route = copy.copy(route)
-        route.methods = route.methods - {"HEAD"}
-    return route
-
-
 def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """The document served at ``/openapi.json`` (built once per app)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
-    schema = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=[_documented(r) for r in app.routes],
-    )
+    with warnings.catch_warnings():
+        # Each GET route also answers HEAD, which FastAPI documents under the same id; those
+        # HEAD operations are dropped below and the ids left are checked to be unique.
+        warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+    ids: list[str] = []
+    for operations in schema.get("paths", {}).values():
+        if "get" in operations:
+            operations.pop("head", None)  # implied by GET
+        ids += [op["operationId"] for op in operations.values()]
+    if len(ids) != len(set(ids)):
+        raise RuntimeError(f"duplicate operation ids in the OpenAPI document: {sorted(ids)}")
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for model in (CreateRequest, DashScopeCreateRequest):
