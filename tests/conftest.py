@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import pytest
@@ -77,7 +77,8 @@ class _MediaHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
         q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        path = parts.path
+        self.server.paths_seen.append(self.path)
+        path = unquote(parts.path)
         if path == "/redirect":
             self.send_response(302)
             self.send_header("Location", q["to"])
@@ -132,6 +133,7 @@ class MediaServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _MediaHandler)
         self.httpd.daemon_threads = True
         self.httpd.root = root  # type: ignore[attr-defined]
+        self.httpd.paths_seen = []  # type: ignore[attr-defined]  (request targets, as sent)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

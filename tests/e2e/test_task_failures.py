@@ -36,6 +36,26 @@ def test_bad_media_fail_the_task_with_the_limit_and_the_value(
     assert data["result_url"] == "" and data["finish_time"] >= data["start_time"] > 0
 
 
+def test_undecodable_media_say_what_was_received_and_never_a_server_path(server, media) -> None:
+    from pathlib import Path
+
+    root = Path(media.httpd.root)
+    (root / "page.png").write_text("<!DOCTYPE html><html><body>Sign in to see this</body></html>")
+    (root / "page.mp4").write_text("<!DOCTYPE html><html><body>Not found</body></html>")
+    cases = [
+        ("wide.mp4", "page.png", "InvalidFile.Format", "received 60 bytes of HTML"),
+        ("page.mp4", "coffee.jpg", "InvalidFile.Format", "received 50 bytes of HTML"),
+        ("wide.mp4", "cut.jpg", "InvalidFile.Content", "bytes of a JPEG image"),
+        ("garbage.mp4", "coffee.jpg", "InvalidFile.Format", "bytes of data starting with"),
+    ]
+    for video, image, code, needle in cases:
+        data = server.wait(server.submit(media.url(video), media.url(image), resolution="720P"))
+        reason = data["fail_reason"]
+        assert data["data"]["output"]["code"] == code and needle in reason, reason
+        assert str(server.data_dir) not in reason and "/work/" not in reason, reason
+        assert "'/" not in reason, reason
+
+
 def test_urls_to_loopback_not_allowed_are_refused(server, media) -> None:
     cases = [
         (

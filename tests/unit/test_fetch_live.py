@@ -94,3 +94,21 @@ def test_non_http_urls_are_refused(tmp_path) -> None:
     for url in ("ftp://127.0.0.1/x", "file:///etc/passwd", "http:///nohost"):
         with pytest.raises(MediaRefused):
             fetch(url, tmp_path / "v", [])
+
+
+def test_an_iri_path_is_fetched_as_the_uri_it_stands_for(media, tmp_path) -> None:
+    name = "clip ü 视频.mp4"
+    root = Path(media.httpd.root)
+    (root / name).write_bytes((root / "wide.mp4").read_bytes())
+    iri = f"http://127.0.0.1:{media.port}/{name}?q=ä"
+    n = fetch(iri, tmp_path / "v", [media.hostport])
+    assert n == (root / name).stat().st_size
+    assert "/clip%20%C3%BC%20%E8%A7%86%E9%A2%91.mp4?q=%C3%A4" in media.httpd.paths_seen
+
+
+def test_a_redirect_to_an_iri_is_followed(media, tmp_path) -> None:
+    name = "redirected é.mp4"
+    root = Path(media.httpd.root)
+    (root / name).write_bytes((root / "wide.mp4").read_bytes())
+    n = fetch(media.url(f"redirect?to=/{name}"), tmp_path / "v", [media.hostport])
+    assert n == (root / name).stat().st_size

@@ -64,7 +64,9 @@ def ascii_media_url(url: str) -> str:
         raise BadMediaUrl("begins or ends with whitespace")
     try:
         parts = urlsplit(url)
-    except ValueError:  # "Invalid IPv6 URL"
+    except ValueError as exc:  # "Invalid IPv6 URL", or a bracketed host that is no address
+        if "does not appear to be" in str(exc):
+            raise BadMediaUrl("has an invalid IPv6 address in [ ]") from None
         raise BadMediaUrl("has unbalanced [ ] around its host") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not url[len(parts.scheme) :].startswith("://"):
