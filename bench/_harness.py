@@ -85,14 +85,30 @@ def wait_task(client: httpx.Client, task_id: str, poll_s: float = 0.05) -> dict:
 
 
 @contextlib.contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """The ``src`` folder of commit ``ref``, checked out in a temporary git worktree."""
+    where = Path(tempfile.mkdtemp(prefix="vedit-baseline-")) / "tree"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-q", str(where), ref], cwd=ROOT, check=True
+    )
+    try:
+        yield where / "src"
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT, check=False)
+
+
+@contextlib.contextmanager
 def vedit_server(
-    workers: int, env: dict[str, str] | None = None
+    workers: int, env: dict[str, str] | None = None, src: Path | None = None
 ) -> Iterator[tuple[str, str, Path]]:
-    """Yields (base URL, API key, data dir) of a fresh ``vedit serve``."""
+    """Yields (base URL, API key, data dir) of a fresh ``vedit serve``; ``src``: run the
+    package in that source folder instead (a baseline checked out elsewhere)."""
     data = Path(tempfile.mkdtemp(prefix="vedit-bench-"))
     port = free_port()
     key = "vk-bench000000000000000000000000000000000000"
     full_env = {**os.environ, "VEDIT_DATA_DIR": str(data), "VEDIT_API_KEY": key, **(env or {})}
+    if src is not None:
+        full_env["PYTHONPATH"] = str(src)
     log = (data / "serve.log").open("wb")
     proc = subprocess.Popen(
         [

@@ -1,9 +1,12 @@
 """Create throughput and latency: wrk, 64 connections on loopback for 10 s, rate limit lifted.
 
 Usage: python bench/create_throughput.py [--seconds 10] [--connections 64]
+                                         [--baseline REF --rounds 3]
 Runs a bare ASGI hello-world under the same uvicorn settings first, as the ceiling.
 The server runs with no workers, so the figure is the API's alone; afterwards the
-task table must hold a row for every 200 answer.
+task table must hold a row for every 200 answer. With ``--baseline REF`` the commit
+REF is checked out beside this tree and both are measured in turn, ``--rounds``
+times (the order swapped each round), so that the two compare on one busy machine.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import ROOT, free_port, machine, vedit_server
+from _harness import ROOT, checkout, free_port, machine, vedit_server
 
 BODY = {
     "model": "happyhorse-1.0-video-edit",
@@ -63,6 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--baseline", help="a git ref to measure in turn with this tree")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -90,8 +95,27 @@ def main() -> None:
         hello.terminate()
         hello.wait()
 
-    # 2. vedit's create call.
-    with vedit_server(workers=0, env={"VEDIT_RATE_LIMIT_PER_S": "0"}) as (base, key, data):
+    print(f"machine: {machine()}")
+    print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(
+        f"ASGI hello-world ceiling: {ceiling['rps']:.0f} req/s, p50 {ceiling['p50_ms']:.2f} ms, "
+        f"p99 {ceiling['p99_ms']:.2f} ms"
+    )
+
+    # 2. vedit's create call (and the baseline's, in turn).
+    if not args.baseline:
+        measure_creates("this tree", None, args)
+        return
+    with checkout(args.baseline) as baseline_src:
+        for r in range(args.rounds):
+            trees = [("this tree", None), (f"baseline {args.baseline}", baseline_src)]
+            for name, src in trees if r % 2 == 0 else trees[::-1]:
+                measure_creates(f"round {r + 1}, {name}", src, args)
+
+
+def measure_creates(name: str, src: Path | None, args: argparse.Namespace) -> None:
+    env = {"VEDIT_RATE_LIMIT_PER_S": "0"}
+    with vedit_server(workers=0, env=env, src=src) as (base, key, data):
         script = Path(tempfile.mkdtemp()) / "post.lua"
         script.write_text(
             'wrk.method = "POST"\n'
@@ -103,25 +127,13 @@ def main() -> None:
         time.sleep(1)
         with sqlite3.connect(data / "vedit.db") as db:
             rows = db.execute("select count(*) from tasks").fetchone()[0]
-
     ok = created["requests"] - created["non2xx"]
-    print(f"machine: {machine()}")
     print(
-        f"command: python bench/create_throughput.py --seconds {args.seconds} "
-        f"--connections {args.connections}"
-    )
-    print(
-        f"ASGI hello-world ceiling: {ceiling['rps']:.0f} req/s, p50 {ceiling['p50_ms']:.2f} ms, "
-        f"p99 {ceiling['p99_ms']:.2f} ms"
-    )
-    print(
-        f"vedit create: {created['rps']:.0f} creates/s, p50 {created['p50_ms']:.2f} ms, "
+        f"{name}: {created['rps']:.0f} creates/s, p50 {created['p50_ms']:.2f} ms, "
         f"p99 {created['p99_ms']:.2f} ms, non-2xx {created['non2xx']}, "
-        f"socket errors {created['socket_errors']}"
-    )
-    print(
-        f"task rows after the run: {rows} (2xx answers counted by wrk: {ok}; "
-        f"rows >= answers: {rows >= ok})"
+        f"socket errors {created['socket_errors']}; task rows {rows} >= 2xx answers {ok}: "
+        f"{rows >= ok}",
+        flush=True,
     )
 
 
