@@ -184,7 +184,7 @@ def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) 
     has no person to work on is not claimed."""
     if with_person and with_person >= min(needed, sampled):
         seen = (
-            f"the person models found a person in {with_person} of the {sampled} frames "
+            f"the pose model found a person in {with_person} of the {sampled} frames "
             f"sampled from the clip; {WITHOUT_PERSON[plan.operation]}"
         )
         return replace(
@@ -195,11 +195,11 @@ def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) 
         )
     if with_person:
         reason = (
-            f"the person models found a person in only {with_person} of the {sampled} frames "
+            f"the pose model found a person in only {with_person} of the {sampled} frames "
             f"sampled from the clip ({needed} needed)"
         )
     else:
-        reason = f"the person models found no person in the {sampled} frames sampled from the clip"
+        reason = f"the pose model found no person in the {sampled} frames sampled from the clip"
     return replace(fall_back(plan, reason), sampled_frames=sampled, sampled_with_person=with_person)
 
 
