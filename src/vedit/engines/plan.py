@@ -178,7 +178,7 @@ NO_PERSON_OUTPUT = {
 
 
 def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) -> EditPlan:
-    """``plan`` (a person edit) after the person models looked at ``sampled`` frames of the
+    """``plan`` (a person edit) after the pose model looked at ``sampled`` frames of the
     clip and found a person in ``with_person`` of them: carried out when that is at least
     ``needed`` (or every frame sampled), else the reference's look instead — an edit that
     has no person to work on is not claimed."""
@@ -198,8 +198,10 @@ def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) 
             f"the pose model found a person in only {with_person} of the {sampled} frames "
             f"sampled from the clip ({needed} needed)"
         )
-    else:
+    elif sampled:
         reason = f"the pose model found no person in the {sampled} frames sampled from the clip"
+    else:
+        reason = "no frame of the clip could be read to look for a person"
     return replace(fall_back(plan, reason), sampled_frames=sampled, sampled_with_person=with_person)
 
 

@@ -268,7 +268,7 @@ def sample_frames(
     has one (a seek and one decoded frame), else the part's first frame, decoded forward
     from the frame the decoder is at or from the keyframe before it. A caller that has seen
     enough stops iterating and nothing more is decoded. Fewer than ``count`` frames come
-    when the video ends early or cannot be decoded further (the render reports that).
+    when the video ends early or cannot be read further (the render reports that).
     """
     with av.open(str(src), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
@@ -308,7 +308,10 @@ def sample_frames(
             target = inside[0] if inside else start
             before = max([k for k in keyframes if k <= target], default=keyframes[0])
             if at is None or at < before:
-                inp.seek(before, stream=stream)
+                try:
+                    inp.seek(before, stream=stream)
+                except av.FFmpegError:
+                    return
                 decoded = _decoded_frames(inp, stream)
             frame = next((f for f in decoded if f.pts is None or f.pts >= target), None)
             if frame is None:
