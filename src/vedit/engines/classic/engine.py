@@ -71,7 +71,7 @@ class ClassicEngine:
 
     def _person_edit(self, job: EditJob, ref: np.ndarray) -> PreparedEdit:
         """Background or clothing — when the clip has a person to edit. The pose model looks
-        at frames sampled from the clip first; with too few people in them the plan falls
+        at frames sampled from the clip first; with a person in too few of them the plan falls
         back to the reference's look, and the look is what is made. Without a ``source`` to
         look at, the edit runs unchecked (its count still says what it found)."""
         tally = PersonTally()
