@@ -23,13 +23,17 @@ def make_video(
     container: str = "mp4",
     codec: str = "libx264",
     background: str = "gradient",
+    photo: str = "coffee",
     noise: float = 0.0,
+    keyframe_every: int | None = None,
 ) -> Path:
     """A clip of moving coloured shapes, with a 440 Hz tone when ``audio``.
 
     ``background``: ``gradient`` (flat, cheap to encode) or ``photo`` (a real
-    photograph that the camera pans across, textured like real footage).
-    ``noise``: the standard deviation of sensor-like noise, new in every frame.
+    photograph, scikit-image's ``photo``, that the camera pans across, textured
+    like real footage). ``noise``: the standard deviation of sensor-like noise,
+    new in every frame. ``keyframe_every``: the GOP length (x264's default, 250
+    frames, when None).
     """
     rng = np.random.default_rng(0)
     frames = round(seconds * fps)
@@ -37,6 +41,8 @@ def make_video(
         v = out.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"preset": "ultrafast", "crf": "12" if noise else "23"}  # keep the noise
+        if keyframe_every:
+            v.options = {**v.options, "g": str(keyframe_every)}
         a = None
         if audio:
             a = out.add_stream("aac", rate=44100)
@@ -50,7 +56,9 @@ def make_video(
             from skimage import data
 
             pan = cv2.resize(
-                data.coffee(), (width * 5 // 4, height * 5 // 4), interpolation=cv2.INTER_CUBIC
+                getattr(data, photo)(),
+                (width * 5 // 4, height * 5 // 4),
+                interpolation=cv2.INTER_CUBIC,
             )
         for i in range(frames):
             t = i / fps
@@ -117,14 +125,23 @@ def camera_offset(
 
 
 def person_scene(
-    width: int, height: int, index: int, fps: int = 24, *, camera: str = "pan", walk: bool = True
+    width: int,
+    height: int,
+    index: int,
+    fps: int = 24,
+    *,
+    camera: str = "pan",
+    walk: bool = True,
+    present: tuple[float, float] = (0.0, float("inf")),
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float]]:
     """Frame ``index`` of a person walking across a room: the astronaut, cut out along her
     outline, slides left and right over a photograph (scikit-image's coffee).
 
     ``camera``: ``pan`` (the background moves too) or ``static``; ``walk``: False keeps the
-    person still (then nothing moves but the camera, if it pans). Returns the RGB frame,
-    the person's true mask, and where the photo was put (x0, y0, scale of its 512 px).
+    person still (then nothing moves but the camera, if it pans); ``present``: the seconds
+    (from, until) the person is in the shot — outside them the room is empty. Returns the
+    RGB frame, the person's true mask, and where the photo was put (x0, y0, scale of its
+    512 px).
     """
     from skimage import data
 
@@ -134,6 +151,9 @@ def person_scene(
     )
     dx, dy = camera_offset(width, height, index, fps, camera)
     frame = np.ascontiguousarray(room[dy : dy + height, dx : dx + width])
+    truth = np.zeros((height, width), bool)
+    if not present[0] <= t < present[1]:
+        return frame, truth, (0, 0, 0.0)
     side = int(height * 0.9)
     person = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
     outline = np.zeros((512, 512), np.uint8)
@@ -142,7 +162,6 @@ def person_scene(
     x0 = int((width - side) * (0.3 + 0.4 * (0.5 + 0.5 * np.sin(t * 0.8 if walk else 0.0))))
     y0 = height - side
     frame[y0 : y0 + side, x0 : x0 + side][inside] = person[inside]
-    truth = np.zeros((height, width), bool)
     truth[y0 : y0 + side, x0 : x0 + side] = inside
     return frame, truth, (x0, y0, side / 512)
 
@@ -157,19 +176,47 @@ def make_person_video(
     camera: str = "pan",
     walk: bool = True,
     noise: float = 0.0,
+    present: tuple[float, float] = (0.0, float("inf")),
 ) -> Path:
-    """A silent clip of :func:`person_scene` frames (``noise``: sensor-like, new every frame)."""
+    """A silent clip of :func:`person_scene` frames (``noise``: sensor-like, new every frame;
+    ``present``: the seconds the person is in the shot)."""
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", format="mp4") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"preset": "ultrafast", "crf": "12"}
         for i in range(round(seconds * fps)):
-            img, _, _ = person_scene(width, height, i, fps, camera=camera, walk=walk)
+            img, _, _ = person_scene(
+                width, height, i, fps, camera=camera, walk=walk, present=present
+            )
             _encode(out, v, i, img, fps, noise, rng)
         for packet in v.encode(None):
             out.mux(packet)
     return path
+
+
+def make_counting_video(
+    path: Path, *, frames: int, fps: int = 25, keyframe_every: int = 250, size: int = 480
+) -> Path:
+    """A silent clip whose frame ``i`` is a flat grey of level ``16 + 2 i`` (so a decoded
+    frame tells which one it is: :func:`frame_number`); a keyframe every ``keyframe_every``
+    frames and nowhere else."""
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = size, size, "yuv420p"
+        v.options = {"preset": "ultrafast", "g": str(keyframe_every), "sc_threshold": "0"}
+        for i in range(frames):
+            grey = np.full((size, size, 3), 16 + 2 * i, np.uint8)
+            _encode(out, v, i, grey, fps, 0.0, np.random.default_rng(0))
+        for packet in v.encode(None):
+            out.mux(packet)
+    return path
+
+
+def frame_number(luma: np.ndarray) -> int:
+    """Which frame of :func:`make_counting_video` a decoded frame's luma plane is."""
+    grey = (float(luma.mean()) - 16) * 255 / 219  # limited-range luma back to the RGB level
+    return round((grey - 16) / 2)
 
 
 def striped_sweater() -> np.ndarray:

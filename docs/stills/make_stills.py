@@ -51,15 +51,16 @@ def save(rgb: np.ndarray, name: str) -> None:
     )
 
 
-def classic_editor(prompt: str, ref: str) -> Callable[[Any], Any]:
-    """What the worker would do for ``prompt``: the plan, carried out by ``classic``."""
+def classic_editor(prompt: str, ref: str, src: Path) -> Callable[[Any], Any]:
+    """What the worker would do for ``prompt`` on ``src``: the plan, carried out by ``classic``."""
     plan = plan_edit(prompt)
 
     def editor_of(spec: Any) -> Any:
         job = EditJob(
-            prompt, plan, [reference(ref)], 0, spec.width, spec.height, spec.fps, spec.frames
-        )
-        return ClassicEngine().prepare(job)
+            prompt, plan, [reference(ref)], 0, spec.width, spec.height, spec.fps, spec.frames,
+            source=src,
+        )  # fmt: skip
+        return ClassicEngine().prepare(job).editor
 
     return editor_of
 
@@ -69,7 +70,7 @@ def main() -> None:
     src = make_person_video(tmp / "scene.mp4")
     save(read_frames(src, [FRAME])[0], "before")
     for name, (prompt, ref) in PROMPTS.items():
-        edit_video(src, tmp / f"{name}.mp4", classic_editor(prompt, ref), watermark=True)
+        edit_video(src, tmp / f"{name}.mp4", classic_editor(prompt, ref, src), watermark=True)
         save(read_frames(tmp / f"{name}.mp4", [FRAME])[0], name)
         save(reference(ref), f"{name}-reference")
         print(f"{name}: {plan_edit(prompt).operation} -> docs/stills/{name}.jpg")

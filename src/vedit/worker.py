@@ -216,8 +216,6 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         plan = without_reference(plan)
     if plan.operation not in ctx.engine.operations:
         plan = fall_back(plan, ctx.engine.why_not(plan.operation))
-    ctx.store.set_plan(task.id, ctx.worker_id, plan.to_dict())
-    _log_started(task, plan.to_dict(), info)
     started = time.monotonic()
     job = EditJob(
         prompt=task.prompt,
@@ -229,15 +227,19 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         fps=spec.fps,
         frames=spec.frames,
         models_dir=s.models_dir,
+        source=video_path,
     )
     try:
-        editor = ctx.engine.prepare(job)
+        prepared = ctx.engine.prepare(job)
     except TaskFailure:
         raise
     except Exception as exc:
         raise EngineFailed(f"engine {ctx.engine.name} could not start: {exc}") from exc
+    # The plan as the engine carries it out (e.g. the look, where a person edit found no person).
+    ctx.store.set_plan(task.id, ctx.worker_id, prepared.plan.to_dict())
+    _log_started(task, prepared.plan.to_dict(), info)
 
-    editor = _Guarded(editor, ctx.engine.name)
+    editor = _Guarded(prepared.editor, ctx.engine.name)
 
     # 5. Edit frame by frame through the output stage.
     span = RENDERED - VALIDATED
@@ -255,7 +257,8 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             f"{video_label}: the video could not be decoded to the end: {exc}"
         ) from None
 
-    # 6. What the query answer and usage report.
+    # 6. What the plan, the query answer and usage report.
+    ctx.store.set_plan(task.id, ctx.worker_id, prepared.outcome().to_dict())
     return {
         "width": spec.width,
         "height": spec.height,

@@ -7,8 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mediagen import probe_output, read_frames
+from mediagen import make_person_video, probe_output, read_frames
 from vedit.media.watermark import Watermark
+
+
+@pytest.fixture(scope="module")
+def person_clip(media_dir: Path) -> str:
+    """A 3 s 640x360 clip of a person (the astronaut) walking across a panned room, served
+    with the other media."""
+    make_person_video(media_dir / "person.mp4", width=640, height=360, seconds=3)
+    return "person.mp4"
 
 
 @pytest.mark.parametrize(
@@ -137,15 +145,55 @@ def test_reference_image_formats(server, media) -> None:
         ("让视频中的角色穿上图片中的条纹毛衣", "restyle_clothing", True),
     ],
 )
-def test_the_query_answer_shows_the_edit_plan(server, media, prompt, operation, matched) -> None:
-    tid = server.submit(media.url("silent.mp4"), media.url("coffee.jpg"), prompt, resolution="720P")
+def test_the_query_answer_shows_the_edit_plan(
+    server, media, person_clip, prompt, operation, matched
+) -> None:
+    person_edit = operation in ("replace_background", "restyle_clothing")
+    video = person_clip if person_edit else "silent.mp4"
+    tid = server.submit(media.url(video), media.url("coffee.jpg"), prompt, resolution="720P")
     data = server.wait(tid)
     assert data["status"] == "SUCCESS", data["fail_reason"]
     plan = data["data"]["output"]["edit_plan"]
     assert plan["operation"] == operation and plan["matched"] is matched
-    assert plan["fallback_from"] is None
+    assert plan["fallback_from"] is None and plan["applied"] is True
     if operation == "stylize":
         assert plan["style"] == "watercolor" and plan["reference_role"] == "style_tint"
+    if person_edit:  # the person was looked for first, and found while editing
+        assert plan["sampled_with_person"] == 2 and plan["person_frame_share"] >= 0.9
+    else:
+        assert plan["sampled_frames"] is None and plan["person_frame_share"] is None
+
+
+@pytest.mark.parametrize(
+    "prompt", ["将视频背景更换为图片中的场景", "让视频中的角色穿上图片中的条纹毛衣"]
+)
+def test_a_person_edit_of_a_clip_without_a_person_is_the_look_and_both_dialects_say_so(
+    server, media, tmp_path: Path, prompt: str
+) -> None:
+    """Moving shapes, no person: the plan falls back to the reference's look, says why, and
+    the video is the look prompt's, byte for byte."""
+    results = {}
+    for asked in (prompt, "make it look like the reference photo"):
+        tid = server.submit(
+            media.url("silent.mp4"), media.url("coffee.jpg"), asked, resolution="720P", seed=3
+        )
+        data = server.wait(tid)
+        assert data["status"] == "SUCCESS", data["fail_reason"]
+        results[asked] = (tid, data)
+    tid, data = results[prompt]
+    plan = data["data"]["output"]["edit_plan"]
+    assert plan["operation"] == "color_grade" and plan["applied"] is True
+    assert plan["fallback_from"] in ("replace_background", "restyle_clothing")
+    assert (plan["sampled_frames"], plan["sampled_with_person"]) == (8, 0)
+    assert "the pose model found no person in the 8 frames sampled from the clip" in plan["because"]
+    # DashScope's dialect shows the same plan.
+    r = server.client.get(f"/api/v1/tasks/{tid}", headers=server.headers())
+    assert r.status_code == 200 and r.json()["output"]["edit_plan"] == plan
+    edited, look = (
+        server.download(d["result_url"], tmp_path / f"{i}.mp4").read_bytes()
+        for i, (_, d) in enumerate(results.values())
+    )
+    assert edited == look
 
 
 def test_without_the_person_models_the_plan_falls_back_and_says_why(

@@ -1,8 +1,11 @@
 """What an engine is: it turns the request's media into edited frames, nothing else.
 
 Engines never see HTTP requests or the database. A frame engine receives what
-it needs in an :class:`EditJob` and returns a :class:`~vedit.media.video.FrameEditor`
-that the output stage (``media/video.py``) calls for every output frame.
+it needs in an :class:`EditJob` and returns a :class:`PreparedEdit`: the
+:class:`~vedit.media.video.FrameEditor` that the output stage (``media/video.py``)
+calls for every output frame, and the plan it carries out — the job's, or the
+engine's revision of it after looking at the clip. Once every frame is edited,
+``PreparedEdit.outcome()`` is the plan as carried out.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from vedit.config import Settings
-from vedit.engines.plan import EditPlan
+from vedit.engines.plan import EditPlan, carried_out
 from vedit.media.video import FrameEditor
 
 if TYPE_CHECKING:
@@ -34,6 +37,36 @@ class EditJob:
     fps: int
     frames: int
     models_dir: Path | None = None
+    source: Path | None = None  # the source video, for an engine that looks at the clip first
+
+
+@dataclass
+class PersonTally:
+    """A person edit's count, kept while it runs: the frames it edited, and in how many of
+    them it found the person (and so edited them as the plan says)."""
+
+    frames: int = 0
+    with_person: int = 0
+
+    def count(self, found: bool) -> None:
+        self.frames += 1
+        self.with_person += found
+
+
+@dataclass(frozen=True)
+class PreparedEdit:
+    """An edit ready to run: the per-frame ``editor`` and the ``plan`` it carries out;
+    ``person`` is counted while a person edit runs."""
+
+    editor: FrameEditor
+    plan: EditPlan
+    person: PersonTally | None = None
+
+    def outcome(self) -> EditPlan:
+        """The plan as carried out, once every frame went through ``editor``."""
+        if self.person is None:
+            return carried_out(self.plan)
+        return carried_out(self.plan, self.person.frames, self.person.with_person)
 
 
 class Engine(Protocol):
@@ -47,8 +80,9 @@ class Engine(Protocol):
         """Why this engine does not carry out ``operation`` here (shown in the plan)."""
         ...
 
-    def prepare(self, job: EditJob) -> FrameEditor:
-        """Everything done once per task (reference analysis, models); returns the per-frame edit."""
+    def prepare(self, job: EditJob) -> PreparedEdit:
+        """Everything done once per task (reference analysis, models, a look at the clip);
+        returns the per-frame edit and the plan it carries out."""
         ...
 
 

@@ -8,6 +8,11 @@ whole-frame reference look, and the plan says so (``matched`` is False).
 This is plain code with no model: a table of words per concept, and a fixed
 order of precedence when a prompt names several (clothing, then background,
 then a style, then the look of the reference).
+
+The plan is revised as the edit goes on, and says so: an engine that cannot do
+an operation falls back to the look (``fall_back``); a person edit on a clip
+where the person models find no person falls back too (``person_checked``);
+and once the video is made the plan says what was done (``carried_out``).
 """
 
 from __future__ import annotations
@@ -86,6 +91,15 @@ class EditPlan:
     - ``because``: the words that decided, for people reading the plan
     - ``fallback_from``: the operation asked for, when the engine cannot do it and does
       the look of the reference instead
+    - ``sampled_frames``, ``sampled_with_person``: for a person edit (background, clothing),
+      how many frames of the clip the person models looked at before the edit, and in how
+      many of them they found a person (see :func:`person_checked`); None when no check was
+      made
+    - ``applied``: once the video is made, whether the edit ``operation`` names was made
+      (False for ``none``, and for a person edit that found the person in no frame); None
+      before
+    - ``person_frame_share``: once a person edit's video is made, the share of its edited
+      frames in which the person was found and edited (0..1); None otherwise
     """
 
     operation: str
@@ -95,6 +109,10 @@ class EditPlan:
     matched: bool
     because: str
     fallback_from: str | None = None
+    sampled_frames: int | None = None
+    sampled_with_person: int | None = None
+    applied: bool | None = None
+    person_frame_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +162,68 @@ def fall_back(plan: EditPlan, reason: str) -> EditPlan:
         f"{plan.because}; {reason}, so the reference's look is applied",
         fallback_from=plan.operation,
     )  # fmt: skip
+
+
+# What a person edit does with a frame in which it finds no person (the person left the
+# shot, or is hidden): stated in the plan, since it decides what those frames show.
+WITHOUT_PERSON = {
+    "replace_background": "frames without a person show only the new background",
+    "restyle_clothing": "frames without a person are left as they are",
+}
+# What the video shows when a person edit found the person in no frame at all.
+NO_PERSON_OUTPUT = {
+    "replace_background": "every frame shows only the new background",
+    "restyle_clothing": "no frame was changed",
+}
+
+
+def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) -> EditPlan:
+    """``plan`` (a person edit) after the pose model looked at ``sampled`` frames of the
+    clip and found a person in ``with_person`` of them: carried out when that is at least
+    ``needed`` (or every frame sampled), else the reference's look instead — an edit that
+    has no person to work on is not claimed."""
+    if with_person and with_person >= min(needed, sampled):
+        seen = (
+            f"the pose model found a person in {with_person} of the {sampled} frames "
+            f"sampled from the clip; {WITHOUT_PERSON[plan.operation]}"
+        )
+        return replace(
+            plan,
+            because=f"{plan.because}; {seen}",
+            sampled_frames=sampled,
+            sampled_with_person=with_person,
+        )
+    if with_person:
+        reason = (
+            f"the pose model found a person in only {with_person} of the {sampled} frames "
+            f"sampled from the clip ({needed} needed)"
+        )
+    elif sampled:
+        reason = f"the pose model found no person in the {sampled} frames sampled from the clip"
+    else:
+        reason = "no frame of the clip could be read to look for a person"
+    return replace(fall_back(plan, reason), sampled_frames=sampled, sampled_with_person=with_person)
+
+
+def carried_out(
+    plan: EditPlan, frames_edited: int | None = None, frames_with_person: int | None = None
+) -> EditPlan:
+    """The plan once the video is made. For a person edit, ``frames_edited`` and
+    ``frames_with_person`` say in how many of the frames it edited it found the person."""
+    if plan.operation == "none":
+        return replace(plan, applied=False)
+    if plan.operation not in WITHOUT_PERSON or frames_edited is None or frames_with_person is None:
+        return replace(plan, applied=True)
+    share = round(frames_with_person / frames_edited, 3) if frames_edited else 0.0
+    if frames_with_person:
+        return replace(plan, applied=True, person_frame_share=share)
+    return replace(
+        plan,
+        applied=False,
+        person_frame_share=0.0,
+        because=f"{plan.because}; but no person was found while editing, so "
+        f"{NO_PERSON_OUTPUT[plan.operation]}",
+    )
 
 
 def without_reference(plan: EditPlan) -> EditPlan:

@@ -6,13 +6,15 @@ aspect ratio; the input's audio kept and trimmed, as AAC; a visible
 AI-generated mark when asked; metadata that says the video is AI-edited.
 
 Decode, edit and encode stream frame by frame: memory does not grow with the
-length of the video.
+length of the video. ``sample_frames`` gives an engine a few frames of the
+clip before the edit, exactly as the output stage will hand them to its
+editor, for an engine that must look at the clip first.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -193,9 +195,7 @@ def _render(
                         format="yuv420p", dst_colorspace=sws_space
                     )
                 else:
-                    ready = frame.reformat(spec.width, spec.height, "yuv420p")
-                    if ready is frame:  # already the output's size: edit a copy, not the decoder's
-                        ready = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+                    ready = _output_frame(frame, spec.width, spec.height)
                     yuv = YuvFrame.of_video_frame(ready, matrix)
                     if edit is not None:
                         edit(yuv, emitted)
@@ -245,6 +245,92 @@ def _render(
         if audio is not None:
             audio.flush()
     return RenderStats(emitted, edited_count, audio is not None)
+
+
+def _output_frame(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``frame`` at the output size in yuv420p, as a frame of our own that may be edited in
+    place (never the decoder's)."""
+    ready = frame.reformat(width, height, "yuv420p")
+    if ready is frame:  # already the output's size: a copy
+        ready = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+    return ready
+
+
+def sample_frames(
+    src: Path, *, width: int, height: int, fps: int, frames: int, count: int
+) -> Iterator[tuple[int, YuvFrame]]:
+    """Frames of ``src`` spread over the span that becomes the output (``frames`` at
+    ``fps``): one from each of ``count`` equal parts of it, in order, each as the output
+    stage hands frames to an editor (``width`` x ``height`` yuv420p planes in the source's
+    YUV matrix), with the number of the output frame nearest to it.
+
+    Lazy, and cheap where the file allows: a part's sample is its first keyframe when it
+    has one (a seek and one decoded frame), else the part's first frame, decoded forward
+    from the frame the decoder is at or from the keyframe before it. A caller that has seen
+    enough stops iterating and nothing more is decoded. Fewer than ``count`` frames come
+    when the video ends early or cannot be read further (the render reports that).
+    """
+    with av.open(str(src), metadata_errors="ignore") as inp:
+        stream = inp.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base
+        if time_base is None:
+            return
+        span = int(Fraction(frames, fps) / time_base)
+        # 1. Where the keyframes are, from the packets of the span alone (nothing decoded).
+        keyframes: list[int] = []
+        earliest: int | None = None
+        for packet in inp.demux(stream):
+            if packet.pts is None:
+                continue
+            if earliest is not None and packet.dts is not None and packet.dts > earliest + span:
+                break
+            earliest = packet.pts if earliest is None else min(earliest, packet.pts)
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+        if earliest is None or not keyframes:
+            return
+        first: int = earliest  # the first frame's time: output frame 0
+        keyframes.sort()
+        matrix = matrix_for(stream.codec_context.colorspace, stream.codec_context.height)
+
+        # 2. One frame from each part: seek only when the part's keyframe lies ahead of
+        #    the decoder (after step 1 the demuxer is past the span).
+        def pts_of_output(index: int) -> int:
+            return first + int(Fraction(index, fps) / time_base)
+
+        decoded: Iterator[av.VideoFrame] = iter(())
+        at: int | None = None  # pts of the last decoded frame; None before the first seek
+        for part in range(count):
+            start = pts_of_output(part * frames // count)
+            end = pts_of_output((part + 1) * frames // count)
+            inside = [k for k in keyframes if start <= k < end]
+            target = inside[0] if inside else start
+            before = max([k for k in keyframes if k <= target], default=keyframes[0])
+            if at is None or at < before:
+                try:
+                    inp.seek(before, stream=stream)
+                except av.FFmpegError:
+                    return
+                decoded = _decoded_frames(inp, stream)
+            frame = next((f for f in decoded if f.pts is None or f.pts >= target), None)
+            if frame is None:
+                return
+            at = frame.pts if frame.pts is not None else target
+            index = min(frames - 1, round((at - first) * time_base * fps))
+            yield index, YuvFrame.of_video_frame(_output_frame(frame, width, height), matrix)
+
+
+def _decoded_frames(
+    inp: av.container.InputContainer, stream: av.VideoStream
+) -> Iterator[av.VideoFrame]:
+    """The video frames from the demuxer's position on; a frame that cannot be decoded ends
+    them."""
+    try:
+        for packet in inp.demux(stream):
+            yield from packet.decode()
+    except av.FFmpegError:
+        return
 
 
 def _frame_time(frame: av.VideoFrame) -> float:

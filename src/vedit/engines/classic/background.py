@@ -4,9 +4,12 @@ The person mask joins two models: the selfie segmenter (``segment.py``) on
 every frame, and the pose model's body mask (``pose.py``) every
 ``POSE_EVERY`` frames, held in between. Each finds parts of a person that
 the other misses; the selfie mask counts only near the body the pose model
-found (it also likes objects of a person's colours). The mask is smoothed
-over time and feathered, and the planes are blended with it: the person
-from the source, the rest from the reference.
+found (it also likes objects of a person's colours — half a coffee cup, a
+cat). The mask is smoothed over time and feathered, and the planes are
+blended with it: the person from the source, the rest from the reference.
+Where the pose model finds no person (they left the shot), the selfie mask
+still counts where they were last seen for ``LOST_HOLD`` pose runs (a brief
+miss), and after that the frame shows only the new background.
 
 The reference is scaled to cover the frame with a margin (centre crop, no
 bars) and converted once to the video's YUV planes. The camera's own motion
@@ -25,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vedit.engines.base import PersonTally
 from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
@@ -35,6 +39,7 @@ STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as n
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
 LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
+LOST_HOLD = 2  # pose runs a lost person's last place still counts (a brief miss)
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -91,13 +96,21 @@ class BackgroundEditor:
     pixel_format = "yuv420p"
 
     def __init__(
-        self, reference: np.ndarray, width: int, height: int, *, models_dir: Path | None = None
+        self,
+        reference: np.ndarray,
+        width: int,
+        height: int,
+        *,
+        models_dir: Path | None = None,
+        tally: PersonTally | None = None,
     ) -> None:
         self.segmenter = PersonSegmenter(width, height, models_dir=models_dir)
         self.pose_size = working_size(width, height)
-        self.pose = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self.tally = tally if tally is not None else PersonTally()
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it
+        self._missed = 0  # pose runs since the pose model last found the person
         self.width, self.height = width, height
         # The margin, even so that the chroma planes crop at the same place.
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
@@ -109,15 +122,24 @@ class BackgroundEditor:
     def __call__(self, frame: YuvFrame, index: int) -> None:
         size = self.segmenter.input_size
         if index % POSE_EVERY == 0:
-            found = self.pose(frame.small_rgb(*self.pose_size))
-            self._body = self._near = None
+            found = self.tracker(frame.small_rgb(*self.pose_size))
+            self._body = None
             if found is not None:
                 half = (self.width // 2, self.height // 2)
                 self._body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
                 self._near = near(self._body)
+                self._missed = 0
+            else:
+                self._missed += 1
+                if self._missed > LOST_HOLD:
+                    self._near = None
         small = frame.small_yuv(*size)
         rgb = yuv_to_rgb(small, frame.matrix)
+        # The selfie model runs on every frame (its running mask stays current), but with no
+        # person near, nothing of its mask counts: the frame is all new background.
         person_c = self.segmenter.half_mask(rgb, also=self._body, within=self._near)
+        if self._near is None:
+            person_c.fill(0.0)
         behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
         small_y = np.ascontiguousarray(small[..., 0])
         sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)
@@ -130,6 +152,7 @@ class BackgroundEditor:
         # Only the person's box is blended; the rest of the frame is the new scene.
         rows = np.flatnonzero(person_c.max(axis=1) > 0.004)
         cols = np.flatnonzero(person_c.max(axis=0) > 0.004)
+        self.tally.count(bool(len(rows)))
         if not len(rows):
             for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
                 np.copyto(plane, scene)

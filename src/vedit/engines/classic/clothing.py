@@ -13,7 +13,8 @@ and scales with the body, and it stays put while the person stands still
 shading and folds: the new luma is the texture's plus the source's deviation
 from the garment's mean luma; the chroma is the texture's. The pose model
 runs on every third frame; the garment mask is held in between and smoothed
-over time. Deterministic; the seed changes nothing.
+over time. A frame without a person (found, or fading out where last seen) is
+left as it is. Deterministic; the seed changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vedit.engines.base import PersonTally
 from vedit.engines.classic import pose as bp
 from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.media.frames import PlanesByMatrix, YuvFrame
@@ -53,11 +55,18 @@ class ClothingEditor:
     pixel_format = "yuv420p"
 
     def __init__(
-        self, reference: np.ndarray, width: int, height: int, *, models_dir: Path | None = None
+        self,
+        reference: np.ndarray,
+        width: int,
+        height: int,
+        *,
+        models_dir: Path | None = None,
+        tally: PersonTally | None = None,
     ) -> None:
         self.width, self.height = width, height
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self.tally = tally if tally is not None else PersonTally()
         self.texture = PlanesByMatrix(garment_texture(reference))
         self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
@@ -85,8 +94,9 @@ class ClothingEditor:
         garment_c = cv2.GaussianBlur(self._running, (0, 0), max(1.0, ch / 300))
         # A person who left fades out where they were last seen.
         if self._anchor is None or float(garment_c.max()) < 0.05:
+            self.tally.count(False)
             return
-        self._dress(frame, self._anchor * 2, garment_c)
+        self.tally.count(self._dress(frame, self._anchor * 2, garment_c))
 
     def _pin(self, points: np.ndarray) -> None:
         """Move the texture's pins (shoulders, hips) only when the body moved: landmark jitter
@@ -99,9 +109,9 @@ class ClothingEditor:
                 return
         self._anchor = pins.copy()
 
-    def _dress(self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray) -> None:
+    def _dress(self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray) -> bool:
         """Blend the texture, pinned to the shoulders (``pins``: right and left shoulder,
-        right and left hip, in luma pixels), into the garment."""
+        right and left hip, in luma pixels), into the garment; False when there was none."""
         ty, tu, tv = self.texture(frame.matrix)
         side = float(ty.shape[0])
         top_l, top_r = pins[0], pins[1]
@@ -118,7 +128,7 @@ class ClothingEditor:
         rows = np.flatnonzero(garment_c.max(axis=1) > 0.004)
         cols = np.flatnonzero(garment_c.max(axis=0) > 0.004)
         if not len(rows) or not len(cols):
-            return
+            return False
         cy0, cy1, cx0, cx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         g_c = np.ascontiguousarray(garment_c[cy0:cy1, cx0:cx1])
         y = frame.y[2 * cy0 : 2 * cy1, 2 * cx0 : 2 * cx1]
@@ -141,6 +151,7 @@ class ClothingEditor:
         new_v = cv2.warpAffine(tv, half, (cx1 - cx0, cy1 - cy0), **warp)
         np.copyto(u, cv2.blendLinear(new_u, np.ascontiguousarray(u), g_c, keep))
         np.copyto(v, cv2.blendLinear(new_v, np.ascontiguousarray(v), g_c, keep))
+        return True
 
 
 def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -8,23 +8,34 @@
 
 The last two need the person models (``segment.py``, ``pose.py``); where they are
 not installed the engine does not offer those operations, and the plan falls
-back to the look and says why.
+back to the look and says why. Where they are, a person edit first looks for
+a person in frames sampled from the clip (``look_for_person``); with none, the
+plan falls back to the look and says so, and the look is what is made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
-from vedit.engines.base import EditJob
+import numpy as np
+
+from vedit.engines.base import EditJob, PersonTally, PreparedEdit
 from vedit.engines.classic.background import BackgroundEditor
 from vedit.engines.classic.clothing import ClothingEditor
 from vedit.engines.classic.look import LookEditor
-from vedit.engines.classic.pose import DETECTOR, LANDMARKER
+from vedit.engines.classic.pose import DETECTOR, LANDMARKER, PoseTracker
 from vedit.engines.classic.segment import MODELS, ModelUnavailable, find_model
 from vedit.engines.classic.styles import StyleEditor
-from vedit.media.video import FrameEditor
+from vedit.engines.plan import person_checked
+from vedit.media.frames import YuvFrame
+from vedit.media.video import sample_frames
 
 PERSON_OPERATIONS = frozenset({"replace_background", "restyle_clothing"})
+PERSON_SAMPLES = 8  # frames sampled from the clip (one in each eighth of the edited span)
+PERSON_SAMPLES_NEEDED = 2  # sampled frames with a person that settle it: the edit runs
 
 
 class ClassicEngine:
@@ -45,19 +56,69 @@ class ClassicEngine:
             return f"engine classic needs the person models for {operation}: {self.missing}"
         return f"engine classic cannot do {operation}"
 
-    def prepare(self, job: EditJob) -> FrameEditor:
+    def prepare(self, job: EditJob) -> PreparedEdit:
         plan = job.plan
         if plan.operation == "stylize" and plan.style:
             tint = job.references[0] if job.references else None
-            return StyleEditor(plan.style, tint, job.width, job.height, job.seed)
+            return PreparedEdit(
+                StyleEditor(plan.style, tint, job.width, job.height, job.seed), plan
+            )
         if plan.operation == "none" or not job.references:
-            return Unchanged()
+            return PreparedEdit(Unchanged(), plan)
         ref = job.references[0]  # the first reference image; classic uses one
-        if plan.operation == "replace_background":
-            return BackgroundEditor(ref, job.width, job.height, models_dir=job.models_dir)
-        if plan.operation == "restyle_clothing":
-            return ClothingEditor(ref, job.width, job.height, models_dir=job.models_dir)
-        return LookEditor(ref)
+        if plan.operation in PERSON_OPERATIONS:
+            return self._person_edit(job, ref)
+        return PreparedEdit(LookEditor(ref), plan)
+
+    def _person_edit(self, job: EditJob, ref: np.ndarray) -> PreparedEdit:
+        """Background or clothing — when the clip has a person to edit. The pose model looks
+        at frames sampled from the clip first; with a person in too few of them the plan falls
+        back to the reference's look, and the look is what is made. Without a ``source`` to
+        look at, the edit runs unchecked (its count still says what it found)."""
+        tally = PersonTally()
+        kind = BackgroundEditor if job.plan.operation == "replace_background" else ClothingEditor
+        editor = kind(ref, job.width, job.height, models_dir=job.models_dir, tally=tally)
+        if job.source is None:
+            return PreparedEdit(editor, job.plan, tally)
+        samples = sample_frames(
+            job.source,
+            width=job.width,
+            height=job.height,
+            fps=job.fps,
+            frames=job.frames,
+            count=PERSON_SAMPLES,
+        )
+        with closing(samples):
+            seen = look_for_person((frame for _, frame in samples), editor.tracker)
+        plan = person_checked(job.plan, seen.sampled, seen.with_person, PERSON_SAMPLES_NEEDED)
+        if plan.operation != job.plan.operation:
+            return PreparedEdit(LookEditor(ref), plan)
+        return PreparedEdit(editor, plan, tally)
+
+
+@dataclass(frozen=True)
+class PersonSightings:
+    """What the pose model saw in frames sampled from a clip."""
+
+    sampled: int
+    with_person: int
+
+
+def look_for_person(
+    frames: Iterable[YuvFrame], tracker: PoseTracker, enough: int = PERSON_SAMPLES_NEEDED
+) -> PersonSightings:
+    """Runs the pose model (the same one the edit uses, at its working size) on each frame
+    afresh, and stops once ``enough`` of them had a person; ``tracker`` is left reset, ready
+    for the edit."""
+    sampled = with_person = 0
+    for frame in frames:
+        tracker.reset()  # samples are far apart: nothing carries over from one to the next
+        sampled += 1
+        with_person += tracker(frame.small_rgb(tracker.width, tracker.height)) is not None
+        if with_person >= enough:
+            break
+    tracker.reset()
+    return PersonSightings(sampled, with_person)
 
 
 class Unchanged:

@@ -148,6 +148,13 @@ class PoseTracker:
         self._filter = OneEuro()
         self._mask: np.ndarray | None = None
 
+    def reset(self) -> None:
+        """Forget the person followed so far: the next frame is looked at afresh, detector
+        first, with nothing smoothed from before."""
+        self._align = None
+        self._filter.reset()
+        self._mask = None
+
     # --- the detector -------------------------------------------------------------
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
