@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from vedit import MODEL_NAME, __version__
 from vedit.api import anyfast, dashscope, files
@@ -23,16 +24,12 @@ from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
 from vedit.errors import InvalidRequest, VeditError
 from vedit.storage.local import LocalStorage
-from vedit.tasks.ids import new_request_id
 from vedit.tasks.store import TaskStore
 
 
 def error_response(request: Request, exc: VeditError) -> JSONResponse:
     """The error body of the dialect the request was made in."""
-    if request.url.path.startswith("/api/v1/"):
-        body: dict[str, Any] = exc.dashscope_body(new_request_id())
-    else:
-        body = exc.anyfast_body()
+    body = exc.body_for_path(request.url.path)
     return JSONResponse(body, status_code=exc.http_status, headers=exc.headers)
 
 
@@ -88,6 +85,12 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         err = VeditError(str(exc.detail))
         err.http_status, err.code = exc.status_code, code  # type: ignore[misc]
         return error_response(request, err)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        # The client left mid-body, or the server timed its body out and answered 408:
+        # nobody reads this answer; 499 (nginx's "client closed request") is for the metrics.
+        return Response(status_code=499)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:
