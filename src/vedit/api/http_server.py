@@ -264,6 +264,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # --- reading -----------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._counted_as is None:  # refused: closing, and never read
+            return
         self._unset_keepalive_if_required()
         max_head = self._limits.max_header_bytes
         view = memoryview(data)
