@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Open connections per client IP address (IPv6: per /64); one more is answered "
         "503 and closed at once (0: no per-client cap). Behind a reverse proxy the proxy is the "
-        "one client: raise this to http_max_connections and cap clients at the proxy.",
+        "one client: set 0 there and cap clients at the proxy (docs/deploy.md).",
     )
     http_max_header_bytes: int = Field(
         16 * 1024,
