@@ -230,6 +230,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._limits = config.connection_limits
+        self._max_head_bytes = self._limits.max_header_bytes
+        self._max_headers = self._limits.max_headers
         self._book = config.connection_book
         self._counted_as: str | None = None
         # Between the end of one request and the end of the next one's head.
@@ -267,26 +269,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._counted_as is None:  # refused: closing, and never read
             return
         self._unset_keepalive_if_required()
-        max_head = self._limits.max_header_bytes
-        view = memoryview(data)
+        room = (
+            self._max_head_bytes - self._head_bytes if self._reading_head else self._max_head_bytes
+        )
         try:
-            while view:
+            if len(data) <= room:  # the usual read: all of it fits the head's budget
                 if self._reading_head:
-                    piece = view[: max_head - self._head_bytes]
-                    self._head_bytes += len(piece)
-                else:
-                    # Never more than a head's budget at once, so that a head pipelined
-                    # behind this body is buffered at most twice its budget before 431.
-                    piece = view[:max_head]
-                self.parser.feed_data(piece)
-                view = view[len(piece) :]
-                if self._reading_head:
-                    if self._head_bytes >= max_head:
-                        self._close_in_head(self._head_too_large())
-                        return
-                    if self._request_begun and len(self.headers) > self._limits.max_headers:
-                        self._close_in_head(self._too_many_headers())
-                        return
+                    self._head_bytes += len(data)
+                self.parser.feed_data(data)
+            else:
+                self._feed_in_pieces(memoryview(data))
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _TooManyHeaders):
                 self._close_in_head(self._too_many_headers())
@@ -301,38 +293,64 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        self._arm_deadline()
+        # A head or body left unfinished by this read gets its timer, if none runs.
+        if self._reading_head:
+            if self._head_bytes >= self._max_head_bytes:
+                self._close_in_head(self._head_too_large())
+            elif self._request_begun:
+                if len(self.headers) > self._max_headers:
+                    self._close_in_head(self._too_many_headers())
+                elif self._deadline is None:
+                    self._deadline = self.loop.call_later(
+                        self._limits.header_timeout_s, self._head_timed_out
+                    )
+        elif self._deadline is None:
+            self._deadline = self.loop.call_later(self._limits.body_timeout_s, self._body_timed_out)
+
+    def _feed_in_pieces(self, view: memoryview) -> None:
+        """Feeds a read larger than the head's budget: while a head is read, no more than
+        what is left of its budget, so that a body in the same read is never counted as
+        head; and never more than a head's budget at once, so that a head pipelined
+        behind a body is buffered at most twice its budget before 431."""
+        while view:
+            if self._reading_head:
+                piece = view[: self._max_head_bytes - self._head_bytes]
+                self._head_bytes += len(piece)
+            else:
+                piece = view[: self._max_head_bytes]
+            self.parser.feed_data(piece)
+            view = view[len(piece) :]
+            if self._reading_head and (
+                self._head_bytes >= self._max_head_bytes
+                or (self._request_begun and len(self.headers) > self._max_headers)
+            ):
+                return  # the caller answers 431
+
+    # The parser's callbacks; the base class is called directly (cheaper than super()).
 
     def on_message_begin(self) -> None:
         self._request_begun = True
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
 
     def on_headers_complete(self) -> None:
-        if len(self.headers) > self._limits.max_headers:
+        if len(self.headers) > self._max_headers:
             raise _TooManyHeaders
         self._reading_head = False
-        self._cancel_deadline()
-        super().on_headers_complete()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         self._reading_head = True
         self._head_bytes = 0
         self._request_begun = False
-        self._cancel_deadline()
-        super().on_message_complete()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        HttpToolsProtocol.on_message_complete(self)
 
     # --- timers ------------------------------------------------------------
-
-    def _arm_deadline(self) -> None:
-        """After a read: a begun head or an unfinished body gets its timer, if none runs."""
-        if self._deadline is not None or self.transport.is_closing():
-            return
-        if not self._reading_head:
-            self._deadline = self.loop.call_later(self._limits.body_timeout_s, self._body_timed_out)
-        elif self._request_begun:
-            self._deadline = self.loop.call_later(
-                self._limits.header_timeout_s, self._head_timed_out
-            )
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
@@ -374,13 +392,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_too_large(self) -> HeadersTooLarge:
         return HeadersTooLarge(
-            f"the request line and headers are over {self._limits.max_header_bytes:,} bytes"
+            f"the request line and headers are over {self._max_head_bytes:,} bytes"
         )
 
     def _too_many_headers(self) -> HeadersTooLarge:
         return HeadersTooLarge(
             f"the request has {len(self.headers):,} header fields; at most "
-            f"{self._limits.max_headers:,} are accepted"
+            f"{self._max_headers:,} are accepted"
         )
 
     def _close_in_head(self, error: VeditError) -> None:
