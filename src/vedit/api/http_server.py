@@ -314,17 +314,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         behind a body is buffered at most twice its budget before 431."""
         while view:
             if self._reading_head:
+                if self._head_bytes >= self._max_head_bytes or (
+                    self._request_begun and len(self.headers) > self._max_headers
+                ):
+                    return  # the caller answers 431
                 piece = view[: self._max_head_bytes - self._head_bytes]
                 self._head_bytes += len(piece)
             else:
                 piece = view[: self._max_head_bytes]
             self.parser.feed_data(piece)
             view = view[len(piece) :]
-            if self._reading_head and (
-                self._head_bytes >= self._max_head_bytes
-                or (self._request_begun and len(self.headers) > self._max_headers)
-            ):
-                return  # the caller answers 431
 
     # The parser's callbacks; the base class is called directly (cheaper than super()).
 
