@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import gc
+import errno
 import logging
 import shlex
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import sessionmaker
@@ -132,6 +132,7 @@ def serve(
 ) -> None:
     """Start the API and its workers (SQLite, local files, CPU engine by default)."""
     from vedit.api.app import create_app
+    from vedit.api.http_server import run_server
     from vedit.dispatch.local import LocalDispatcher
     from vedit.keys import count_active_keys, create_key, hash_key, list_keys
 
@@ -147,6 +148,7 @@ def serve(
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         update["public_base_url"] = f"http://{shown}:{port}"
     settings = settings.model_copy(update=update)
+    listeners = _listen_or_exit(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
     # The workers first: a server whose workers cannot run says so before anything else.
@@ -171,20 +173,7 @@ def serve(
             soft_wrap=True,
         )
 
-        config = uvicorn.Config(
-            create_app(settings, dispatcher),
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        _stop_on_signals(server)
-        # Start-up objects never die: keep them out of the collector's way on the hot path.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
-        server.run()
+        run_server(create_app(settings, dispatcher), settings, listeners)
     finally:
         dispatcher.stop()
 
@@ -200,23 +189,23 @@ def _start_or_exit(dispatcher: LocalDispatcher) -> None:
         raise typer.Exit(1) from None
 
 
-def _stop_on_signals(server: uvicorn.Server) -> None:
-    """SIGINT / SIGTERM end ``server.run()``, so that the workers are stopped after it.
+def _listen_or_exit(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets, before any work starts; a port in use is one line and exit 1."""
+    from vedit.api.http_server import open_listeners
 
-    uvicorn's own handlers re-raise the signal once the server is down, which
-    would end the process before its worker processes are stopped.
-    """
-    import contextlib
-    import signal
-
-    def handle(_signum: int, _frame: object) -> None:
-        if server.should_exit:
-            server.force_exit = True
-        server.should_exit = True
-
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handle)
+    try:
+        return open_listeners(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            typer.echo(
+                f"vedit: port {port} on {host} is already in use; choose another with --port",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"vedit: cannot listen on {host} port {port}: {exc.strerror or exc}", err=True
+            )
+        raise typer.Exit(1) from None
 
 
 @app.command(cls=_Command)

@@ -93,6 +93,44 @@ class Settings(BaseSettings):
         description="Bearer token that /metrics asks for; empty: open, as Prometheus expects.",
     )
 
+    # --- HTTP server ----------------------------------------------------------
+    http_max_connections: int = Field(
+        1000,
+        gt=0,
+        description="Open client connections per `vedit serve` process; one more is answered 503 "
+        "and closed at once. Lowered at start-up if the process's file-descriptor limit is short.",
+    )
+    http_max_connections_per_client: int = Field(
+        100,
+        ge=0,
+        description="Open connections per client IP address (IPv6: per /64); one more is answered "
+        "503 and closed at once (0: no per-client cap). Behind a reverse proxy the proxy is the "
+        "one client: set 0 there and cap clients at the proxy (docs/deploy.md).",
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024,
+        gt=0,
+        description="Request line plus headers, in bytes; a larger head is answered 431.",
+    )
+    http_max_headers: int = Field(
+        100, gt=0, description="Header fields per request; more are answered 431."
+    )
+    http_header_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Time for the request line and headers to arrive, from the connection's "
+        "opening or the request's first byte: a connection that sent nothing is closed, a "
+        "partial request is answered 408.",
+    )
+    http_body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Time for the body to arrive once the headers are in; then 408.",
+    )
+    http_keepalive_s: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
+
     # --- media intake -------------------------------------------------------
     media_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

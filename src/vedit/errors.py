@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from vedit.tasks.ids import new_request_id
+
+DASHSCOPE_PATH_PREFIX = "/api/v1/"
+"""Requests under this path speak DashScope's dialect; every other path speaks Anyfast's."""
+
 
 class VeditError(Exception):
     """Base of every error vedit reports to a client."""
@@ -29,6 +34,12 @@ class VeditError(Exception):
 
     def dashscope_body(self, request_id: str) -> dict[str, Any]:
         return {"code": self.dashscope_code, "message": self.message, "request_id": request_id}
+
+    def body_for_path(self, path: str) -> dict[str, Any]:
+        """The body in the dialect of a request to ``path`` (Anyfast's when the path is unknown)."""
+        if path.startswith(DASHSCOPE_PATH_PREFIX):
+            return self.dashscope_body(new_request_id())
+        return self.anyfast_body()
 
 
 # --- request errors (answered at once) ---------------------------------------
@@ -134,6 +145,33 @@ class SignatureInvalid(VeditError):
     http_status = 403
     code = "signature_invalid"
     dashscope_code = "AccessDenied"
+
+
+# --- connection errors (answered by the HTTP server, then the connection is closed) ---
+
+
+class RequestTimeout(VeditError):
+    """The request line and headers, or the body, did not arrive in time."""
+
+    http_status = 408
+    code = "request_timeout"
+    dashscope_code = "RequestTimeOut"
+
+
+class HeadersTooLarge(VeditError):
+    """The request line and headers are over the byte cap, or there are too many headers."""
+
+    http_status = 431
+    code = "request_header_too_large"
+    dashscope_code = "RequestHeaderTooLarge"
+
+
+class TooManyConnections(VeditError):
+    """The server, or this client, already holds as many connections as it may."""
+
+    http_status = 503
+    code = "too_many_connections"
+    dashscope_code = "ServiceUnavailable"
 
 
 # --- task failures (end a task FAILURE / FAILED) ------------------------------

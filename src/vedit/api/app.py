@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -33,7 +33,6 @@ from vedit.dispatch.local import LocalDispatcher
 from vedit.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, Unauthorized, VeditError
 from vedit.media.urls import escape_invisible
 from vedit.storage.local import LocalStorage
-from vedit.tasks.ids import new_request_id
 from vedit.tasks.store import TaskStore
 
 log = logging.getLogger("vedit.api")
@@ -43,10 +42,7 @@ DOCS_ASSETS = "/docs/assets"
 def error_response(request: Request | Scope, exc: VeditError) -> JSONResponse:
     """The error body of the dialect the request was made in (``/api/v1/...``: DashScope's)."""
     path = request.url.path if isinstance(request, Request) else request.get("path", "")
-    if path.startswith("/api/v1/"):
-        body: dict[str, Any] = exc.dashscope_body(new_request_id())
-    else:
-        body = exc.anyfast_body()
+    body = exc.body_for_path(path)
     return JSONResponse(body, status_code=exc.http_status, headers=exc.headers)
 
 
@@ -116,6 +112,18 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         err.headers = dict(exc.headers or {})
         return error_response(request, err)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _exc: ClientDisconnect) -> Response:
+        # The client left mid-body, or the server timed its body out and answered 408:
+        # one log line; nobody reads this answer; 499 (nginx's "client closed request")
+        # is for the metrics.
+        log.info(
+            "%s %s: the client disconnected before its body was read",
+            request.method,
+            escape_invisible(request.url.path)[:300],
+        )
+        return Response(status_code=499)
+
     @app.get(
         "/healthz",
         tags=["operations"],
@@ -183,8 +191,7 @@ class _Guard:
     """The outermost middleware: nothing a request does reaches the client as a traceback.
 
     Whatever escapes a route is logged once, with its traceback, and answered with a
-    500 in the request's dialect (the connection stays open for the next request); a
-    client that disconnects while sending its body is one log line.
+    500 in the request's dialect (the connection stays open for the next request).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -203,12 +210,6 @@ class _Guard:
 
         try:
             await self.app(scope, receive, tracked)
-        except ClientDisconnect:
-            log.info(
-                "%s %s: the client disconnected before its body was read",
-                scope["method"],
-                escape_invisible(scope["path"])[:300],
-            )
         except Exception:
             log.exception("%s %s failed", scope["method"], escape_invisible(scope["path"])[:300])
             if not started:
