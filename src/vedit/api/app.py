@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -174,8 +175,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     _answer_head(app.router.routes)
 
     app.openapi = lambda: build_openapi(app, settings)  # type: ignore[method-assign]
-    app.add_middleware(_Wrap, wrap=metrics.middleware)
-    app.add_middleware(_Guard)
+    app.add_middleware(_Guard, metrics=metrics)
     return app
 
 
@@ -188,45 +188,44 @@ def _answer_head(routes: list[Any]) -> None:
 
 
 class _Guard:
-    """The outermost middleware: nothing a request does reaches the client as a traceback.
+    """The outermost middleware, one layer for two jobs.
 
-    Whatever escapes a route is logged once, with its traceback, and answered with a
-    500 in the request's dialect (the connection stays open for the next request).
+    It times every request for ``/metrics``; and nothing a request does reaches the
+    client as a traceback: whatever escapes a route is logged once, with its
+    traceback, and answered with a 500 in the request's dialect (the connection stays
+    open for the next request).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        start = time.perf_counter()
+        status = 0  # until the response starts
 
         async def tracked(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
             await send(message)
 
         try:
             await self.app(scope, receive, tracked)
         except Exception:
             log.exception("%s %s failed", scope["method"], escape_invisible(scope["path"])[:300])
-            if not started:
+            if not status:
                 err = VeditError(
                     "the server failed to answer this request; the failure has been logged"
                 )
-                await error_response(scope, err)(scope, receive, send)
-
-
-class _Wrap:
-    """Adapts a function-style ASGI middleware to ``app.add_middleware``."""
-
-    def __init__(self, app: Any, wrap: Any) -> None:
-        self.app = wrap(app)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
+                await error_response(scope, err)(scope, receive, tracked)
+        finally:
+            self.metrics.observe(
+                scope["method"], scope.get("route"), status or 500, time.perf_counter() - start
+            )
 
 
 class _NoDispatcher:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vedit.dispatch.local import WorkerHealth
 from vedit.tasks.models import TaskStatus
@@ -65,7 +64,7 @@ class WorkerCollector(Collector):
 
 
 class Metrics:
-    """The registry of one app, and an ASGI middleware that times each request."""
+    """The registry of one app; the app's outermost middleware reports each request here."""
 
     def __init__(self, store: TaskStore, workers: Callable[[], WorkerHealth] | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -80,28 +79,7 @@ class Metrics:
         if workers is not None:
             self.registry.register(WorkerCollector(workers))
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        latency = self.latency
-
-        async def timed(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            start = time.perf_counter()
-            status = [500]
-
-            async def send_status(message: dict) -> None:
-                if message["type"] == "http.response.start":
-                    status[0] = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, send_status)
-            finally:
-                route = scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                latency.labels(scope["method"], path, str(status[0])).observe(
-                    time.perf_counter() - start
-                )
-
-        return timed
+    def observe(self, method: str, route: object, status: int, seconds: float) -> None:
+        """One answered request (``route``: the matched route, None when none matched)."""
+        path = getattr(route, "path", "unmatched")
+        self.latency.labels(method, path, str(status)).observe(seconds)
