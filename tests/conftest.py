@@ -20,6 +20,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 import pytest
 
+from vedit.db import make_engine, migrate
+from vedit.keys import create_key
+from vedit.tasks.models import new_task_row
+from vedit.tasks.store import TaskStore
+
 sys.path.insert(0, str(Path(__file__).parent))
 from mediagen import make_image, make_video  # noqa: E402
 
@@ -155,6 +160,38 @@ def media(media_dir: Path) -> Iterator[MediaServer]:
     srv = MediaServer(media_dir)
     yield srv
     srv.close()
+
+
+# --- a task store, for unit tests ------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TaskStore:
+    """A migrated SQLite task store with one key (id 1)."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    migrate(url)
+    s = TaskStore(make_engine(url))
+    create_key(s.sessions, "k")
+    return s
+
+
+def task_row(prompt: str = "p", seed: int | None = None) -> dict[str, Any]:
+    """A queued task's row for key 1, as the API makes it."""
+    return new_task_row(
+        key_id=1,
+        prompt=prompt,
+        orig_prompt=prompt,
+        media=[
+            {"type": "video", "url": "http://a/v"},
+            {"type": "reference_image", "url": "http://a/i"},
+        ],
+        resolution="720P",
+        watermark=True,
+        seed=seed,
+        audio_setting="auto",
+        ttl_s=100,
+        model="happyhorse-1.0-video-edit",
+    )
 
 
 # --- vedit servers ---------------------------------------------------------------------

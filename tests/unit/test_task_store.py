@@ -4,39 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from conftest import task_row
 from vedit.db import make_engine, migrate
-from vedit.keys import create_key
-from vedit.tasks.models import Task, TaskStatus, new_task_row
+from vedit.tasks.models import Task, TaskStatus
 from vedit.tasks.store import TaskStore
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> TaskStore:
-    url = f"sqlite:///{tmp_path / 't.db'}"
-    migrate(url)
-    s = TaskStore(make_engine(url))
-    create_key(s.sessions, "k")
-    return s
-
-
 def new(store: TaskStore) -> Task:
-    row = new_task_row(
-        key_id=1,
-        prompt="p",
-        orig_prompt="p",
-        media=[
-            {"type": "video", "url": "http://a/v"},
-            {"type": "reference_image", "url": "http://a/i"},
-        ],
-        resolution="720P",
-        watermark=True,
-        seed=None,
-        audio_setting="auto",
-        ttl_s=100,
-        model="happyhorse-1.0-video-edit",
-    )
+    row = task_row()
     store.add_many([row])
     return store.get(row["id"])
 
