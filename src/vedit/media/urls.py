@@ -36,7 +36,7 @@ class BadMediaUrl(ValueError):
 
 
 def escape_invisible(text: str) -> str:
-    """``text`` with every control character and lone surrogate written as ``\\uXXXX``."""
+    """``text`` with every control character and lone surrogate written as a ``\\u`` escape."""
     return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
