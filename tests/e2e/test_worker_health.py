@@ -270,3 +270,31 @@ def test_each_task_logs_a_line_when_it_starts_and_one_when_it_ends(make_server, 
     )
     assert re.search(rf" vedit\.worker task {slow} finished: CANCELED in \d+\.\d\d s$", log, re.M)
     assert "Traceback" not in log
+
+
+def test_healthz_is_503_degraded_while_the_database_does_not_answer(tmp_path) -> None:
+    """The real app on uvicorn, its database a file in a folder that does not exist."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from vedit.api.app import create_app
+    from vedit.config import Settings
+
+    missing = tmp_path / "gone" / "vedit.db"
+    app = create_app(Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{missing}"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        r = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["status"] == "degraded" and "unable to open database file" in body["database"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

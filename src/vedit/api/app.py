@@ -129,12 +129,18 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         "/healthz",
         tags=["operations"],
         summary="Liveness, database and worker check",
-        description="200 `ok`; 503 `degraded` while fewer workers run than configured.",
-        responses={503: {"description": "Fewer workers alive than configured"}},
+        description="200 `ok`; 503 `degraded` while the database does not answer or fewer "
+        "workers run than configured.",
+        responses={503: {"description": "The database does not answer, or workers are missing"}},
     )
     def healthz() -> JSONResponse:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # the database is down, locked or gone
+            log.warning("health check: the database does not answer: %s", exc)
+            reason = escape_invisible(f"{type(exc).__name__}: {exc}")[:300]
+            return JSONResponse({"status": "degraded", "database": reason}, status_code=503)
         if workers is None:
             return JSONResponse({"status": "ok", "model": MODEL_NAME})
         health = workers()
