@@ -74,6 +74,17 @@ def main(
     """vedit: the HappyHorse 1.0 video-edit API on your own machine."""
 
 
+DATA_DIR = typer.Option(
+    None, metavar="DIR", help="Database, results and keys (default VEDIT_DATA_DIR, ./data)."
+)
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    """The settings, with ``--data-dir`` over ``VEDIT_DATA_DIR``."""
+    settings = Settings()
+    return settings if data_dir is None else settings.model_copy(update={"data_dir": data_dir})
+
+
 def _prepare(settings: Settings) -> None:
     from vedit.db import migrate
 
@@ -120,9 +131,7 @@ def serve(
     workers: int | None = typer.Option(
         None, metavar="N", help="Worker processes (default VEDIT_WORKERS, one per CPU)."
     ),
-    data_dir: Path | None = typer.Option(
-        None, metavar="DIR", help="Database, results and keys (default VEDIT_DATA_DIR, ./data)."
-    ),
+    data_dir: Path | None = DATA_DIR,
     media_allow: str | None = typer.Option(
         None,
         metavar="HOST:PORT,...",
@@ -167,9 +176,15 @@ def serve(
             console.print(
                 f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
             )
+            console.print(
+                "Files on this machine: serve their folder on loopback and start vedit with "
+                "--media-allow 127.0.0.1:<port> (README: Files from your own disk).",
+                soft_wrap=True,
+            )
+        allowed = ", ".join(settings.media_allow) or "public addresses only"
         console.print(
             f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
-            f"data in {settings.data_dir.resolve()}",
+            f"data in {settings.data_dir.resolve()}; media from {allowed}",
             soft_wrap=True,
         )
 
@@ -242,28 +257,30 @@ def keys_create(
         metavar="PER_S",
         help="Creates per second for this key (0: no limit; default VEDIT_RATE_LIMIT_PER_S).",
     ),
+    data_dir: Path | None = DATA_DIR,
 ) -> None:
     """Make a key and print it (it is shown only this once)."""
     from vedit.keys import create_key
 
-    settings = Settings()
+    settings = _settings(data_dir)
     _prepare(settings)
     key, _ = create_key(_sessions(settings), name, rate_limit_per_s=rate_limit)
     typer.echo(key)
 
 
 @keys_app.command("list", cls=_Command)
-def keys_list() -> None:
+def keys_list(data_dir: Path | None = DATA_DIR) -> None:
     """List keys (prefixes only: keys are stored hashed)."""
     import time
 
     from vedit.keys import list_keys
 
-    settings = Settings()
+    settings = _settings(data_dir)
     sessions = _existing_sessions(settings)
     if sessions is None:
         typer.echo(
-            f"no keys: there is no database in {settings.data_dir} yet (vedit serve makes it)"
+            f"no keys: there is no database in {settings.data_dir.resolve()} yet "
+            "(vedit serve makes it)"
         )
         return
     table = Table("id", "name", "prefix", "created", "rate limit", "state")
@@ -282,11 +299,12 @@ def keys_list() -> None:
 @keys_app.command("revoke", cls=_Command)
 def keys_revoke(
     ref: str = typer.Argument(..., metavar="KEY", help="The key's id, name or prefix."),
+    data_dir: Path | None = DATA_DIR,
 ) -> None:
     """Revoke keys by id, name or prefix."""
     from vedit.keys import revoke_key
 
-    settings = Settings()
+    settings = _settings(data_dir)
     sessions = _existing_sessions(settings)
     n = 0 if sessions is None else revoke_key(sessions, ref)
     if n == 0:

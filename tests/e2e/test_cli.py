@@ -55,6 +55,12 @@ def test_commands_that_only_read_never_create_a_data_folder(tmp_path) -> None:
     out = vedit("keys", "revoke", "nobody", cwd=tmp_path)
     assert out.returncode == 1 and "no active key matches" in out.stderr
     assert list(tmp_path.iterdir()) == []
+    # --data-dir names the folder for the keys commands as for serve.
+    made = vedit("keys", "create", "--name", "app", "--data-dir", "elsewhere", cwd=tmp_path)
+    assert made.returncode == 0 and made.stdout.startswith("vk-")
+    listed = vedit("keys", "list", "--data-dir", "elsewhere", cwd=tmp_path)
+    assert "app" in listed.stdout and (tmp_path / "elsewhere" / "vedit.db").is_file()
+    assert not (tmp_path / "data").exists()
 
 
 def test_serve_takes_its_data_dir_and_media_allow_list_as_flags(tmp_path, media) -> None:

@@ -356,6 +356,10 @@ def test_messages_name_the_field_and_show_the_value_escaped(
         d = r.json()
         assert set(d) == shape and d["code"] in (code, "invalid_json", "InvalidParameter")
         assert needle in d["message"], (needle, d["message"])
+    r = server.client.post(path, content=b"", headers={**server.headers(), **headers})
+    assert r.status_code == 400 and r.json()["message"] == (
+        "the body is empty; send the request as a JSON object"
+    )
     only_video = body(VIDEO, IMAGE)
     only_video["input"]["media"] = only_video["input"]["media"][:1]
     r = server.client.post(ANYFAST, json=only_video, headers=server.headers())
@@ -444,7 +448,7 @@ def test_500_concurrent_creates_with_10_hostile_ones_all_valid_ones_land(server)
     }
 
     async def send_all() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=100)
+        limits = httpx.Limits(max_connections=50)  # under the per-client cap (100)
         async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=60) as client:
 
             async def one(i: int) -> httpx.Response:

@@ -29,7 +29,10 @@ def test_an_allowed_host_is_fetched_whole(media, tmp_path) -> None:
 
 def test_loopback_not_on_the_allow_list_is_refused(media, tmp_path) -> None:
     with pytest.raises(
-        MediaRefused, match=r"^media\[0\] \(video\): refused: 127\.0\.0\.1 is a loopback address$"
+        MediaRefused,
+        match=r"^media\[0\] \(video\): refused: 127\.0\.0\.1 is a loopback address \(only public "
+        r"addresses are fetched; 127\.0\.0\.1:\d+ is not on VEDIT_MEDIA_ALLOW / vedit serve "
+        r"--media-allow\)$",
     ):
         fetch(media.url("wide.mp4"), tmp_path / "v", [])
 
@@ -76,12 +79,12 @@ def test_a_file_over_the_cap_is_refused(media, tmp_path) -> None:
 
 
 def test_http_errors_fail_the_download(media, tmp_path) -> None:
-    with pytest.raises(MediaDownloadFailed, match="HTTP 404 from 127.0.0.1"):
+    with pytest.raises(MediaDownloadFailed, match=rf"HTTP 404 from {media.hostport}/missing\.mp4$"):
         fetch(media.url("missing.mp4"), tmp_path / "v", [media.hostport])
 
 
 def test_a_stalled_server_times_out(media, tmp_path) -> None:
-    with pytest.raises(MediaDownloadFailed, match="timed out"):
+    with pytest.raises(MediaDownloadFailed, match=rf"{media.hostport} sent nothing for 0\.5 s"):
         fetch(media.url("stall?seconds=3"), tmp_path / "v", [media.hostport], read_timeout_s=0.5)
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from vedit.api import views
 from vedit.api.anyfast import cancel_task, read_body, task_from_request
 from vedit.api.deps import Services, authenticate, check_rate_limit, own_task, services
-from vedit.api.schemas import parse_create
+from vedit.api.schemas import describe, parse_create
 from vedit.errors import AsyncRequired
 from vedit.keys import KeyInfo
 from vedit.tasks.ids import new_request_id
@@ -66,10 +66,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def create_synthesis(request: Request) -> JSONResponse:
     key = await authenticate(request)
     svc = services(request)
-    if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
+    sent = request.headers.get("x-dashscope-async")
+    if (sent or "").strip().lower() != "enable":
+        got = "it is missing" if sent is None else f"got {describe(sent)}"
         raise AsyncRequired(
-            "this model is asynchronous only: send the header X-DashScope-Async: enable "
-            f"(got {request.headers.get('x-dashscope-async')!r})"
+            f"this model is asynchronous only: send the header X-DashScope-Async: enable ({got})"
         )
     check_rate_limit(svc, key)
     body = await read_body(request, svc.settings.max_body_bytes)

@@ -80,6 +80,7 @@ class Metrics:
             self.registry.register(WorkerCollector(workers))
 
     def observe(self, method: str, route: object, status: int, seconds: float) -> None:
-        """One answered request (``route``: the matched route, None when none matched)."""
-        path = getattr(route, "path", "unmatched")
+        """One answered request (``route``: the matched route; None for a 404, or for what
+        a mounted app served, e.g. the docs' files: ``other``)."""
+        path = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
         self.latency.labels(method, path, str(status)).observe(seconds)

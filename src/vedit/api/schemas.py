@@ -287,6 +287,8 @@ def load_json(body: bytes) -> Any:
             return _FAST_DECODER.decode(body.decode("utf-8"))
         except (_DuplicateKey, UnicodeDecodeError, ValueError):
             pass  # the careful reading below says what and where
+    if not body.strip():
+        raise InvalidJson("the body is empty; send the request as a JSON object")
     try:
         data = json.loads(
             body,

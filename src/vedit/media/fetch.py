@@ -91,7 +91,11 @@ class _GuardedBackend(httpcore.NetworkBackend):
             reason = classify_address(address)
             if reason:
                 shown = address if address == host else f"{host} resolves to {address},"
-                raise MediaRefused(f"{self._label}: refused: {shown} is {reason}")
+                pair = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                raise MediaRefused(
+                    f"{self._label}: refused: {shown} is {reason} (only public addresses are "
+                    f"fetched; {pair} is not on VEDIT_MEDIA_ALLOW / vedit serve --media-allow)"
+                )
         last: Exception | None = None
         for address in addresses:
             try:
@@ -158,8 +162,9 @@ def fetch_media(
                         url = urljoin(url, location)
                         continue
                     if resp.status != 200:
+                        where = f"{parts.netloc}{parts.path[:200]}"
                         raise MediaDownloadFailed(
-                            f"{label}: download failed: HTTP {resp.status} from {parts.hostname}"
+                            f"{label}: download failed: HTTP {resp.status} from {where}"
                         )
                     declared = _header(resp.headers, b"content-length")
                     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
@@ -170,9 +175,15 @@ def fetch_media(
                     return _stream_to_file(resp.iter_stream(), dest, label, limits, deadline)
             except httpcore.UnsupportedProtocol as exc:
                 raise MediaRefused(f"{label}: refused: {exc}") from None
+            except (httpcore.ConnectTimeout, httpcore.PoolTimeout):
+                raise MediaDownloadFailed(
+                    f"{label}: download failed: {parts.netloc} did not accept a connection "
+                    f"within {limits.connect_timeout_s:g} s"
+                ) from None
             except httpcore.TimeoutException:
                 raise MediaDownloadFailed(
-                    f"{label}: download failed: {parts.hostname} timed out"
+                    f"{label}: download failed: {parts.netloc} sent nothing for "
+                    f"{limits.read_timeout_s:g} s (VEDIT_MEDIA_READ_TIMEOUT_S)"
                 ) from None
             except httpcore.ProtocolError as exc:
                 raise MediaDownloadFailed(
