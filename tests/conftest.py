@@ -367,3 +367,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, media: MediaServer) -> Iter
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    tmp_path_factory: pytest.TempPathFactory, media: MediaServer
+) -> Iterator[VeditServer]:
+    """An API-only server for a test module: no workers (nothing is ever fetched) and no rate
+    limit (tested on its own), so a module may send as many creates as it likes."""
+    srv = VeditServer(tmp_path_factory.mktemp("api"), {"VEDIT_RATE_LIMIT_PER_S": "0"}, workers=0)
+    srv.start()
+    yield srv
+    srv.stop()

@@ -37,14 +37,8 @@ _DEL = object()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, media):
-    """No workers (nothing here is ever fetched) and no rate limit (tested on its own)."""
-    from conftest import VeditServer
-
-    srv = VeditServer(tmp_path_factory.mktemp("api"), {"VEDIT_RATE_LIMIT_PER_S": "0"}, workers=0)
-    srv.start()
-    yield srv
-    srv.stop()
+def server(api_server):
+    return api_server
 
 
 def test_create_answers_at_once_with_a_queued_task(server) -> None:

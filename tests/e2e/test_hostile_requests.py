@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import Request
 
-from conftest import MODEL, VeditServer, body
+from conftest import MODEL, body
 
 VIDEO, IMAGE = "https://example.com/source.mp4", "https://example.com/cloth.webp"
 ANYFAST = "/v1/video/generations"
@@ -271,13 +271,8 @@ def corpus() -> list[Hostile]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, media):
-    srv = VeditServer(
-        tmp_path_factory.mktemp("hostile"), {"VEDIT_RATE_LIMIT_PER_S": "0"}, workers=0
-    )
-    srv.start()
-    yield srv
-    srv.stop()
+def server(api_server):
+    return api_server
 
 
 def test_the_corpus_is_large() -> None:

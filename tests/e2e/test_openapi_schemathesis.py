@@ -13,8 +13,6 @@ import sys
 
 import pytest
 
-from conftest import VeditServer
-
 # One line per exception, each with its reason.
 CONFIG = """
 # Cancelling a task that has ended is a 400 (task_not_cancelable / UnsupportedOperation), by
@@ -26,12 +24,8 @@ checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 404]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, media):
-    """No workers (nothing is fetched) and no rate limit: schemathesis sends thousands of creates."""
-    srv = VeditServer(tmp_path_factory.mktemp("st"), {"VEDIT_RATE_LIMIT_PER_S": "0"}, workers=0)
-    srv.start()
-    yield srv
-    srv.stop()
+def server(api_server):
+    return api_server
 
 
 def test_schemathesis_finds_no_server_error_and_no_check_failure(server, tmp_path) -> None:
