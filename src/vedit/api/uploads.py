@@ -167,8 +167,8 @@ def download_upload(
 )
 async def get_policy(
     request: Request,
-    action: str = Query(description="getPolicy"),
-    model: str = Query(description=MODEL_NAME),
+    action: str = Query(json_schema_extra={"enum": ["getPolicy"]}),
+    model: str = Query(json_schema_extra={"enum": [MODEL_NAME]}),
 ) -> dict[str, Any]:
     key = await authenticate(request)
     svc = services(request)
@@ -190,6 +190,7 @@ async def get_policy(
 
 @router.post(
     "/api/v1/uploads",
+    operation_id="uploadUnderPolicy",
     summary="Upload a file under a policy (DashScope's upload_host)",
     description="OSS's form upload: `OSSAccessKeyId`, `Signature`, `policy`, `key` (under "
     "the policy's `upload_dir`), `x-oss-forbid-overwrite`, `file`. No bearer key: the "
