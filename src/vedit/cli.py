@@ -35,6 +35,10 @@ class _Command(TyperCommand):
         _plain_params(self)
         super().format_help(ctx, formatter)
 
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        _plain_params(self)
+        super().format_usage(ctx, formatter)
+
 
 class _Group(TyperGroup):
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -311,6 +315,64 @@ def keys_revoke(
         typer.echo(f"no active key matches {ref!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {n} key(s)")
+
+
+@app.command(cls=_Command)
+def edit(
+    video: Path = typer.Argument(
+        ..., metavar="VIDEO", exists=True, dir_okay=False, help="The video file (MP4 or MOV)."
+    ),
+    reference: Path = typer.Argument(
+        ..., metavar="REF", exists=True, dir_okay=False, help="The reference image file."
+    ),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="What to edit."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="OUT.mp4", help="Where to write."),
+    resolution: str = typer.Option(
+        "720P",
+        "--resolution",
+        metavar="720P|1080P",
+        help="Output tier (the API's default is 1080P).",
+    ),
+    seed: int | None = typer.Option(None, "--seed", metavar="N", help="0..2147483647."),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help="Leave the mark off."),
+    audio: str = typer.Option("auto", "--audio", metavar="auto|origin", help="audio_setting."),
+) -> None:
+    """Edit local files in this process, with no server (same checks, engine and output)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vedit.engines.plan import plan_in_words
+    from vedit.errors import VeditError
+    from vedit.local_edit import edit_files
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+    progress = Progress(
+        TextColumn("editing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    )  # fmt: skip
+    with progress:
+        bar = progress.add_task("edit", total=100)
+        try:
+            task = edit_files(
+                video, [reference], prompt, output, settings=Settings(),
+                resolution=resolution, watermark=not no_watermark, seed=seed,
+                audio_setting=audio,
+                on_progress=lambda p: progress.update(bar, completed=p),
+            )  # fmt: skip
+        except VeditError as exc:
+            typer.echo(f"vedit: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+    if task.edit_plan:
+        typer.echo(f"plan: {plan_in_words(task.edit_plan)}")
+    if task.status != "succeeded":
+        typer.echo(f"vedit: the edit failed: {task.error_code}: {task.error_message}", err=True)
+        raise typer.Exit(4)
+    result = task.result or {}
+    typer.echo(
+        f"wrote {output} ({result.get('width')}x{result.get('height')}, "
+        f"{result.get('output_video_duration')} s, seed {task.seed}) in "
+        f"{result.get('engine_seconds')} s"
+    )
 
 
 if __name__ == "__main__":

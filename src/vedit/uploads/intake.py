@@ -20,6 +20,7 @@ from vedit.storage.local import LocalStorage
 from vedit.uploads.models import Upload
 from vedit.uploads.store import UploadStore, new_upload_id
 
+SNIFF_BYTES = 64
 ACCEPTED = "a video (MP4 or MOV) or an image (JPEG, PNG, BMP or WEBP)"
 # Atoms a QuickTime file may open with when it has no ftyp.
 _QT_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
@@ -81,7 +82,7 @@ def check_content(path: Path, settings: Settings) -> Sniffed:
     """Sniff and check a received file against the media limits; raises
     :class:`UploadRejected` with the limit and the value measured."""
     with path.open("rb") as f:
-        found = sniff(f.read(64))
+        found = sniff(f.read(SNIFF_BYTES))
     if found is None:
         raise UploadRejected(f"the file is not {ACCEPTED}; received {what_was_received(path)}")
     label = f"the uploaded file ({found.kind})"
