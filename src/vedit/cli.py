@@ -180,9 +180,14 @@ def serve(
             console.print(
                 f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
             )
+            upload = (
+                f"curl -s {base}/v1/uploads -H {shlex.quote('Authorization: Bearer ' + key)} "
+                "-F file=@clip.mp4"
+            )
             console.print(
-                "Files on this machine: serve their folder on loopback and start vedit with "
-                "--media-allow 127.0.0.1:<port> (README: Files from your own disk).",
+                f"Files on this machine: upload each one and put the answer's url in "
+                f"media[].url:\n{upload}\nor run `vedit submit clip.mp4 look.jpg -p "
+                f"'...' --wait` (VEDIT_API_KEY set to the key), or open {base}/ in a browser.",
                 soft_wrap=True,
             )
         allowed = ", ".join(settings.media_allow) or "public addresses only"
