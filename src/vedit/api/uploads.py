@@ -113,13 +113,17 @@ def upload_answer(upload: Upload, svc: Services) -> dict[str, Any]:
         200: {"content": {"application/json": {"schema": _UPLOAD_ANSWER}}},
         400: {"description": "`invalid_file`: not an accepted medium, or outside the limits"},
         401: {"description": "Missing, malformed, unknown or revoked key"},
-        413: {"description": "Over VEDIT_VIDEO_MAX_BYTES / VEDIT_IMAGE_MAX_BYTES"},
+        413: {
+            "description": "Over VEDIT_VIDEO_MAX_BYTES / VEDIT_IMAGE_MAX_BYTES, or "
+            "`upload_quota_exceeded`: the key holds VEDIT_UPLOAD_QUOTA_BYTES of uploads"
+        },
     },
     openapi_extra=_FORM,
 )
 async def create_upload(request: Request) -> JSONResponse:
     key = await authenticate(request)
     svc = services(request)
+    await run_in_threadpool(intake.check_quota, svc.uploads, key.id, svc.settings)
     dest = _incoming(svc)
     try:
         _fields, sniffed, filename = await _receive_checked(request, svc, dest)

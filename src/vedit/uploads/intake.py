@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vedit.config import Settings
-from vedit.errors import TaskFailure, UploadRejected
+from vedit.errors import TaskFailure, UploadQuotaExceeded, UploadRejected
 from vedit.media.probe import load_image, probe_video, what_was_received
 from vedit.storage.local import LocalStorage
 from vedit.uploads.models import Upload
@@ -96,6 +96,20 @@ def check_content(path: Path, settings: Settings) -> Sniffed:
     return found
 
 
+def check_quota(uploads: UploadStore, key_id: int, settings: Settings, adding: int = 0) -> None:
+    """Refuse when ``key_id``'s live uploads, plus ``adding`` bytes, pass the quota."""
+    quota = settings.upload_quota_bytes
+    if quota <= 0:
+        return
+    held = uploads.bytes_held(key_id)
+    if held + adding > quota or (adding == 0 and held >= quota):
+        raise UploadQuotaExceeded(
+            f"this key's uploads would hold {held + adding:,} bytes; at most {quota:,} are "
+            f"kept per key (VEDIT_UPLOAD_QUOTA_BYTES): uploads are freed as they expire "
+            f"(VEDIT_TASK_TTL_S = {settings.task_ttl_s:g} s)"
+        )
+
+
 def safe_name(filename: str, sniffed: Sniffed) -> str:
     """The name an upload shows in its URL: the client's base name in URL-safe characters."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
@@ -116,6 +130,7 @@ def keep(
     object_key: str | None = None,
 ) -> Upload:
     """Move a checked file into storage and record it; it lives ``task_ttl_s``."""
+    check_quota(uploads, key_id, settings, received.stat().st_size)
     now = time.time()
     upload = Upload(
         id=new_upload_id(),

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from vedit.errors import InvalidRequest
@@ -88,6 +88,17 @@ class UploadStore:
         if row is None or row.key_id != key_id or row.expires_at <= now:
             return None
         return row
+
+    def bytes_held(self, key_id: int, now: float | None = None) -> int:
+        """Bytes of ``key_id``'s live uploads."""
+        now = time.time() if now is None else now
+        with self.sessions() as s:
+            held = s.scalar(
+                select(func.sum(Upload.bytes)).where(
+                    Upload.key_id == key_id, Upload.expires_at > now
+                )
+            )
+        return int(held or 0)
 
     def check_media(
         self,
