@@ -17,6 +17,7 @@ from skimage import data
 from mediagen import (
     ASTRONAUT_CHEST,
     ASTRONAUT_FACE,
+    bright_wall,
     camera_offset,
     edit_video,
     make_person_video,
@@ -99,6 +100,39 @@ def test_the_new_background_pans_with_the_camera(replaced) -> None:
     print(f"camera pan {pan} px, new background {-shift_x:.1f} px")  # pytest -s
     assert pan > 40
     assert abs(shift_x + pan) <= 4, (shift_x, pan)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(float)
+
+
+def test_the_edge_has_no_halo_of_a_dark_old_background(tmp_path) -> None:
+    """A person before a dark room, put before a bright wall: just outside her true outline
+    the output is the wall — no band of the old room, darker than both sides — and just
+    inside it she is as she was (the edge is not cut into her)."""
+    kw = {"camera": "static", "room": "dark"}
+    src = make_person_video(tmp_path / "dark.mp4", **kw)
+    out = tmp_path / "dark-edited.mp4"
+    editors: list[BackgroundEditor] = []
+    edit_video(
+        src, out, lambda spec: editors.append(BackgroundEditor(bright_wall(), W, H)) or editors[0]
+    )
+    mx, my = editors[0].margin
+    wall = luma(cover(bright_wall(), W + 2 * mx, H + 2 * my)[my : my + H, mx : mx + W])
+    ring_out, ring_in = [], []
+    for i, got in zip(SAMPLES[1:], read_frames(out, SAMPLES[1:]), strict=True):
+        frame, truth, _ = person_scene(W, H, i, **kw)
+        away = cv2.distanceTransform((~truth).astype(np.uint8), cv2.DIST_L2, 5)
+        depth = cv2.distanceTransform(truth.astype(np.uint8), cv2.DIST_L2, 5)
+        ring_out.append((luma(got) - wall)[(away > 2) & (away <= 8)])
+        ring_in.append(np.abs(luma(got) - luma(frame))[(depth > 3) & (depth <= 8)])
+    outside, inside = np.concatenate(ring_out), np.concatenate(ring_in)
+    print(f"2-8 px outside: {outside.mean():+.1f} levels from the wall "
+          f"(90th pct |.| {np.percentile(np.abs(outside), 90):.0f}); "
+          f"3-8 px inside: {inside.mean():.1f} from the source (median {np.median(inside):.0f})")  # fmt: skip
+    assert abs(outside.mean()) <= 12, outside.mean()  # the feathered edge was -70
+    assert np.percentile(np.abs(outside), 90) <= 40
+    assert np.median(inside) <= 25, np.median(inside)
 
 
 def test_clothing_changes_the_torso_not_the_face_or_the_background(tmp_path) -> None:

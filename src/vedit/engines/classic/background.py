@@ -30,7 +30,7 @@ import numpy as np
 
 from vedit.engines.base import PersonTally
 from vedit.engines.classic.pose import PoseTracker, working_size
-from vedit.engines.classic.segment import PersonSegmenter
+from vedit.engines.classic.segment import PersonSegmenter, agreement
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
@@ -40,6 +40,12 @@ NEAR = 0.04  # how far from the pose model's body the selfie model's mask still 
 LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
 LOST_HOLD = 2  # pose runs a lost person's last place still counts (a brief miss)
+MIN_AGREEMENT = 0.5  # the pose and selfie masks' intersection over union that makes a person
+EDGE_BAND = 0.014  # half-width of the band around the mask's edge where the matte is worked
+# out, as a share of the chroma planes' short side (5 px at 720p: the models' own uncertainty)
+EDGE_CONTRAST = 12.0  # colour distance (levels) between the person and the old background
+# below which the matte trusts the masks' edge over the colours
+SPARSE = 4  # the colours beside the edge are read from every fourth pixel (they are smooth)
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -60,6 +66,80 @@ def near(body: np.ndarray) -> np.ndarray:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     grown = cv2.dilate((body > 0.5).astype(np.uint8), disc).astype(np.float32)
     return cv2.GaussianBlur(grown, (2 * radius + 1, 2 * radius + 1), 0)
+
+
+def edge_matte(
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray,
+    band: int,
+    doubt: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The person's alpha at chroma size, and what to add to a plain blend of the source
+    over the new scene (Y, U, V) to take the old background out of the edge.
+
+    The masks are right to a few pixels: within ``band`` pixels of their edge, each pixel's
+    alpha is where its colour lies between the person's colours nearby (the mean of pixels
+    surely inside) and the old background's (surely outside) — a dark background left in
+    the edge has alpha 0, half a hair's colour about 0.5. Where the two colours are alike
+    the colours say nothing, and the masks' own edge is kept. ``doubt`` (0/1): where the
+    two models disagree, worked out the same way however far from the edge.
+
+    At the edge the person's colour is the source's with its share of the old background
+    taken out (``I = aF + (1 - a)B`` solved for ``F``), or, where alpha is too small for
+    that to be sound, the person's colour nearby: no band of the old background is left.
+    """
+    img = cv2.merge([y[::2, ::2], u, v])
+    hard = (mask > 0.5).astype(np.uint8)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    inside = cv2.erode(hard, disc)
+    if doubt is not None:
+        inside &= 1 - doubt
+    outside = cv2.erode(1 - hard, disc)
+    alpha = hard.astype(np.float32)
+    fix = np.zeros(img.shape, np.int16)
+    edge = np.flatnonzero(cv2.bitwise_or(inside, outside) == 0)
+    if not len(edge):
+        return alpha, fix
+    # The colours nearby, from a quarter-size copy (they are smooth), read at the edge only.
+    (fg, fg_support), (bg, bg_support) = _local_means(img, inside, outside, band)
+    w, small_w = mask.shape[1], fg.shape[1]
+    at = (edge // w // SPARSE) * small_w + (edge % w) // SPARSE
+    fg, bg = fg.reshape(-1, 3)[at], bg.reshape(-1, 3)[at]
+    colour = img.reshape(-1, 3)[edge].astype(np.float32)
+    gap = fg - bg
+    gap2 = (gap * gap).sum(axis=1)
+    between = np.clip(((colour - bg) * gap).sum(axis=1) / (gap2 + 1e-3), 0.0, 1.0)
+    trust = gap2 / (gap2 + EDGE_CONTRAST**2)
+    trust *= np.clip(fg_support.ravel()[at] * 20, 0, 1) * np.clip(bg_support.ravel()[at] * 20, 0, 1)
+    a = trust * between + (1.0 - trust) * mask.ravel()[edge]
+    alpha.ravel()[edge] = a
+    # The plain blend is a*I + (1 - a)*S; the person's own colour there instead of I is
+    # I + (1 - a)(I - B)/a where a is large enough, else the colour nearby: the difference.
+    sure = np.clip((a - 0.2) / 0.4, 0.0, 1.0)
+    change = (sure * (1.0 - a))[:, None] * (colour - bg) + (a * (1.0 - sure))[:, None] * (
+        fg - colour
+    )
+    fix.reshape(-1, 3)[edge] = np.rint(change * trust[:, None])
+    return cv2.GaussianBlur(alpha, (3, 3), 0), fix
+
+
+def _local_means(
+    img: np.ndarray, inside: np.ndarray, outside: np.ndarray, band: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """At a quarter of the size of ``img`` (every ``SPARSE``-th pixel): its mean over the pixels ``inside`` is set, and over
+    those ``outside`` is set, in a square of about five ``band`` around each pixel, each
+    with those pixels' share of the square (0: none near)."""
+    small = img[::SPARSE, ::SPARSE].astype(np.float32)
+    window = (2 * round(2.5 * band / SPARSE) + 1,) * 2
+    means = []
+    for where in (inside, outside):
+        weight = where[::SPARSE, ::SPARSE].astype(np.float32)
+        total = cv2.blur(small * weight[..., None], window)
+        support = cv2.blur(weight, window)
+        means.append((total / np.maximum(support, 1e-4)[..., None], support))
+    return means[0], means[1]
 
 
 class CameraMotion:
@@ -111,6 +191,7 @@ class BackgroundEditor:
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it
         self._missed = 0  # pose runs since the pose model last found the person
+        self.band = max(2, round(min(width, height) / 2 * EDGE_BAND))
         self.width, self.height = width, height
         # The margin, even so that the chroma planes crop at the same place.
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
@@ -121,25 +202,34 @@ class BackgroundEditor:
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
         size = self.segmenter.input_size
+        small = frame.small_yuv(*size)
+        rgb = yuv_to_rgb(small, frame.matrix)
+        # The selfie model runs on every frame (its running mask stays current).
+        selfie = self.segmenter.running_half(rgb)
         if index % POSE_EVERY == 0:
             found = self.tracker(frame.small_rgb(*self.pose_size))
-            self._body = None
+            half = (self.width // 2, self.height // 2)
+            body = None
             if found is not None:
-                half = (self.width // 2, self.height // 2)
-                self._body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
-                self._near = near(self._body)
+                body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
+            # A person is where both models see one: the pose model alone also finds one in
+            # a cat's face or a cup going by, and the selfie model in half a cup.
+            if body is not None and agreement(body, selfie) < MIN_AGREEMENT:
+                body = None
+                self.tracker.reset()  # look afresh next time, not at the look-alike
+            self._body = body
+            if body is not None:
+                self._near = near(body)
                 self._missed = 0
             else:
                 self._missed += 1
                 if self._missed > LOST_HOLD:
                     self._near = None
-        small = frame.small_yuv(*size)
-        rgb = yuv_to_rgb(small, frame.matrix)
-        # The selfie model runs on every frame (its running mask stays current), but with no
-        # person near, nothing of its mask counts: the frame is all new background.
-        person_c = self.segmenter.half_mask(rgb, also=self._body, within=self._near)
+        # With no person near, nothing of the selfie mask counts: all new background.
         if self._near is None:
-            person_c.fill(0.0)
+            person_c = np.zeros_like(selfie)
+        else:
+            person_c = self.segmenter.feathered(selfie, also=self._body, within=self._near)
         behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
         small_y = np.ascontiguousarray(small[..., 0])
         sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)
@@ -149,7 +239,8 @@ class BackgroundEditor:
         old = float((small_y * behind).sum()) / weight if weight > 1 else float(small_y.mean())
         gap = cv2.mean(sy)[0] - old
         shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
-        # Only the person's box is blended; the rest of the frame is the new scene.
+        # Only the person's box (and room around it for the edge's colours) is blended; the
+        # rest of the frame is the new scene.
         rows = np.flatnonzero(person_c.max(axis=1) > 0.004)
         cols = np.flatnonzero(person_c.max(axis=0) > 0.004)
         self.tally.count(bool(len(rows)))
@@ -157,22 +248,34 @@ class BackgroundEditor:
             for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
                 np.copyto(plane, scene)
             return
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        m_c = np.ascontiguousarray(person_c[r0:r1, c0:c1])
-        m = cv2.resize(m_c, (2 * (c1 - c0), 2 * (r1 - r0)), interpolation=cv2.INTER_LINEAR)
-        y = frame.y[2 * r0 : 2 * r1, 2 * c0 : 2 * c1].copy()
+        ch, cw = person_c.shape
+        pad = 2 * self.band
+        r0, r1 = max(0, rows[0] - pad), min(ch, rows[-1] + 1 + pad)
+        c0, c1 = max(0, cols[0] - pad), min(cw, cols[-1] + 1 + pad)
+        ys, cs = (slice(2 * r0, 2 * r1), slice(2 * c0, 2 * c1)), (slice(r0, r1), slice(c0, c1))
+        y, u, v = frame.y[ys].copy(), frame.u[cs].copy(), frame.v[cs].copy()
+        for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
+            np.copyto(plane, scene)
         if shift > 0:
             cv2.add(y, shift, dst=y)
         elif shift < 0:
             cv2.subtract(y, -shift, dst=y)
-        u = frame.u[r0:r1, c0:c1].copy()
-        v = frame.v[r0:r1, c0:c1].copy()
-        for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
-            np.copyto(plane, scene)
-        ys, cs = (slice(2 * r0, 2 * r1), slice(2 * c0, 2 * c1)), (slice(r0, r1), slice(c0, c1))
-        frame.y[ys] = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), m, 1.0 - m)
-        frame.u[cs] = cv2.blendLinear(u, np.ascontiguousarray(su[cs]), m_c, 1.0 - m_c)
-        frame.v[cs] = cv2.blendLinear(v, np.ascontiguousarray(sv[cs]), m_c, 1.0 - m_c)
+        doubt = None
+        if self._body is not None:
+            # Where only one model sees the person (a spoon by her hand, a hand the pose
+            # model missed), the colours decide.
+            both = cv2.min(selfie[cs], self._body[cs])
+            doubt = (cv2.absdiff(both, person_c[cs]) > 0.5).view(np.uint8)
+        alpha, fix = edge_matte(y, u, v, person_c[cs], self.band, doubt)
+        size_y = (y.shape[1], y.shape[0])
+        alpha_y = cv2.resize(alpha, size_y, interpolation=cv2.INTER_LINEAR)
+        fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
+        blend = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), alpha_y, 1.0 - alpha_y)
+        frame.y[ys] = cv2.add(blend, fix_y, dtype=cv2.CV_8U)
+        keep = 1.0 - alpha
+        for i, (source, plane, scene) in enumerate(((u, frame.u, su), (v, frame.v, sv))):
+            blend = cv2.blendLinear(source, np.ascontiguousarray(scene[cs]), alpha, keep)
+            plane[cs] = cv2.add(blend, np.ascontiguousarray(fix[..., i + 1]), dtype=cv2.CV_8U)
 
     def _follow_camera(
         self, matrix: str, small_y: np.ndarray, behind: np.ndarray
