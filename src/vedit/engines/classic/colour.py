@@ -111,9 +111,10 @@ def _slope_limited(
     """``curve`` (256 levels) with its slope held within the bounds where ``hist`` has
     pixels, its total rise kept where it can be, and the histogram's mean level kept."""
     # The levels that matter: those the source uses, and a little around them.
-    used = np.convolve(hist, np.ones(5) / 5, mode="same")[1:] + np.convolve(
-        hist, np.ones(5) / 5, mode="same"
-    )[:-1]
+    used = (
+        np.convolve(hist, np.ones(5) / 5, mode="same")[1:]
+        + np.convolve(hist, np.ones(5) / 5, mode="same")[:-1]
+    )
     weight = used / max(float(used.sum()), 1e-12)
     slope = np.diff(curve)
     rise = float(slope.sum())

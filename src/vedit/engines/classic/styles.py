@@ -1,9 +1,15 @@
 """Whole-frame styles on the CPU, tinted by the reference image.
 
-Each style is a deterministic function of the frame alone (no state carried
-from frame to frame, so nothing drifts or flickers); the heavy filters run at
-half resolution. Colour styles are then tinted toward the reference image's
-average colour; black-and-white stays neutral.
+Each style is a deterministic function of one frame; the editor around it
+(:class:`StyleEditor`) first brings the frame to a standard exposure, so that a
+style reads the same on a dark, flat or over-exposed scene as on a lit one, and
+afterwards brings the result back to the scene's brightness, lays it on its
+medium (paper, canvas, film: fixed for the video) and tints it toward the
+reference image's average colour (black-and-white stays neutral). The only
+state carried from frame to frame is a few running statistics (exposure,
+average colour), smoothed so that nothing flickers. The edge-preserving
+smoothers run at a quarter of the output's width and height, the rest at half
+or full size.
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ MAX_GAIN = 3.0  # the most the exposure normalisation stretches the frame's rang
 STROKE = 90  # the level the darkest 2 % of a pencil sketch's strokes reach
 MID_GREY = 0.45  # where the normalisation puts the frame's mean luma (0..1)
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights of luma in R, G, B
+
+
+def _levels(step: int) -> np.ndarray:
+    """The lookup table that rounds each level down to a multiple of ``step`` and centres it."""
+    return np.minimum(np.arange(256) // step * step + step // 2, 255).astype(np.uint8)
+
+
+_WASHES = _levels(32)  # watercolour's flat washes: 8 levels a channel
+_CELS = _levels(48)  # cartoon's cel colours: 6 levels a channel
 
 
 def _shrink(rgb: np.ndarray, share: int) -> np.ndarray:
@@ -47,25 +62,23 @@ def _smooth(rgb: np.ndarray, share: int, sigma_colour: float, like: np.ndarray) 
     return _full(work, like)
 
 
-def watercolor(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def watercolor(rgb: np.ndarray) -> np.ndarray:
     """Soft washes of flat colour that bleed a little, on textured paper."""
     small = _half(rgb)
     soft = _smooth(rgb, WORK_SHARE, 50, small)
-    washes = (soft // 32) * 32 + 16
-    small = cv2.addWeighted(soft, 0.45, washes.astype(np.uint8), 0.55, 0)
-    out = _full(cv2.GaussianBlur(small, (3, 3), 0), rgb)
-    return cv2.multiply(out, paper, scale=1 / 255)
+    small = cv2.addWeighted(soft, 0.45, cv2.LUT(soft, _WASHES), 0.55, 0)
+    return _full(cv2.GaussianBlur(small, (3, 3), 0), rgb)
 
 
-def oil_painting(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def oil_painting(rgb: np.ndarray) -> np.ndarray:
     """Thick strokes: colours pooled in patches, edges kept, a canvas weave."""
     small = cv2.medianBlur(_half(rgb), 5)
     small = _smooth(small, WORK_SHARE // 2, 60, small)
     small = cv2.addWeighted(small, 1.4, cv2.GaussianBlur(small, (0, 0), 1), -0.4, 0)
-    return cv2.multiply(_full(small, rgb), paper, scale=1 / 255)
+    return _full(small, rgb)
 
 
-def pencil_sketch(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def pencil_sketch(rgb: np.ndarray) -> np.ndarray:
     """Graphite lines on paper: the luma 'colour-dodged' by its own blurred negative, with the
     pressure set so that the strongest strokes are dark whatever the scene's contrast."""
     grey = _luma(rgb)
@@ -74,25 +87,23 @@ def pencil_sketch(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
     strongest = max(1.0, float(np.percentile(sketch[::4, ::4], 2)))
     pressure = np.log(STROKE / 255) / np.log(min(strongest, 254.0) / 255)
     pressure = float(np.clip(np.round(pressure * 20) / 20, 1.0, 4.0))  # quantised: no flicker
-    sketch = cv2.LUT(sketch, _power_lut(pressure))
-    sketch = cv2.cvtColor(sketch, cv2.COLOR_GRAY2RGB)
-    return cv2.multiply(sketch, paper, scale=1 / 255)
+    return cv2.cvtColor(cv2.LUT(sketch, _power_lut(pressure)), cv2.COLOR_GRAY2RGB)
 
 
-def cartoon(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def cartoon(rgb: np.ndarray) -> np.ndarray:
     """Flat cel colours with dark ink outlines."""
     small = _half(rgb)
-    flat = (_smooth(rgb, WORK_SHARE, 70, small) // 48) * 48 + 24
+    flat = cv2.LUT(_smooth(rgb, WORK_SHARE, 70, small), _CELS)
     grey = cv2.medianBlur(_luma(small), 5)
     block = max(3, (min(small.shape[:2]) // 60) | 1)
     edges = cv2.adaptiveThreshold(
         grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, 4
     )
-    ink = cv2.bitwise_and(flat.astype(np.uint8), cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB))
+    ink = cv2.bitwise_and(flat, cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB))
     return _full(ink, rgb)
 
 
-def black_and_white(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def black_and_white(rgb: np.ndarray) -> np.ndarray:
     """Neutral monochrome with a little more contrast."""
     grey = _luma(rgb)
     grey = cv2.convertScaleAbs(grey, alpha=1.15, beta=-0.15 * float(grey.mean()))
@@ -102,14 +113,13 @@ def black_and_white(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
 _SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
 
 
-def vintage_film(rgb: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def vintage_film(rgb: np.ndarray) -> np.ndarray:
     """Faded sepia-leaning colour, lifted blacks, a vignette and grain."""
     sepia = cv2.transform(rgb, (0.55 * _SEPIA + 0.45 * np.eye(3)).astype(np.float32))
-    faded = cv2.convertScaleAbs(sepia, alpha=0.85, beta=22)
-    return cv2.multiply(faded, paper, scale=1 / 255)
+    return cv2.convertScaleAbs(sepia, alpha=0.85, beta=22)
 
 
-STYLES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+STYLES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "watercolor": watercolor,
     "oil_painting": oil_painting,
     "pencil_sketch": pencil_sketch,
@@ -118,6 +128,7 @@ STYLES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "vintage_film": vintage_film,
 }
 TINTED = {"watercolor", "oil_painting", "pencil_sketch", "cartoon", "vintage_film"}
+ON_A_SURFACE = {"watercolor", "oil_painting", "pencil_sketch", "vintage_film"}
 
 
 def surface(style: str, width: int, height: int, seed: int) -> np.ndarray:
@@ -218,7 +229,7 @@ class StyleEditor:
     Each frame is first brought to a standard exposure (its range stretched, its mean at
     mid-grey), so a style reads the same on a dark, flat or bright scene as on a lit one;
     then styled; then, where the style allows (not a pencil sketch: that is lines on white
-    paper), brought back to the scene's own brightness; then tinted.
+    paper), brought back to the scene's own brightness; then laid on its medium and tinted.
     """
 
     pixel_format = "rgb24"
@@ -237,13 +248,15 @@ class StyleEditor:
         self._mean: np.ndarray | None = None  # running average colour of the styled frames
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
-        # 1. A standard exposure; 2. the style; 3. the scene's brightness back.
-        out = self.apply(cv2.LUT(frame, self.exposure.normalise(frame)), self.paper)
+        # 1. A standard exposure; 2. the style; 3. the scene's brightness back; 4. the medium.
+        out = self.apply(cv2.LUT(frame, self.exposure.normalise(frame)))
         if self.style in RESTORED:
             out = cv2.LUT(out, self.exposure.restore(out, RESTORED[self.style]))
+        if self.style in ON_A_SURFACE:
+            out = cv2.multiply(out, self.paper, scale=1 / 255)
         if self.style not in TINTED or self.reference_mean is None:
             return out
-        # 4. The tint: the average colour moved toward the reference's, at the same luma.
+        # 5. The tint: the average colour moved toward the reference's, at the same luma.
         mean = out[::8, ::8].reshape(-1, 3).mean(axis=0)
         self._mean = mean if self._mean is None else self._mean + SMOOTHING * (mean - self._mean)
         gains = 1.0 + TINT * ((self.reference_mean + 1.0) / (self._mean + 1.0) - 1.0)
