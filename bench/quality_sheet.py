@@ -9,7 +9,8 @@ would be — ``vedit.local_edit.edit_files``: the service's own task path, engin
 and output stage, at 720P — and one PNG is written, ``<clip>--<op>.png``: the
 source and the output side by side at three times (a tenth, half and nine
 tenths of the clip), labelled. ``--stills`` also writes the README's stills
-(docs/stills/) from the person scene's edits.
+(docs/stills/, 640x360 JPEGs of frame 40) from the person scene's and the dark
+clip's edits, with the reference images.
 """
 
 from __future__ import annotations
@@ -47,8 +48,18 @@ OPERATIONS = {
 CLIPS = ("bunny", "bunny-dark", "bunny-flat", "bunny-bright", "person")
 TIMES = (0.1, 0.5, 0.9)  # where in the clip the rows are taken, as shares of its length
 CELL = (480, 270)
-STILLS = ("background", "clothing", "watercolor", "look")  # the README's, from the person scene
-STILL_TIME = 40 / 72  # the README's frame: 40 of the 3 s person scene
+# The README's stills: (clip, operation) -> the file's name in docs/stills/.
+STILLS = {
+    ("person", "background"): "background",
+    ("person", "clothing"): "clothing",
+    ("person", "watercolor"): "watercolor",
+    ("person", "look"): "look",
+    ("bunny-dark", "look"): "bunny-dark-look",
+    ("bunny-dark", "watercolor"): "bunny-dark-watercolor",
+    ("bunny-dark", "cartoon"): "bunny-dark-cartoon",
+}
+STILL_SOURCES = {"person": "before", "bunny-dark": "bunny-dark"}
+STILL_SHARE = 40 / 71  # frame 40 of the 72 of a 3 s clip at 24 fps (the person scene's)
 
 
 def reference_image(kind: str, folder: Path) -> Path:
@@ -126,8 +137,10 @@ def main() -> None:
     stills = ROOT / "docs" / "stills"
     for clip_name in args.clips:
         src = source_clip(clip_name, corpus, tmp)
-        if args.stills and clip_name == "person":
-            save_still(frames_at(src, (STILL_TIME,))[0], stills / "before.jpg")
+        if args.stills and clip_name in STILL_SOURCES:
+            save_still(
+                frames_at(src, (STILL_SHARE,))[0], stills / f"{STILL_SOURCES[clip_name]}.jpg"
+            )
         for op in args.ops:
             prompt, ref = OPERATIONS[op]
             dest = tmp / f"{clip_name}--{op}.mp4"
@@ -145,12 +158,12 @@ def main() -> None:
             png = args.out / f"{clip_name}--{op}.png"
             cv2.imwrite(str(png), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
             print(f"{png}  ({took:.1f} s)")
-            if args.stills and clip_name == "person" and op in STILLS:
-                save_still(frames_at(dest, (STILL_TIME,))[0], stills / f"{op}.jpg")
-                ref_rgb = cv2.cvtColor(
-                    cv2.imread(str(reference_image(ref, tmp))), cv2.COLOR_BGR2RGB
-                )
-                save_still(ref_rgb, stills / f"{op}-reference.jpg")
+            still = STILLS.get((clip_name, op)) if args.stills else None
+            if still is not None:
+                save_still(frames_at(dest, (STILL_SHARE,))[0], stills / f"{still}.jpg")
+                if clip_name == "person":
+                    ref_rgb = cv2.imread(str(reference_image(ref, tmp)))[..., ::-1]
+                    save_still(ref_rgb, stills / f"{op}-reference.jpg")
 
 
 if __name__ == "__main__":

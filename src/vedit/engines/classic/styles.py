@@ -167,6 +167,9 @@ RESTORED = {
 }
 
 
+_IDENTITY = np.arange(256, dtype=np.uint8)
+
+
 def _power_lut(gamma: float) -> np.ndarray:
     return np.clip(np.rint(255 * (np.arange(256) / 255) ** gamma), 0, 255).astype(np.uint8)
 
@@ -229,7 +232,7 @@ class StyleEditor:
     Each frame is first brought to a standard exposure (its range stretched, its mean at
     mid-grey), so a style reads the same on a dark, flat or bright scene as on a lit one;
     then styled; then, where the style allows (not a pencil sketch: that is lines on white
-    paper), brought back to the scene's own brightness; then laid on its medium and tinted.
+    paper), brought back to the scene's own brightness and tinted; then laid on its medium.
     """
 
     pixel_format = "rgb24"
@@ -248,18 +251,30 @@ class StyleEditor:
         self._mean: np.ndarray | None = None  # running average colour of the styled frames
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
-        # 1. A standard exposure; 2. the style; 3. the scene's brightness back; 4. the medium.
+        # 1. A standard exposure; 2. the style.
         out = self.apply(cv2.LUT(frame, self.exposure.normalise(frame)))
+        # 3. The scene's brightness back and the tint, in one lookup table per channel.
+        curve = _IDENTITY
         if self.style in RESTORED:
-            out = cv2.LUT(out, self.exposure.restore(out, RESTORED[self.style]))
+            curve = self.exposure.restore(out, RESTORED[self.style])
+        if self.style in TINTED and self.reference_mean is not None:
+            curves = curve[:, None] * self._tint(
+                cv2.LUT(np.ascontiguousarray(out[::8, ::8]), curve)
+            )
+            out = cv2.LUT(out, np.clip(np.rint(curves), 0, 255).astype(np.uint8)[:, None, :])
+        elif curve is not _IDENTITY:
+            out = cv2.LUT(out, curve)
+        # 4. The medium.
         if self.style in ON_A_SURFACE:
             out = cv2.multiply(out, self.paper, scale=1 / 255)
-        if self.style not in TINTED or self.reference_mean is None:
-            return out
-        # 5. The tint: the average colour moved toward the reference's, at the same luma.
-        mean = out[::8, ::8].reshape(-1, 3).mean(axis=0)
+        return out
+
+    def _tint(self, sample: np.ndarray) -> np.ndarray:
+        """The R, G, B gains that move the running average colour toward the reference's, at
+        the same luma (``sample``: the styled frame's pixels, a few of them)."""
+        assert self.reference_mean is not None
+        mean = sample.reshape(-1, 3).mean(axis=0)
         self._mean = mean if self._mean is None else self._mean + SMOOTHING * (mean - self._mean)
         gains = 1.0 + TINT * ((self.reference_mean + 1.0) / (self._mean + 1.0) - 1.0)
         gains *= (_LUMA @ self._mean + 1.0) / (_LUMA @ (gains * self._mean) + 1.0)
-        gains = np.clip(np.round(gains * 1024) / 1024, 0.5, 2.0)  # quantised: deterministic
-        return cv2.transform(out, np.diag(gains).astype(np.float32))
+        return np.clip(np.round(gains * 1024) / 1024, 0.5, 2.0)  # quantised: deterministic
