@@ -211,12 +211,14 @@ class Exposure:
     def restore(self, styled: np.ndarray, floor: int = 0) -> np.ndarray:
         """The curve that brings ``styled`` back to the scene's mean brightness: a power curve
         between ``floor`` (the style's black, kept) and white (kept)."""
-        out_mean = float(_luma(np.ascontiguousarray(styled[::8, ::8])).mean())
+        luma = _luma(np.ascontiguousarray(styled[::8, ::8])).astype(np.float64)
         span = 255.0 - floor
-        now = np.clip((out_mean - floor) / span, 1e-3, 0.999)
-        want = np.clip((self.mean * 255 - floor) / span, 1e-3, 0.999)
-        gamma = np.log(want) / np.log(now)
-        gamma = float(np.clip(gamma, 0.4, 3.0))
+        x = np.clip((luma - floor) / span, 0, 1)
+        want = float(np.clip((self.mean * 255 - floor) / span, 1e-3, 0.999))
+        gamma = 1.0
+        for _ in range(4):  # a few Newton-like steps on the sample: the mean of x**g, not x
+            now = float(np.clip(np.mean(x**gamma), 1e-3, 0.999))
+            gamma = float(np.clip(gamma * np.log(want) / np.log(now), 0.4, 3.0))
         if self.restore_gamma < 0:
             self.restore_gamma = gamma
         self.restore_gamma += SMOOTHING * (gamma - self.restore_gamma)
