@@ -15,7 +15,6 @@ from pathlib import Path
 
 from vedit.config import Settings
 from vedit.errors import TaskFailure, UploadQuotaExceeded, UploadRejected
-from vedit.media.probe import load_image, probe_video, what_was_received
 from vedit.storage.local import LocalStorage
 from vedit.uploads.models import Upload
 from vedit.uploads.store import UploadStore, new_upload_id
@@ -81,6 +80,10 @@ def _shown(head: bytes) -> str:
 def check_content(path: Path, settings: Settings) -> Sniffed:
     """Sniff and check a received file against the media limits; raises
     :class:`UploadRejected` with the limit and the value measured."""
+    # PyAV is imported on the first upload, not with the API: a server whose media stack is
+    # broken still starts far enough to say so (its workers report it, dispatch/local.py).
+    from vedit.media.probe import load_image, probe_video, what_was_received
+
     with path.open("rb") as f:
         found = sniff(f.read(SNIFF_BYTES))
     if found is None:
