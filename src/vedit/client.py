@@ -261,7 +261,7 @@ def error_from_response(response: httpx.Response, action: str = "") -> ApiError:
 
 
 def _unreachable(base_url: str, exc: httpx.TransportError) -> ApiError:
-    return ApiError(0, "unreachable", f"cannot reach {base_url}: {exc or type(exc).__name__}")
+    return ApiError(0, "unreachable", f"cannot reach {base_url} ({exc or type(exc).__name__})")
 
 
 def _uploads_missing(base_url: str, error: ApiError) -> ApiError:
