@@ -55,7 +55,6 @@ def test_submit_wait_uploads_local_files_and_saves_the_video(server, media_dir, 
     info = probe_output(tmp_path / "edited.mp4")
     assert info["codec"] == "h264" and info["frames"] == 84
     assert (info["width"], info["height"]) == (1280, 720)
-    assert "AI-edited" not in info["metadata"].get("comment", "")  # --no-watermark
     data = server.query(task_id).json()["data"]["data"]
     assert data["parameters"] == {
         "resolution": "720P", "watermark": False, "seed": 5, "audio_setting": "auto",
