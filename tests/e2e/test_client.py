@@ -147,3 +147,16 @@ def test_cancel_timeout_and_download_of_a_queued_task(api_server, media_dir) -> 
         with pytest.raises(ApiError) as e:
             c.cancel(task.id)
         assert (e.value.status, e.value.code) == (400, "task_not_cancelable")
+
+
+def test_uploads_the_server_refuses_are_api_errors_naming_the_limit(api_server, tmp_path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with Client(api_server.base, api_server.key) as c:
+        with pytest.raises(ApiError) as e:
+            c.upload(notes)
+        assert (e.value.status, e.value.code) == (400, "invalid_file")
+        assert e.value.message.startswith("upload of notes.txt: ") and "'hello'" in e.value.message
+        with pytest.raises(ApiError) as e:
+            c.create(notes, "https://example.com/look.jpg", PROMPT)
+        assert e.value.status == 400

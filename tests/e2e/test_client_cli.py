@@ -112,7 +112,7 @@ def test_a_failed_task_exits_4_with_its_code_and_message(server, media, tmp_path
     assert shown.returncode == 0 and "failure: InvalidFile.Duration: " in shown.stdout
 
 
-def test_api_errors_exit_3_with_status_code_and_message(server, media, tmp_path) -> None:
+def test_api_errors_exit_3_with_status_code_and_message(server, media, media_dir, tmp_path) -> None:
     args = ("submit", media.url("wide.mp4"), media.url("coffee.jpg"), "-p", PROMPT)
     bad_key = vedit(*args, "--key", "vk-wrong", cwd=tmp_path, server=server)
     assert bad_key.returncode == 3 and "HTTP 401 invalid_api_key" in bad_key.stderr
@@ -123,6 +123,11 @@ def test_api_errors_exit_3_with_status_code_and_message(server, media, tmp_path)
     )
     unknown = vedit("status", "asyntask_nosuchtask", cwd=tmp_path, server=server)
     assert unknown.returncode == 3 and "HTTP 404 task_not_exist" in unknown.stderr
+    too_small = vedit("submit", media.url("wide.mp4"), str(media_dir / "tiny.png"), "-p", PROMPT,
+                      cwd=tmp_path, server=server)  # fmt: skip
+    assert too_small.returncode == 3 and too_small.stdout == ""
+    assert "HTTP 400 invalid_file: upload of tiny.png: " in too_small.stderr
+    assert "size is 280x280; width and height must be at least 300 px" in too_small.stderr
     down = f"http://127.0.0.1:{free_port()}"
     refused = vedit("status", "x", "--server", down, "--key", "k", cwd=tmp_path)
     assert refused.returncode == 3
