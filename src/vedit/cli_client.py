@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vedit.client import Client, Task
 
 EXIT_NOT_FINISHED, EXIT_API_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 1, 3, 4, 5
+EXIT_INTERRUPTED = 130  # Ctrl-C while waiting, as a shell reports SIGINT
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -46,8 +47,6 @@ JSON = typer.Option(False, "--json", help="Print the server's answer as JSON, as
 TIMEOUT = typer.Option(
     None, "--timeout", metavar="S", help="Give up after S seconds (exit 5; default: no limit)."
 )
-
-
 OUTPUT = typer.Option(
     None, "-o", "--output", metavar="OUT.mp4", help="Where to save the video (default ID.mp4)."
 )
@@ -141,6 +140,10 @@ def _wait_and_save(
         if as_json:
             _print_json(exc.task)
         raise
+    except KeyboardInterrupt:
+        _say(f"vedit: stopped waiting; task {task_id} goes on (`vedit wait {task_id}`, "
+             f"`vedit cancel {task_id}`)")  # fmt: skip
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         _print_json(task)
     plan = task.edit_plan or {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,20 @@ def test_wait_timeout_with_json_prints_the_last_answer(api_server, tmp_path, as_
     else:
         assert out.stdout == ""
     api_server.client.post(f"/v1/video/generations/{created}/cancel", headers=api_server.headers())
+
+
+def test_ctrl_c_while_waiting_says_the_task_goes_on(api_server, tmp_path) -> None:
+    task_id = api_server.submit("https://example.com/v.mp4", "https://example.com/i.jpg")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEDIT_")}
+    env |= {"VEDIT_BASE_URL": api_server.base, "VEDIT_API_KEY": api_server.key}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vedit.cli", "wait", task_id], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first = proc.stderr.readline()  # the first poll's line: it is waiting now
+    assert first.startswith(f"{task_id} QUEUED 0%"), first
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert f"stopped waiting; task {task_id} goes on" in stderr and "Traceback" not in stderr
+    assert api_server.query(task_id).json()["data"]["status"] == "QUEUED"
