@@ -4,7 +4,8 @@ They talk to a running server through :class:`vedit.Client` (``client.py``);
 the server's own commands (serve, worker, keys) are in ``cli.py``, which
 registers these on the same app. Exit codes scripts can rely on: 0 success,
 1 a task that has no result yet (``download``), 2 a usage error, 3 an API
-error or an unreachable server, 4 a task that ended ``FAILURE``, 5 a timeout.
+error or an unreachable server, 4 a task that ended ``FAILURE``, 5 a timeout,
+130 Ctrl-C while waiting (the task goes on).
 """
 
 from __future__ import annotations
