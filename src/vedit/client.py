@@ -16,7 +16,7 @@ import contextlib
 import mimetypes
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -278,7 +278,6 @@ def create_body(
     reference: str,
     prompt: str,
     *,
-    references: Sequence[str] = (),
     resolution: str | None = None,
     watermark: bool = True,
     seed: int | None = None,
@@ -286,7 +285,7 @@ def create_body(
 ) -> dict[str, Any]:
     """The seed's create body, with only the parameters that were given (and ``watermark``)."""
     media = [{"type": "video", "url": video}]
-    media += [{"type": "reference_image", "url": u} for u in (reference, *references)]
+    media.append({"type": "reference_image", "url": reference})
     parameters: dict[str, Any] = {"watermark": watermark}
     if resolution is not None:
         parameters["resolution"] = resolution
@@ -299,13 +298,6 @@ def create_body(
         "input": {"prompt": prompt, "media": media},
         "parameters": parameters,
     }
-
-
-def _check_references(references: Sequence[Source]) -> None:
-    if isinstance(references, str | os.PathLike):
-        raise TypeError("references must be a list of paths or URLs, not one string")
-    if len(references) > 5:
-        raise ValueError(f"references holds {len(references)} images; at most 5 extra are taken")
 
 
 def _download_target(dest: str | os.PathLike[str], task_id: str) -> Path:
@@ -426,18 +418,14 @@ class Client:
         watermark: bool = True,
         seed: int | None = None,
         audio_setting: Literal["auto", "origin"] | None = None,
-        references: Sequence[Source] = (),
     ) -> Task:
         """Create a task. ``video`` and ``reference`` are http(s) URLs or local files (uploaded
-        first); ``references`` are up to 5 more reference images, for servers that take them
-        (the seed's dialect, vedit's ``/v1`` route included, takes exactly one). Parameters
-        left ``None`` take the server's defaults (``1080P``, a drawn seed, ``auto``)."""
-        _check_references(references)
+        first). Parameters left ``None`` take the server's defaults (``1080P``, a drawn
+        seed, ``auto``)."""
         body = create_body(
             self._media_url(video, "video"),
             self._media_url(reference, "reference"),
             prompt,
-            references=[self._media_url(s, f"references[{i}]") for i, s in enumerate(references)],
             resolution=resolution,
             watermark=watermark,
             seed=seed,
@@ -588,17 +576,12 @@ class AsyncClient:
         watermark: bool = True,
         seed: int | None = None,
         audio_setting: Literal["auto", "origin"] | None = None,
-        references: Sequence[Source] = (),
     ) -> Task:
         """See :meth:`Client.create`."""
-        _check_references(references)
         body = create_body(
             await self._media_url(video, "video"),
             await self._media_url(reference, "reference"),
             prompt,
-            references=[
-                await self._media_url(s, f"references[{i}]") for i, s in enumerate(references)
-            ],
             resolution=resolution,
             watermark=watermark,
             seed=seed,
