@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from vedit import MODEL_NAME, __version__
-from vedit.api import anyfast, dashscope, files
+from vedit.api import anyfast, dashscope, files, page
 from vedit.api.deps import Services
 from vedit.api.metrics import Metrics
 from vedit.api.openapi import build_openapi
@@ -83,7 +83,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = svc
-    for router in (anyfast.router, dashscope.router, files.router):
+    for router in (anyfast.router, dashscope.router, files.router, page.router):
         _answer_head(router.routes)
         app.include_router(router)
 
