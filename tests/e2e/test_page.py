@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import MediaServer, VeditServer
-from mediagen import make_image, make_video
+from mediagen import make_image, make_person_video
 
 CHROMIUM = os.environ.get("VEDIT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("VEDIT_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
@@ -53,13 +53,11 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The files a user picks: a short clip of the test scene and a real photograph."""
+    """The files a user picks: the test scene (a person walking across a room) and a photo."""
     d = tmp_path_factory.mktemp("picked")
     return {
-        "video": make_video(
-            d / "walk.mp4", width=640, height=360, fps=25, seconds=3.5, background="photo"
-        ),
-        "image": make_image(d / "astronaut.png", kind="astronaut"),
+        "video": make_person_video(d / "walk.mp4", width=640, height=360, seconds=4),
+        "image": make_image(d / "rocket.jpg", kind="rocket", fmt="JPEG"),
     }
 
 
@@ -123,6 +121,19 @@ def play(page: Any, selector: str) -> dict[str, Any]:
             return {t: v.currentTime, ready: v.readyState, w: v.videoWidth, h: v.videoHeight,
                     paused: v.paused, error: v.error && v.error.message, src: v.currentSrc}; }""",
         selector,
+    )
+
+
+def show_frame(page: Any, seconds: float) -> None:
+    """Every player paused on the frame at ``seconds`` (for a screenshot)."""
+    page.evaluate(
+        """(t) => Promise.all([...document.querySelectorAll('li.task video')].map(async v => {
+            if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r,
+                                                                            {once: true}));
+            await new Promise(r => { v.addEventListener('seeked', r, {once: true});
+                                     v.pause(); v.currentTime = t; });
+        }))""",
+        seconds,
     )
 
 
@@ -212,7 +223,6 @@ def test_edit_from_picked_files_then_cancel_a_second(
     second_id = second.get_attribute("data-id")
     assert second_id is not None
     assert server.query(second_id).json()["data"]["data"]["output"]["task_status"] == "CANCELED"
-    screenshot(page, "page.png")
 
     # 5. The list and the key outlive a reload; polling stops at the final statuses.
     page.reload()
@@ -220,9 +230,11 @@ def test_edit_from_picked_files_then_cancel_a_second(
     assert page.locator("li.task").count() == 2
     assert page.get_by_label("API key").input_value() == server.key
     before = len(browsing.requests)
-    page.wait_for_timeout(2500)
+    page.wait_for_timeout(2000)
     polls = [u for u in browsing.requests[before:] if "/v1/video/generations/" in u]
     assert polls == [], polls
+    show_frame(page, 1.5)
+    screenshot(page, "page.png")
 
     # 6. At phone width nothing scrolls sideways, players included.
     page.set_viewport_size({"width": 375, "height": 800})
