@@ -71,14 +71,13 @@ class Browsing:
         self.problems: list[str] = []
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        self.page.on(
-            "console",
-            lambda m: self.problems.append(m.text)
-            if m.type == "error" and "Content Security Policy" in m.text
-            else None,
-        )
+        self.page.on("console", self._console)
         self.page.set_default_timeout(20_000)
         self.page.goto(f"{server.base}/")
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.problems.append(message.text)
 
     def off_loopback(self) -> list[str]:
         """Requests to any address but this machine's (blob: previews are in-page)."""
@@ -321,4 +320,3 @@ def test_every_control_is_labelled_and_reached_with_tab(
     page.get_by_role("button", name="Clear").first.press("Enter")
     assert page.locator("#video-picked").is_hidden()
     assert page.evaluate("document.activeElement.id") == "video-file"
-
