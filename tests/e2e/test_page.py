@@ -72,6 +72,9 @@ class Browsing:
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         self.page.on("console", self._console)
+        # Intercept file choosers from the start: turned on only when awaited, interception
+        # can come after the keypress that opens one (then no chooser event ever comes).
+        self.page.on("filechooser", lambda _chooser: None)
         self.page.set_default_timeout(20_000)
         self.page.goto(f"{server.base}/")
 
