@@ -88,6 +88,16 @@ class Settings(BaseSettings):
         "", description="HMAC secret for result URLs; empty: made once and kept in the data dir."
     )
     result_url_ttl_s: float = Field(86400.0, description="How long a signed result URL is valid.")
+    upload_policy_ttl_s: float = Field(
+        600.0,
+        description="How long an upload policy of DashScope's flow (GET /api/v1/uploads"
+        "?action=getPolicy) may be used.",
+    )
+    upload_body_timeout_s: float = Field(
+        1800.0,
+        description="An upload's body (POST /v1/uploads, POST /api/v1/uploads) must arrive "
+        "within this long of its headers; other requests have VEDIT_HTTP_BODY_TIMEOUT_S.",
+    )
     metrics_token: SecretStr = Field(
         SecretStr(""),
         description="Bearer token that /metrics asks for; empty: open, as Prometheus expects.",
@@ -194,6 +204,10 @@ class Settings(BaseSettings):
     def work_dir(self) -> Path:
         return self.data_dir / "work"
 
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.results_dir, self.work_dir):
+        for path in (self.data_dir, self.results_dir, self.work_dir, self.uploads_dir):
             path.mkdir(parents=True, exist_ok=True)

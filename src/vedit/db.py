@@ -1,7 +1,7 @@
 """The database: engine creation (SQLite in WAL mode by default), the ORM base, migrations.
 
 Tables are defined next to the code that owns them (``tasks/models.py``,
-``keys.py``); the schema is created and upgraded only by Alembic.
+``uploads/models.py``, ``keys.py``); the schema is created and upgraded only by Alembic.
 """
 
 from __future__ import annotations

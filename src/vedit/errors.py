@@ -79,6 +79,38 @@ class BodyTooLarge(VeditError):
     dashscope_code = "RequestTooLarge"
 
 
+class UploadRejected(InvalidRequest):
+    """An uploaded file that is not an accepted video or image, or outside the media limits.
+
+    Its DashScope code is the media check's own (``InvalidFile.Duration``...).
+    """
+
+    code = "invalid_file"
+    dashscope_code = "InvalidFile.Format"
+
+    def __init__(self, message: str, *, media_code: str | None = None) -> None:
+        super().__init__(message)
+        if media_code:
+            self.dashscope_code = media_code  # type: ignore[misc]
+
+
+class UploadDenied(VeditError):
+    """An upload of DashScope's flow whose policy is forged, expired, or does not cover it."""
+
+    http_status = 403
+    code = "upload_denied"
+    dashscope_code = "AccessDenied"
+
+
+class UploadExists(VeditError):
+    """An upload of DashScope's flow to an object key that already holds a file
+    (``x-oss-forbid-overwrite: true``)."""
+
+    http_status = 409
+    code = "file_already_exists"
+    dashscope_code = "FileAlreadyExists"
+
+
 class Unauthorized(VeditError):
     """The bearer key is missing, malformed, unknown or revoked."""
 

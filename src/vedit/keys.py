@@ -111,3 +111,10 @@ def verify_key(sessions: sessionmaker, key: str) -> KeyInfo | None:
         if row is None:
             return None
         return KeyInfo(id=row.id, name=row.name, rate_limit_per_s=row.rate_limit_per_s)
+
+
+def key_is_live(sessions: sessionmaker, key_id: int) -> bool:
+    """Whether the key with id ``key_id`` exists and is not revoked."""
+    with sessions() as s:
+        found = s.scalar(select(ApiKey.id).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
+        return found is not None

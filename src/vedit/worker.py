@@ -24,13 +24,21 @@ from vedit import MODEL_NAME
 from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine
 from vedit.engines.plan import fall_back, plan_edit, without_reference
-from vedit.errors import EngineFailed, MediaCorrupt, TaskAborted, TaskFailure
+from vedit.errors import (
+    EngineFailed,
+    MediaCorrupt,
+    MediaDownloadFailed,
+    MediaTooLarge,
+    TaskAborted,
+    TaskFailure,
+)
 from vedit.media.fetch import FetchLimits, fetch_media
 from vedit.media.probe import VideoInfo, aspect_ratio_name, check_result, load_image, probe_video
 from vedit.media.video import FrameEditor, OutputSpec, plan_output, render
 from vedit.storage.local import LocalStorage
 from vedit.tasks.models import Task, TaskStatus
 from vedit.tasks.store import TaskStore
+from vedit.uploads.store import UploadStore, upload_ref
 
 if TYPE_CHECKING:  # the relay engine (and httpx) is imported only when it is chosen
     from vedit.engines.relay import RelayEngine
@@ -49,6 +57,7 @@ class WorkerContext:
     store: TaskStore
     storage: LocalStorage
     engine: Engine | RelayEngine
+    uploads: UploadStore
     worker_id: str
     stop: threading.Event | Any  # a threading or multiprocessing Event
 
@@ -172,20 +181,12 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     ((video_index, video_url),) = task.media_of("video")
     video_label = f"media[{video_index}] (video)"
     video_path = work / "video"
-    fetch_media(
-        video_url,
-        video_path,
-        label=video_label,
-        limits=_limits(s, s.video_max_bytes),
-        allow=s.media_allow,
-    )
+    _obtain(video_url, video_path, video_label, s.video_max_bytes, task, ctx)
     image_paths: list[tuple[str, Path]] = []
     for index, url in task.media_of("reference_image"):
         label = f"media[{index}] (reference_image)"
         path = work / f"image{index}"
-        fetch_media(
-            url, path, label=label, limits=_limits(s, s.image_max_bytes), allow=s.media_allow
-        )
+        _obtain(url, path, label, s.image_max_bytes, task, ctx)
         image_paths.append((label, path))
     lease.progress(FETCHED)
 
@@ -307,7 +308,7 @@ def _relay(
     job = RelayJob(
         task_id=task.id,
         prompt=task.orig_prompt,
-        media=[{"type": m["type"], "url": m["url"]} for m in task.media],
+        media=_upstream_media(task, ctx),
         parameters=task.parameters(),
         upstream_task_id=resumed,
     )
@@ -333,6 +334,48 @@ def _relay(
         "engine": engine.name,
         "engine_seconds": round(time.monotonic() - started, 3),  # upstream + copy + check
     }
+
+
+def _obtain(
+    url: str, dest: Path, label: str, max_bytes: int, task: Task, ctx: WorkerContext
+) -> None:
+    """One medium into ``dest``: an upload is copied from storage (never over HTTP, and only
+    the task's own key's), any other URL is fetched as hostile input."""
+    s = ctx.settings
+    ref = upload_ref(url, s.public_base_url)
+    if ref is None:
+        fetch_media(url, dest, label=label, limits=_limits(s, max_bytes), allow=s.media_allow)
+        return
+    upload = ctx.uploads.find(ref, task.key_id)
+    source = None if upload is None else ctx.storage.upload_path(upload.id)
+    if upload is None or source is None or not source.is_file():
+        raise MediaDownloadFailed(
+            f"{label}: the upload {ref} is no longer available (uploads are kept "
+            f"VEDIT_TASK_TTL_S = {s.task_ttl_s:g} s)"
+        )
+    size = source.stat().st_size
+    if size > max_bytes:
+        raise MediaTooLarge(f"{label}: file is {size:,} bytes; the limit is {max_bytes:,}")
+    try:
+        os.link(source, dest)  # the same disk: no copy
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _upstream_media(task: Task, ctx: WorkerContext) -> list[dict[str, str]]:
+    """The task's media for the upstream: an upload goes as its signed URL, which the
+    upstream can fetch only when VEDIT_PUBLIC_BASE_URL is reachable from it."""
+    s = ctx.settings
+    media = []
+    for m in task.media:
+        url = m["url"]
+        ref = upload_ref(url, s.public_base_url)
+        upload = None if ref is None else ctx.uploads.find(ref, task.key_id)
+        if upload is not None:
+            expires = int(max(upload.expires_at, time.time() + s.upstream_deadline_s))
+            url = ctx.storage.signed_upload_url(upload.id, upload.name, expires)
+        media.append({"type": m["type"], "url": url})
+    return media
 
 
 def _limits(s: Settings, max_bytes: int) -> FetchLimits:

@@ -9,7 +9,7 @@ import dashscope
 import pytest
 from dashscope import VideoSynthesis
 
-from conftest import MODEL
+from conftest import MODEL, VeditServer
 
 
 @pytest.fixture
@@ -95,3 +95,37 @@ def test_cancel_through_the_sdk(make_server, media) -> None:
         assert again.status_code == HTTPStatus.BAD_REQUEST and again.code == "UnsupportedOperation"
     finally:
         dashscope.base_http_api_url = before
+
+
+def test_local_files_through_the_sdks_own_upload_flow(tmp_path, media_dir) -> None:
+    """``file://`` media: the SDK asks for a policy, posts each file to the upload_host it was
+    given (vedit), and sends ``oss://`` keys with X-DashScope-OssResourceResolve. The server
+    allows no media host at all: the edit reads the uploads from storage."""
+    srv = VeditServer(tmp_path / "data", {}, workers=1).start()
+    before = dashscope.base_http_api_url
+    dashscope.base_http_api_url = f"{srv.base}/api/v1"
+    try:
+        rsp = VideoSynthesis.async_call(
+            model=MODEL,
+            prompt="make it look like the reference photo",
+            media=[
+                {"type": "video", "url": f"file://{media_dir / 'silent.mp4'}"},
+                {"type": "reference_image", "url": f"file://{media_dir / 'astronaut.png'}"},
+            ],
+            api_key=srv.key,
+            resolution="720P",
+        )
+        assert rsp.status_code == HTTPStatus.OK, rsp
+        done = VideoSynthesis.wait(rsp, api_key=srv.key)
+        assert done.output.task_status == "SUCCEEDED", done
+        assert srv.client.get(done.output.video_url).status_code == 200
+        kept = srv.db("select object_key, kind, bytes from uploads order by kind")
+        assert [(k.rsplit("/", 1)[1], kind) for k, kind, _ in kept] == [
+            ("astronaut.png", "image"),
+            ("silent.mp4", "video"),
+        ]
+        assert kept[1][2] == (media_dir / "silent.mp4").stat().st_size
+        assert not srv.env.get("VEDIT_MEDIA_ALLOW")
+    finally:
+        dashscope.base_http_api_url = before
+        srv.stop()

@@ -13,6 +13,7 @@ from vedit.api.schemas import CreateRequest, CreateResponse, parse_create, trunc
 from vedit.errors import BodyTooLarge, TaskNotCancellable, TaskNotFound
 from vedit.keys import KeyInfo
 from vedit.tasks.models import Task, TaskStatus, new_task_row
+from vedit.uploads.store import OSS_RESOLVE_HEADER
 
 router = APIRouter(tags=["video generations (Anyfast dialect)"])
 
@@ -42,19 +43,34 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def task_from_request(req: CreateRequest, key: KeyInfo, svc: Services) -> dict[str, Any]:
-    return new_task_row(
+def oss_resolve(request: Request) -> bool:
+    """Whether the create asks for ``oss://`` media to be resolved (DashScope's header)."""
+    return request.headers.get(OSS_RESOLVE_HEADER, "").strip().lower() == "enable"
+
+
+def task_from_request(
+    req: CreateRequest, key: KeyInfo, svc: Services, *, oss_resolve: bool = False
+) -> dict[str, Any]:
+    """The new task's row; uploads its media name are checked to be this key's and kept
+    as long as the task (``oss_resolve``: the create sent X-DashScope-OssResourceResolve)."""
+    media = [{"type": m.type, "url": m.url} for m in req.input.media]
+    used = svc.uploads.check_media(
+        media, key.id, public_base_url=svc.settings.public_base_url, oss_resolve=oss_resolve
+    )
+    row = new_task_row(
         key_id=key.id,
         model=req.model,
         prompt=truncate_prompt(req.input.prompt),
         orig_prompt=req.input.prompt,
-        media=[{"type": m.type, "url": m.url} for m in req.input.media],
+        media=media,
         resolution=req.parameters.resolution,
         watermark=req.parameters.watermark,
         seed=req.parameters.seed,
         audio_setting=req.parameters.audio_setting,
         ttl_s=svc.settings.task_ttl_s,
     )
+    svc.uploads.keep_until(used, row["expires_at"])
+    return row
 
 
 @router.post(
@@ -80,7 +96,7 @@ async def create_generation(request: Request) -> JSONResponse:
     svc = services(request)
     check_rate_limit(svc, key)
     body = await read_body(request, svc.settings.max_body_bytes)
-    row = task_from_request(parse_create(body), key, svc)
+    row = task_from_request(parse_create(body), key, svc, oss_resolve=oss_resolve(request))
     await svc.writer.add(row)
     svc.dispatcher.submit(row["id"])
     return JSONResponse(

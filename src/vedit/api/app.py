@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from vedit import MODEL_NAME, __version__
-from vedit.api import anyfast, dashscope, files, page
+from vedit.api import anyfast, dashscope, files, page, uploads
 from vedit.api.deps import Services
 from vedit.api.metrics import Metrics
 from vedit.api.openapi import build_openapi
@@ -35,6 +35,7 @@ from vedit.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, Unauth
 from vedit.media.urls import escape_invisible
 from vedit.storage.local import LocalStorage
 from vedit.tasks.store import TaskStore
+from vedit.uploads.store import UploadStore
 
 log = logging.getLogger("vedit.api")
 DOCS_ASSETS = "/docs/assets"
@@ -64,6 +65,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         dispatcher=dispatcher or _NoDispatcher(),
         writer=writer,
         keys=make_sessionmaker(engine),
+        uploads=UploadStore(engine),
     )
     # Workers run here (`vedit serve`): health and metrics count them; else they run elsewhere.
     workers = dispatcher.health if isinstance(dispatcher, LocalDispatcher) else None
@@ -83,7 +85,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = svc
-    for router in (anyfast.router, dashscope.router, files.router, page.router):
+    for router in (anyfast.router, dashscope.router, files.router, uploads.router, page.router):
         _answer_head(router.routes)
         app.include_router(router)
 

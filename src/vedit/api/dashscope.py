@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from vedit.api import views
-from vedit.api.anyfast import cancel_task, read_body, task_from_request
+from vedit.api.anyfast import cancel_task, oss_resolve, read_body, task_from_request
 from vedit.api.deps import Services, authenticate, check_rate_limit, own_task, services
 from vedit.api.schemas import describe, parse_create
 from vedit.errors import AsyncRequired
@@ -74,7 +74,8 @@ async def create_synthesis(request: Request) -> JSONResponse:
         )
     check_rate_limit(svc, key)
     body = await read_body(request, svc.settings.max_body_bytes)
-    row = task_from_request(parse_create(body, dialect="dashscope"), key, svc)
+    req = parse_create(body, dialect="dashscope")
+    row = task_from_request(req, key, svc, oss_resolve=oss_resolve(request))
     await svc.writer.add(row)
     svc.dispatcher.submit(row["id"])
     return JSONResponse(

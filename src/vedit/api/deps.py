@@ -20,6 +20,7 @@ from vedit.storage.local import LocalStorage
 from vedit.tasks.ids import is_task_id
 from vedit.tasks.models import Task
 from vedit.tasks.store import TaskStore
+from vedit.uploads.store import UploadStore
 
 KEY_CACHE_S = 1.0  # a revoked key stops working within this long
 
@@ -34,6 +35,7 @@ class Services:
     dispatcher: Any  # has submit(task_id)
     writer: Any  # TaskWriter
     keys: sessionmaker
+    uploads: UploadStore
     limiter: MovingWindowRateLimiter = field(
         default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
     )

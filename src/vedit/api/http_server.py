@@ -17,7 +17,8 @@ Each limit is enforced before the application sees the request:
   read is never counted as head;
 - a head not complete ``http_header_timeout_s`` after the connection opened (or
   after the first byte of a later request on it): closed if nothing came, else 408;
-- a body not complete ``http_body_timeout_s`` after its head: 408 and closed (the
+- a body not complete ``http_body_timeout_s`` after its head (``upload_body_timeout_s``
+  for an upload, ``api/uploads.py``): 408 and closed (the
   application's next ``receive`` is ``http.disconnect``), or just closed once the
   response has started;
 - an idle keep-alive connection: closed after ``http_keepalive_s`` (uvicorn's timer).
@@ -44,6 +45,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
+from vedit.api.uploads import UPLOAD_PATHS
 from vedit.config import Settings
 from vedit.errors import HeadersTooLarge, RequestTimeout, TooManyConnections, VeditError
 
@@ -70,6 +72,7 @@ class ConnectionLimits:
     header_timeout_s: float
     body_timeout_s: float
     keepalive_s: float
+    upload_body_timeout_s: float = 1800.0  # for the bodies of UPLOAD_PATHS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
@@ -81,6 +84,7 @@ class ConnectionLimits:
             header_timeout_s=settings.http_header_timeout_s,
             body_timeout_s=settings.http_body_timeout_s,
             keepalive_s=settings.http_keepalive_s,
+            upload_body_timeout_s=settings.upload_body_timeout_s,
         )
 
     def fitted_to_descriptor_limit(self) -> ConnectionLimits:
@@ -241,6 +245,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._request_begun = False
         # The head or body timer, whichever runs.
         self._deadline: asyncio.TimerHandle | None = None
+        self._body_timeout_s = self._limits.body_timeout_s  # this request's
 
     # --- connection --------------------------------------------------------
 
@@ -305,7 +310,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                         self._limits.header_timeout_s, self._head_timed_out
                     )
         elif self._deadline is None:
-            self._deadline = self.loop.call_later(self._limits.body_timeout_s, self._body_timed_out)
+            self._deadline = self.loop.call_later(self._body_timeout_s, self._body_timed_out)
 
     def _feed_in_pieces(self, view: memoryview) -> None:
         """Feeds a read larger than the head's budget: while a head is read, no more than
@@ -339,6 +344,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
         HttpToolsProtocol.on_headers_complete(self)
+        self._body_timeout_s = (
+            self._limits.upload_body_timeout_s
+            if self.scope.get("path") in UPLOAD_PATHS
+            else self._limits.body_timeout_s
+        )
 
     def on_message_complete(self) -> None:
         self._reading_head = True
@@ -379,8 +389,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         cycle.disconnected = True
         cycle.message_event.set()
         error = RequestTimeout(
-            f"the request body did not arrive within {self._limits.body_timeout_s:g} s "
-            "of its headers"
+            f"the request body did not arrive within {self._body_timeout_s:g} s of its headers"
         )
         self.transport.write(
             error_response_bytes(error, cycle.scope["path"], self.server_state.default_headers)

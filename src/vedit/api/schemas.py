@@ -52,7 +52,7 @@ _SPACE_CHARS = "\t\n\x0b\x0c\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" +
     map(chr, range(0x2000, 0x200B))
 )
 PROMPT_PATTERN = f"^[^{_FORBIDDEN}]*[^{_SPACE}{_FORBIDDEN}][^{_FORBIDDEN}]*$"
-URL_PATTERN = "^[Hh][Tt][Tt][Pp][Ss]?://[^@/?#]+([/?#].*)?$"
+URL_PATTERN = "^([Hh][Tt][Tt][Pp][Ss]?://[^@/?#]+([/?#].*)?|[Oo][Ss][Ss]://.+)$"
 
 # The rule of each field, as a client reads it: "<field> must be <rule>, got <value>".
 RULES = {
@@ -63,7 +63,8 @@ RULES = {
     "input.media": "a list of {type, url} objects",
     "input.media[]": "an object {type, url}",
     "input.media[].type": '"video" or "reference_image"',
-    "input.media[].url": f"an absolute http or https URL of at most {MAX_URL_LENGTH:,} characters",
+    "input.media[].url": f"an absolute http or https URL (or an oss:// upload) of at most "
+    f"{MAX_URL_LENGTH:,} characters",
     "parameters": "an object",
     "parameters.resolution": '"720P" or "1080P"',
     "parameters.watermark": "a boolean (true or false)",
@@ -82,7 +83,9 @@ class MediaItem(BaseModel):
 
     type: Literal["video", "reference_image"] = Field(description="Media type.")
     url: str = Field(
-        description="Public http(s) URL of the video or the reference image. An IRI is accepted "
+        description="Public http(s) URL of the video or the reference image, or the `url` of "
+        "an upload (`POST /v1/uploads`), or `oss://<key>` of DashScope's upload flow (with "
+        "`X-DashScope-OssResourceResolve: enable`). An IRI is accepted "
         "(the host is IDNA-encoded, the path percent-encoded); a URL with a user name or "
         "password, a port outside 1-65535, or control characters is refused.",
         json_schema_extra={"format": "iri", "maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN},
@@ -442,6 +445,13 @@ def parse_create(body: bytes, *, dialect: str = "anyfast") -> CreateRequest:
             f"input.media must hold {media_rule}; {_media_summary([m.model_dump() for m in req.input.media])}"
         )
     for i, item in enumerate(req.input.media):
+        if item.url[:6].lower() == "oss://":  # an upload: checked against the key's uploads
+            if not item.url[6:].isprintable() or len(item.url) > 406:
+                raise InvalidRequest(
+                    f"input.media[{i}].url is not an oss:// key of an upload: got "
+                    f"{describe(item.url)}"
+                )
+            continue
         try:
             ascii_media_url(item.url)
         except BadMediaUrl as exc:

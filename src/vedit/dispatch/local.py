@@ -17,6 +17,7 @@ their files. ``health()`` counts the workers that are alive and ready.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -35,6 +36,7 @@ from vedit.config import Settings
 from vedit.db import make_engine
 from vedit.storage.local import LocalStorage
 from vedit.tasks.store import TaskStore
+from vedit.uploads.store import UploadStore
 
 log = logging.getLogger("vedit.dispatch")
 HOST = socket.gethostname()
@@ -94,10 +96,12 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
         from vedit.engines.base import get_engine
         from vedit.worker import WorkerContext, run_task
 
-        store = TaskStore(make_engine(settings.resolved_database_url))
+        db = make_engine(settings.resolved_database_url)
+        store = TaskStore(db)
         ctx = WorkerContext(
             settings=settings,
             store=store,
+            uploads=UploadStore(db),
             storage=LocalStorage(settings),
             engine=get_engine(settings),
             worker_id=worker_id_for(os.getppid(), os.getpid()),
@@ -174,7 +178,9 @@ class LocalDispatcher:
         self.stop_event = self._mp.Event()
         self.slots = [WorkerSlot(number) for number in range(1, self.count + 1)]
         self.last_error: str | None = None
-        self.store = TaskStore(make_engine(settings.resolved_database_url))
+        db = make_engine(settings.resolved_database_url)
+        self.store = TaskStore(db)
+        self.uploads = UploadStore(db)
         self.storage = LocalStorage(settings)
         self._lock = threading.Lock()  # the slots: the supervisor changes them, health() reads
         self._halt = threading.Event()
@@ -364,7 +370,8 @@ class LocalDispatcher:
         return worker_id_for(os.getpid(), pid or 0)
 
     def sweep(self) -> None:
-        """Recover tasks whose heartbeat stopped and delete expired ones."""
+        """Recover tasks whose heartbeat stopped; delete expired tasks and uploads, and
+        uploads left half-received (a server killed mid-upload)."""
         self._recovered(
             self.store.recover_lost(
                 lease_s=self.settings.task_lease_s, max_attempts=self.settings.task_max_attempts
@@ -372,6 +379,13 @@ class LocalDispatcher:
         )
         for task in self.store.purge_expired():
             self.storage.delete(task.id)
+        for upload_id in self.uploads.purge_expired():
+            self.storage.delete_upload(upload_id)
+        stale = time.time() - 2 * self.settings.upload_body_timeout_s
+        for path in (self.storage.uploads_root / ".incoming").glob("*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < stale:
+                    path.unlink()
 
     def _recover_dead_servers(self) -> None:
         """At start-up, tasks left running by a server on this host that is gone are lost now."""

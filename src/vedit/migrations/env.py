@@ -7,6 +7,7 @@ from alembic import context
 from vedit import keys  # noqa: F401  (registers api_keys)
 from vedit.db import Base, make_engine
 from vedit.tasks import models  # noqa: F401  (registers tasks)
+from vedit.uploads import models as upload_models  # noqa: F401  (registers uploads)
 
 config = context.config
 target_metadata = Base.metadata
