@@ -24,6 +24,9 @@ CHROMIUM = os.environ.get("VEDIT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("VEDIT_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PROMPT = "replace the background with the scene in the picture"
+# page.evaluate() has no timeout of its own: a promise that never settles would hang the test.
+WITHIN = """((promise, what) => Promise.race([promise, new Promise((_, no) =>
+    setTimeout(() => no(new Error(what + ' did not settle in 15 s')), 15000))]))"""
 
 
 def _no_browser(reason: str) -> None:
@@ -111,13 +114,10 @@ def screenshot(page: Any, name: str) -> None:
 def play(page: Any, selector: str) -> dict[str, Any]:
     """Start a <video> (muted: no user gesture here) and wait until its clock has moved."""
     page.evaluate(
-        "async (sel) => { const v = document.querySelector(sel); v.muted = true; await v.play(); }",
+        "(sel) => within(document.querySelector(sel).play(), 'play()')".replace("within", WITHIN),
         selector,
     )
-    page.wait_for_function(
-        "(sel) => { const v = document.querySelector(sel); return v.currentTime > 0.2; }",
-        arg=selector,
-    )
+    page.wait_for_function("(sel) => document.querySelector(sel).currentTime > 0.2", arg=selector)
     return page.evaluate(
         """(sel) => { const v = document.querySelector(sel);
             return {t: v.currentTime, ready: v.readyState, w: v.videoWidth, h: v.videoHeight,
@@ -127,14 +127,16 @@ def play(page: Any, selector: str) -> dict[str, Any]:
 
 
 def show_frame(page: Any, seconds: float) -> None:
-    """Every player paused on the frame at ``seconds`` (for a screenshot)."""
+    """Every player that has a video paused on the frame at ``seconds`` (for a screenshot)."""
     page.evaluate(
-        """(t) => Promise.all([...document.querySelectorAll('li.task video')].map(async v => {
-            if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r,
-                                                                            {once: true}));
-            await new Promise(r => { v.addEventListener('seeked', r, {once: true});
-                                     v.pause(); v.currentTime = t; });
-        }))""",
+        """(t) => within(Promise.all([...document.querySelectorAll('li.task video[src]')].map(
+            async v => {
+              v.pause();
+              if (v.readyState < 1) await new Promise(r => v.addEventListener(
+                  'loadedmetadata', r, {once: true}));
+              await new Promise(r => { v.addEventListener('seeked', r, {once: true});
+                                       v.currentTime = t; });
+            })), 'seeking')""".replace("within", WITHIN),
         seconds,
     )
 
@@ -276,6 +278,42 @@ def test_a_bad_key_and_a_dead_server_are_said_in_plain_words(
         "() => document.getElementById('form-error').textContent.includes('did not answer')"
     )
     assert "Check that vedit serve is still running" in alert.inner_text()
+
+
+def test_a_file_too_large_or_not_a_video_is_refused_in_plain_words(
+    browser: Any, make_server: Any, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    small = make_server({"VEDIT_VIDEO_MAX_BYTES": "100000"}, workers=0)
+    assert clips["video"].stat().st_size > 100_000
+    b = Browsing(browser, small)
+    try:
+        page = b.page
+        page.get_by_label("API key").fill(small.key)
+        page.locator("#video-file").set_input_files(clips["video"])
+        page.locator("#image-file").set_input_files(clips["image"])
+        page.get_by_label("Prompt").fill(PROMPT)
+        page.get_by_role("button", name="Edit the video").click()
+        alert = page.get_by_role("alert")
+        alert.wait_for()
+        text = alert.inner_text()
+        assert text.startswith("Could not upload the video:") and "100,000" in text, text
+        assert "The file is too large for this server: pick a smaller one" in text
+        assert page.locator("#video-upload-text").inner_text() == "Upload failed"
+
+        notes = tmp_path / "notes.mp4"
+        notes.write_text("not a video at all\n" * 100)
+        page.locator("#video-file").set_input_files(notes)
+        page.get_by_role("button", name="Edit the video").click()
+        page.wait_for_function(
+            "() => document.getElementById('form-error').textContent.includes('starts with')"
+        )
+        text = alert.inner_text()
+        assert text.startswith("Could not upload the video: the file is not a video"), text
+        assert "Choose another file, within the limits shown under its box." in text
+        assert page.locator("li.task").count() == 0
+    finally:
+        b.close()
+    assert not b.off_loopback() and not b.problems
 
 
 def test_forget_removes_the_remembered_key(browsing: Browsing, server: VeditServer) -> None:

@@ -113,7 +113,7 @@ function explain(res, action, kind) {
       : "The request is too large: shorten the prompt.";
   } else if (res.status === 400) {
     hint = kind === "upload"
-      ? "Pick a video (MP4 or MOV) or an image (JPEG, PNG, BMP or WEBP) within the limits shown."
+      ? "Choose another file, within the limits shown under its box."
       : "Correct what it names and submit again.";
   } else if (res.status === 404 && kind === "upload") {
     hint = "This server takes no uploads: give the file's URL instead.";
@@ -423,7 +423,8 @@ function planWords(plan) {
   if (plan.fallback_from) {
     words.push(`The prompt asked for ${ASKED[plan.fallback_from] || plan.fallback_from}; this was done instead.`);
   }
-  if (typeof plan.sampled_frames === "number" && typeof plan.sampled_with_person === "number") {
+  const sampledInWords = typeof plan.because === "string" && plan.because.includes("sampled");
+  if (!sampledInWords && typeof plan.sampled_frames === "number" && typeof plan.sampled_with_person === "number") {
     words.push(`Person check: a person was found in ${plan.sampled_with_person} of ${plan.sampled_frames} frames sampled from the clip.`);
   }
   if (typeof plan.person_frame_share === "number") {
