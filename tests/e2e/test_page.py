@@ -190,8 +190,11 @@ def test_edit_from_picked_files_then_cancel_a_second(
     task_id = task.get_attribute("data-id")
     assert task_id and task_id.startswith("asyntask_")
     page.wait_for_function(
-        """() => { const p = document.querySelector('li.task .task-progress');
-                   return p && p.value > 0 && p.value < 100; }""",
+        """() => { const t = document.querySelector('li.task');
+                   const p = t.querySelector('.task-progress');
+                   return p.value > 0 && p.value < 100 && !p.hidden
+                       && t.querySelector('.task-status').textContent === 'Editing'
+                       && t.querySelector('.task-percent').textContent === p.value + ' %'; }""",
         timeout=60_000,
     )
     page.wait_for_selector("li.task[data-status=SUCCESS]", timeout=90_000)

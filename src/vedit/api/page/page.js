@@ -445,7 +445,7 @@ const FAILURE_HINTS = [
 function statusText(t) {
   if (t.gone) return "Not found";
   if (t.status === "QUEUED") return "Queued: waiting for a worker";
-  if (t.status === "IN_PROGRESS") return `Editing: ${t.progress} %`;
+  if (t.status === "IN_PROGRESS") return "Editing";
   if (t.status === "SUCCESS") return "Done";
   if (t.inner === "CANCELED") return "Cancelled";
   if (t.status === "FAILURE") return "Failed";
@@ -471,6 +471,8 @@ function render(t) {
   const st = el.querySelector(".task-status");
   const words = statusText(t);
   if (st.textContent !== words) st.textContent = words;
+  // The percentage is shown, not announced (the status above is, once per change).
+  el.querySelector(".task-percent").textContent = t.status === "IN_PROGRESS" ? `${t.progress} %` : "";
   const bar = el.querySelector(".task-progress");
   bar.value = t.progress || 0;
   bar.hidden = isFinal(t);
