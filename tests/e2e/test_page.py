@@ -331,6 +331,30 @@ def test_forget_removes_the_remembered_key(browsing: Browsing, server: VeditServ
     assert page.get_by_label("API key").input_value() == ""
 
 
+def test_a_dropped_file_is_picked_and_one_of_the_wrong_kind_refused(
+    browsing: Browsing, clips: dict[str, Path]
+) -> None:
+    page = browsing.page
+
+    def drop(name: str, kind: str, data: bytes) -> None:
+        transfer = page.evaluate_handle(
+            """([name, kind, bytes]) => { const dt = new DataTransfer();
+                dt.items.add(new File([new Uint8Array(bytes)], name, {type: kind}));
+                return dt; }""",
+            [name, kind, list(data)],
+        )
+        page.dispatch_event("#video-drop", "drop", {"dataTransfer": transfer})
+
+    drop("notes.txt", "text/plain", b"a shopping list")
+    alert = page.get_by_role("alert")
+    assert alert.inner_text().startswith("notes.txt is not a video file.")
+    assert page.locator("#video-picked").is_hidden()
+
+    drop("walk.mp4", "video/mp4", clips["video"].read_bytes()[:50_000])
+    assert alert.is_hidden()
+    assert page.locator("#video-name").inner_text() == "walk.mp4 (50 kB)"
+
+
 def test_every_control_is_labelled_and_reached_with_tab(
     browsing: Browsing, clips: dict[str, Path]
 ) -> None:
