@@ -5,9 +5,10 @@
 2. Quickstart command 1, exactly as README.md writes it (a fresh virtualenv, the plain
    install with no extras, then ``vedit serve``), on a free loopback port
    (``VEDIT_PORT``) with one worker.
-3. A generated clip and image served from loopback (``VEDIT_MEDIA_ALLOW``).
-4. One task created and polled with a client that uses only the standard library,
-   with the API key the server printed.
+3. A generated clip and image uploaded (``POST /v1/uploads``, as the Quickstart does;
+   the server allows no media host).
+4. One task created from the uploads' URLs and polled with a client that uses only
+   the standard library, with the API key the server printed.
 5. The MP4 downloaded and probed (H.264, 24 fps, the 720P size, the audio kept).
 
 Exits non-zero, with the server's log, when any step fails. Standard library only.
@@ -15,7 +16,6 @@ Exits non-zero, with the server's log, when any step fails. Standard library onl
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -25,11 +25,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -63,22 +61,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_folder(folder: Path) -> ThreadingHTTPServer:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
-
-
-def call(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def call(
+    method: str,
+    url: str,
+    key: str,
+    body: dict[str, Any] | None = None,
+    *,
+    upload: Path | None = None,
+) -> dict[str, Any]:
     data = None if body is None else json.dumps(body).encode()
+    content_type = "application/json"
+    if upload is not None:  # multipart/form-data with one part, "file"
+        boundary = "vedit-smoke-boundary"
+        data = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{upload.name}"\r\n\r\n'.encode()
+            + upload.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f"multipart/form-data; boundary={boundary}"
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Authorization", f"Bearer {key}")
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.load(resp)
@@ -110,14 +115,11 @@ def run(work: Path) -> None:
     clone.mkdir()
     media.mkdir()
     fresh_copy(clone)
-    media_server = serve_folder(media)
-    media_host = f"127.0.0.1:{media_server.server_address[1]}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEDIT_", "PYTHON"))}
     env.update(
-        VEDIT_PORT=str(port), VEDIT_DATA_DIR=str(data), VEDIT_MEDIA_ALLOW=media_host,
-        VEDIT_WORKERS="1",
+        VEDIT_PORT=str(port), VEDIT_DATA_DIR=str(data), VEDIT_WORKERS="1",
     )  # fmt: skip
     command = quickstart_command(1)
     log = work / "serve.log"
@@ -135,12 +137,13 @@ def run(work: Path) -> None:
         tool = str(ROOT / ".ci" / "media.py")
         subprocess.run([python, tool, "make", str(media)], check=True)
 
-        # A real edit, with nothing but the standard library.
+        # A real edit of uploaded files, with nothing but the standard library.
+        video = call("POST", f"{base}/v1/uploads", key, upload=media / "clip.mp4")["url"]
+        image = call("POST", f"{base}/v1/uploads", key, upload=media / "look.png")["url"]
         created = call("POST", f"{base}/v1/video/generations", key, {
             "model": "happyhorse-1.0-video-edit",
             "input": {"prompt": "make it look like the reference photo", "media": [
-                {"type": "video", "url": f"http://{media_host}/clip.mp4"},
-                {"type": "reference_image", "url": f"http://{media_host}/look.png"}]},
+                {"type": "video", "url": video}, {"type": "reference_image", "url": image}]},
             "parameters": {"resolution": "720P", "watermark": True, "seed": 7},
         })  # fmt: skip
         task_id = created["task_id"]
@@ -175,7 +178,6 @@ def run(work: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        media_server.shutdown()
 
 
 def main() -> int:

@@ -1,4 +1,6 @@
-"""The ``vedit`` command: serve, worker, keys."""
+"""The ``vedit`` command: serve, worker, keys, edit (local files, in-process); the client
+commands (submit, status, wait, download, cancel) live in ``cli_client.py`` and are
+registered here."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.orm import sessionmaker
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from vedit import MODEL_NAME
+from vedit import MODEL_NAME, cli_client
 from vedit.config import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +36,10 @@ class _Command(TyperCommand):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _plain_params(self)
         super().format_help(ctx, formatter)
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        _plain_params(self)
+        super().format_usage(ctx, formatter)
 
 
 class _Group(TyperGroup):
@@ -176,9 +182,14 @@ def serve(
             console.print(
                 f"Try it (replace the example URLs):\n{_example_curl(base, key)}", soft_wrap=True
             )
+            upload = (
+                f"curl -s {base}/v1/uploads -H {shlex.quote('Authorization: Bearer ' + key)} "
+                "-F file=@clip.mp4"
+            )
             console.print(
-                "Files on this machine: serve their folder on loopback and start vedit with "
-                "--media-allow 127.0.0.1:<port> (README: Files from your own disk).",
+                f"Files on this machine: upload each one and put the answer's url in "
+                f"media[].url:\n{upload}\nor run `vedit submit clip.mp4 look.jpg -p "
+                f"'...' --wait` (VEDIT_API_KEY set to the key), or open {base}/ in a browser.",
                 soft_wrap=True,
             )
         allowed = ", ".join(settings.media_allow) or "public addresses only"
@@ -312,6 +323,66 @@ def keys_revoke(
         raise typer.Exit(1)
     typer.echo(f"revoked {n} key(s)")
 
+
+@app.command(cls=_Command)
+def edit(
+    video: Path = typer.Argument(
+        ..., metavar="VIDEO", exists=True, dir_okay=False, help="The video file (MP4 or MOV)."
+    ),
+    reference: Path = typer.Argument(
+        ..., metavar="REF", exists=True, dir_okay=False, help="The reference image file."
+    ),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="What to edit."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="OUT.mp4", help="Where to write."),
+    resolution: str = typer.Option(
+        "720P",
+        "--resolution",
+        metavar="720P|1080P",
+        help="Output tier (the API's default is 1080P).",
+    ),
+    seed: int | None = typer.Option(None, "--seed", metavar="N", help="0..2147483647."),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help="Leave the mark off."),
+    audio: str = typer.Option("auto", "--audio", metavar="auto|origin", help="audio_setting."),
+) -> None:
+    """Edit local files in this process, with no server (same checks, engine and output)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vedit.engines.plan import plan_in_words
+    from vedit.errors import VeditError
+    from vedit.local_edit import edit_files
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+    progress = Progress(
+        TextColumn("editing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    )  # fmt: skip
+    with progress:
+        bar = progress.add_task("edit", total=100)
+        try:
+            task = edit_files(
+                video, [reference], prompt, output, settings=Settings(),
+                resolution=resolution, watermark=not no_watermark, seed=seed,
+                audio_setting=audio,
+                on_progress=lambda p: progress.update(bar, completed=p),
+            )  # fmt: skip
+        except VeditError as exc:
+            typer.echo(f"vedit: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+    if task.edit_plan:
+        typer.echo(f"plan: {plan_in_words(task.edit_plan)}")
+    if task.status != "succeeded":
+        typer.echo(f"vedit: the edit failed: {task.error_code}: {task.error_message}", err=True)
+        raise typer.Exit(4)
+    result = task.result or {}
+    typer.echo(
+        f"wrote {output} ({result.get('width')}x{result.get('height')}, "
+        f"{result.get('output_video_duration')} s, seed {task.seed}) in "
+        f"{result.get('engine_seconds')} s"
+    )
+
+
+cli_client.register(app, _Command)
 
 if __name__ == "__main__":
     app()

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="How long an upload policy of DashScope's flow (GET /api/v1/uploads"
         "?action=getPolicy) may be used.",
     )
+    upload_quota_bytes: int = Field(
+        2_000_000_000,
+        description="Bytes of live uploads one key may hold; one more upload is a 413 "
+        "upload_quota_exceeded (0: no quota).",
+    )
     upload_body_timeout_s: float = Field(
         1800.0,
         description="An upload's body (POST /v1/uploads, POST /api/v1/uploads) must arrive "

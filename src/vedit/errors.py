@@ -94,6 +94,13 @@ class UploadRejected(InvalidRequest):
             self.dashscope_code = media_code  # type: ignore[misc]
 
 
+class UploadQuotaExceeded(BodyTooLarge):
+    """A key's live uploads would pass ``VEDIT_UPLOAD_QUOTA_BYTES``."""
+
+    code = "upload_quota_exceeded"
+    dashscope_code = "Throttling.AllocationQuota"
+
+
 class UploadDenied(VeditError):
     """An upload of DashScope's flow whose policy is forged, expired, or does not cover it."""
 

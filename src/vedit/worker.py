@@ -342,7 +342,7 @@ def _obtain(
     """One medium into ``dest``: an upload is copied from storage (never over HTTP, and only
     the task's own key's), any other URL is fetched as hostile input."""
     s = ctx.settings
-    ref = upload_ref(url, s.public_base_url)
+    ref = upload_ref(url, s.public_base_url, ctx.storage)
     if ref is None:
         fetch_media(url, dest, label=label, limits=_limits(s, max_bytes), allow=s.media_allow)
         return
@@ -369,7 +369,7 @@ def _upstream_media(task: Task, ctx: WorkerContext) -> list[dict[str, str]]:
     media = []
     for m in task.media:
         url = m["url"]
-        ref = upload_ref(url, s.public_base_url)
+        ref = upload_ref(url, s.public_base_url, ctx.storage)
         upload = None if ref is None else ctx.uploads.find(ref, task.key_id)
         if upload is not None:
             expires = int(max(upload.expires_at, time.time() + s.upstream_deadline_s))

@@ -246,6 +246,30 @@ def test_a_body_slower_than_the_body_timeout_gets_408(limited: VeditServer) -> N
     assert "Traceback" not in limited.log()
 
 
+def test_an_upload_has_the_upload_body_timeout(limited: VeditServer, media_dir: Path) -> None:
+    """An upload slower than VEDIT_HTTP_BODY_TIMEOUT_S is still received (it has
+    VEDIT_UPLOAD_BODY_TIMEOUT_S): here its body takes twice the body timeout."""
+    image = (media_dir / "coffee.jpg").read_bytes()
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.jpg"\r\n\r\n'
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    sock = connect(limited)
+    head = request(
+        "/v1/uploads", AUTH, f"Content-Type: multipart/form-data; boundary={boundary}",
+        f"Content-Length: {len(body)}", method="POST",
+    )  # fmt: skip
+    sock.sendall(head + body[: len(body) // 2])
+    time.sleep(2 * BODY_TIMEOUT_S)
+    sock.sendall(body[len(body) // 2 :])
+    status, _, answer = read_answer(sock, "POST")
+    assert status == 200 and answer["bytes"] == len(image), answer
+
+
 def test_a_1_mib_body_arriving_with_its_head_is_parsed(limited: VeditServer) -> None:
     filler = 1024 * 1024 - len(create_body(""))
     sock = connect(limited)

@@ -20,6 +20,13 @@ CONFIG = """
 [[operations]]
 include-path-regex = "/cancel$"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 404]
+
+# An upload's bytes must be a real video or image within the media limits, which no schema
+# can say: schema-valid random bytes are refused with 400 invalid_file (or 413, 403, 409).
+[[operations]]
+include-path-regex = "/uploads$"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 401, 403, 409, 413]
 """
 
 

@@ -348,3 +348,18 @@ def test_an_expired_or_revoked_policy_is_refused(make_server, media_dir) -> None
     )
     r = oss_post(srv2, cert, media_dir / "coffee.jpg")
     assert r.status_code == 403 and "revoked" in r.json()["message"]
+
+
+def test_a_keys_uploads_have_a_quota(make_server, media_dir) -> None:
+    image = media_dir / "coffee.jpg"
+    srv = make_server({"VEDIT_UPLOAD_QUOTA_BYTES": str(2 * image.stat().st_size + 10)}, workers=0)
+    assert upload(srv, image).status_code == 200
+    assert upload(srv, image).status_code == 200
+    r = upload(srv, image)
+    assert r.status_code == 413 and r.json()["code"] == "upload_quota_exceeded"
+    assert "at most" in r.json()["message"] and "VEDIT_UPLOAD_QUOTA_BYTES" in r.json()["message"]
+    assert srv.db("select count(*) from uploads") == [(2,)]
+    assert list((srv.data_dir / "uploads" / ".incoming").iterdir()) == []
+    # Another key has its own quota.
+    other = new_key(srv, "quota-b")
+    assert upload(srv, image, key=other).status_code == 200

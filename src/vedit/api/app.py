@@ -85,9 +85,11 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = svc
-    for router in (anyfast.router, dashscope.router, files.router, uploads.router, page.router):
+    routers = (anyfast.router, dashscope.router, files.router, uploads.router, page.router)
+    for router in routers:
         _answer_head(router.routes)
         app.include_router(router)
+    routes = [route for router in routers for route in router.routes]
 
     @app.exception_handler(VeditError)
     async def _vedit_error(request: Request, exc: VeditError) -> JSONResponse:
@@ -107,8 +109,12 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         if exc.status_code == 404:
             err = RouteNotFound(f"there is no {where}; see /docs for the routes")
         elif exc.status_code == 405:
-            allow = (exc.headers or {}).get("Allow", "")
+            allow = _allowed_methods(routes, request.url.path) or (exc.headers or {}).get(
+                "Allow", ""
+            )
             err = MethodNotAllowed(f"{where} is not allowed; allowed: {allow}")
+            err.headers = {**(exc.headers or {}), "Allow": allow}
+            return error_response(request, err)
         else:
             err = VeditError(escape_invisible(str(exc.detail)))
             err.http_status = exc.status_code  # type: ignore[misc]
@@ -185,6 +191,16 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     app.openapi = lambda: build_openapi(app, settings)  # type: ignore[method-assign]
     app.add_middleware(_Guard, metrics=metrics)
     return app
+
+
+def _allowed_methods(routes: list[Any], path: str) -> str:
+    """Every method some route takes at ``path`` (Starlette's 405 names only the first
+    route's, where two routes share a path, such as GET and POST /api/v1/uploads)."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def _answer_head(routes: list[Any]) -> None:

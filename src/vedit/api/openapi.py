@@ -4,7 +4,7 @@
 - the error bodies of each dialect, for every error status a route declares, with
   the ``Retry-After`` and ``Allow`` headers where they are sent;
 - security per route: a bearer key everywhere but ``/healthz``, the signed file
-  downloads and ``/metrics`` (which takes ``VEDIT_METRICS_TOKEN`` when it is set);
+  downloads, the upload under a DashScope policy, and ``/metrics`` (which takes ``VEDIT_METRICS_TOKEN`` when it is set);
 - ``HEAD`` is implied by every ``GET`` (RFC 9110) and not listed twice.
 """
 
@@ -51,7 +51,9 @@ ERROR_HEADERS = {
         "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}},
     },
 }
-PUBLIC_PATHS = ("/healthz", "/v1/files/")
+PUBLIC_PATHS = ("/healthz", "/v1/files/", "/v1/uploads/")
+# Operations on a keyed path that take no key (the signed policy is the credential).
+PUBLIC_OPERATIONS = {"uploadUnderPolicy"}
 
 
 def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
@@ -94,7 +96,7 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         for op in operations.values():
             if path == "/metrics":
                 op["security"] = [{"metricsToken": []}] if metrics_token else []
-            elif path.startswith(PUBLIC_PATHS):
+            elif path.startswith(PUBLIC_PATHS) or op.get("operationId") in PUBLIC_OPERATIONS:
                 op["security"] = []
             else:
                 op["security"] = [{"bearerAuth": []}]

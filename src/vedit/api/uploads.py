@@ -113,13 +113,17 @@ def upload_answer(upload: Upload, svc: Services) -> dict[str, Any]:
         200: {"content": {"application/json": {"schema": _UPLOAD_ANSWER}}},
         400: {"description": "`invalid_file`: not an accepted medium, or outside the limits"},
         401: {"description": "Missing, malformed, unknown or revoked key"},
-        413: {"description": "Over VEDIT_VIDEO_MAX_BYTES / VEDIT_IMAGE_MAX_BYTES"},
+        413: {
+            "description": "Over VEDIT_VIDEO_MAX_BYTES / VEDIT_IMAGE_MAX_BYTES, or "
+            "`upload_quota_exceeded`: the key holds VEDIT_UPLOAD_QUOTA_BYTES of uploads"
+        },
     },
     openapi_extra=_FORM,
 )
 async def create_upload(request: Request) -> JSONResponse:
     key = await authenticate(request)
     svc = services(request)
+    await run_in_threadpool(intake.check_quota, svc.uploads, key.id, svc.settings)
     dest = _incoming(svc)
     try:
         _fields, sniffed, filename = await _receive_checked(request, svc, dest)
@@ -167,8 +171,8 @@ def download_upload(
 )
 async def get_policy(
     request: Request,
-    action: str = Query(description="getPolicy"),
-    model: str = Query(description=MODEL_NAME),
+    action: str = Query(json_schema_extra={"enum": ["getPolicy"]}),
+    model: str = Query(json_schema_extra={"enum": [MODEL_NAME]}),
 ) -> dict[str, Any]:
     key = await authenticate(request)
     svc = services(request)
@@ -190,6 +194,7 @@ async def get_policy(
 
 @router.post(
     "/api/v1/uploads",
+    operation_id="uploadUnderPolicy",
     summary="Upload a file under a policy (DashScope's upload_host)",
     description="OSS's form upload: `OSSAccessKeyId`, `Signature`, `policy`, `key` (under "
     "the policy's `upload_dir`), `x-oss-forbid-overwrite`, `file`. No bearer key: the "

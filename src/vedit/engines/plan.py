@@ -284,3 +284,33 @@ def _style(text: str) -> tuple[str, str] | None:
         if word:
             return name, word
     return None
+
+
+_IN_WORDS = {
+    "restyle_clothing": "restyle the upper-body clothing after the reference garment",
+    "replace_background": "replace the background with the reference scene",
+    "stylize": "restyle the whole frame",
+    "color_grade": "give the video the look (colours and light) of the reference",
+    "relay": "relay the edit to the upstream model",
+    "none": "leave the frames as they are",
+}
+
+
+def plan_in_words(plan: dict[str, Any]) -> str:
+    """A plan (as the query answer carries it) in one sentence, for people: what is done,
+    and the words that decided it."""
+    operation = plan.get("operation") or "none"
+    what = _IN_WORDS.get(operation, operation.replace("_", " "))
+    if operation == "stylize" and plan.get("style"):
+        what += f" as {plan['style'].replace('_', ' ')}"
+    if plan.get("fallback_from"):
+        what += f" (instead of {plan['fallback_from'].replace('_', ' ')})"
+    if plan.get("applied") is False:
+        what += " — not applied"
+    share = plan.get("person_frame_share")
+    if share is not None:
+        what += f"; the person was edited in {share:.0%} of the frames"
+    because = plan.get("because")
+    return (
+        f"{what[0].upper()}{what[1:]}: {because}." if because else f"{what[0].upper()}{what[1:]}."
+    )

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vedit.config import Settings
-from vedit.errors import TaskFailure, UploadRejected
-from vedit.media.probe import load_image, probe_video, what_was_received
+from vedit.errors import TaskFailure, UploadQuotaExceeded, UploadRejected
 from vedit.storage.local import LocalStorage
 from vedit.uploads.models import Upload
 from vedit.uploads.store import UploadStore, new_upload_id
 
+SNIFF_BYTES = 64
 ACCEPTED = "a video (MP4 or MOV) or an image (JPEG, PNG, BMP or WEBP)"
 # Atoms a QuickTime file may open with when it has no ftyp.
 _QT_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
@@ -80,8 +80,12 @@ def _shown(head: bytes) -> str:
 def check_content(path: Path, settings: Settings) -> Sniffed:
     """Sniff and check a received file against the media limits; raises
     :class:`UploadRejected` with the limit and the value measured."""
+    # PyAV is imported on the first upload, not with the API: a server whose media stack is
+    # broken still starts far enough to say so (its workers report it, dispatch/local.py).
+    from vedit.media.probe import load_image, probe_video, what_was_received
+
     with path.open("rb") as f:
-        found = sniff(f.read(64))
+        found = sniff(f.read(SNIFF_BYTES))
     if found is None:
         raise UploadRejected(f"the file is not {ACCEPTED}; received {what_was_received(path)}")
     label = f"the uploaded file ({found.kind})"
@@ -93,6 +97,20 @@ def check_content(path: Path, settings: Settings) -> Sniffed:
     except TaskFailure as exc:
         raise UploadRejected(exc.message, media_code=exc.code) from None
     return found
+
+
+def check_quota(uploads: UploadStore, key_id: int, settings: Settings, adding: int = 0) -> None:
+    """Refuse when ``key_id``'s live uploads, plus ``adding`` bytes, pass the quota."""
+    quota = settings.upload_quota_bytes
+    if quota <= 0:
+        return
+    held = uploads.bytes_held(key_id)
+    if held + adding > quota or (adding == 0 and held >= quota):
+        raise UploadQuotaExceeded(
+            f"this key's uploads would hold {held + adding:,} bytes; at most {quota:,} are "
+            f"kept per key (VEDIT_UPLOAD_QUOTA_BYTES): uploads are freed as they expire "
+            f"(VEDIT_TASK_TTL_S = {settings.task_ttl_s:g} s)"
+        )
 
 
 def safe_name(filename: str, sniffed: Sniffed) -> str:
@@ -115,6 +133,7 @@ def keep(
     object_key: str | None = None,
 ) -> Upload:
     """Move a checked file into storage and record it; it lives ``task_ttl_s``."""
+    check_quota(uploads, key_id, settings, received.stat().st_size)
     now = time.time()
     upload = Upload(
         id=new_upload_id(),
