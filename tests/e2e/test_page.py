@@ -214,8 +214,9 @@ def test_edit_from_picked_files_then_cancel_a_second(
         assert state["w"] > 0 and state["t"] > 0, state
     page.evaluate("document.querySelectorAll('video').forEach(v => v.pause())")
 
-    # 4. A second task, fetched slowly from a URL, is cancelled from the page.
-    page.get_by_label("…or the video's URL").fill(media.url("/slow?file=wide.mp4&seconds=30"))
+    # 4. A second task, fetched slowly from a URL, is cancelled from the page (while its
+    #    download drips: 6 s, so its worker is free again before the server stops).
+    page.get_by_label("…or the video's URL").fill(media.url("/slow?file=wide.mp4&seconds=6"))
     page.get_by_label("…or the image's URL").fill(media.url("astronaut.png"))
     assert page.locator("#video-picked").is_hidden()  # the URL replaces the picked file
     page.get_by_label("Prompt").fill("make it look like the reference photo")
