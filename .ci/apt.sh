@@ -5,7 +5,9 @@
 set -euo pipefail
 if [ ! -x /usr/bin/chromium ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends chromium
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends chromium
 fi
 /usr/bin/chromium --version 2>/dev/null  # (its launcher warns about /dev/shm on stderr)
