@@ -201,6 +201,11 @@ def submit(
     """Create an edit task; local files are uploaded first. Prints the task id."""
     _media_arg(video, "VIDEO")
     _media_arg(reference, "REF")
+    # Checked here too, before any file is uploaded: a typo is a usage error (exit 2).
+    if resolution is not None and resolution not in ("720P", "1080P"):
+        raise typer.BadParameter(f"{resolution!r} is not 720P or 1080P", param_hint="--resolution")
+    if audio is not None and audio not in ("auto", "origin"):
+        raise typer.BadParameter(f"{audio!r} is not auto or origin", param_hint="--audio")
     from vedit.client import is_url
 
     with _client(server, key) as client:

@@ -117,11 +117,13 @@ def test_api_errors_exit_3_with_status_code_and_message(server, media, media_dir
     args = ("submit", media.url("wide.mp4"), media.url("coffee.jpg"), "-p", PROMPT)
     bad_key = vedit(*args, "--key", "vk-wrong", cwd=tmp_path, server=server)
     assert bad_key.returncode == 3 and "HTTP 401 invalid_api_key" in bad_key.stderr
+    empty = vedit("submit", media.url("wide.mp4"), media.url("coffee.jpg"), "-p", " ",
+                  cwd=tmp_path, server=server)  # fmt: skip
+    assert empty.returncode == 3, empty.stderr
+    assert "HTTP 400 invalid_request" in empty.stderr and "input.prompt" in empty.stderr
+    # A value the CLI knows to be wrong is a usage error, before anything is uploaded.
     bad_tier = vedit(*args, "--resolution", "4K", cwd=tmp_path, server=server)
-    assert bad_tier.returncode == 3, bad_tier.stderr
-    assert (
-        "HTTP 400 invalid_request" in bad_tier.stderr and "parameters.resolution" in bad_tier.stderr
-    )
+    assert bad_tier.returncode == 2 and "'4K' is not 720P or 1080P" in bad_tier.stderr
     unknown = vedit("status", "asyntask_nosuchtask", cwd=tmp_path, server=server)
     assert unknown.returncode == 3 and "HTTP 404 task_not_exist" in unknown.stderr
     too_small = vedit("submit", media.url("wide.mp4"), str(media_dir / "tiny.png"), "-p", PROMPT,

@@ -77,7 +77,7 @@ def _shown(head: bytes) -> str:
     return text.hex(" ") or "nothing (empty)"
 
 
-def check_content(path: Path, settings: Settings) -> Sniffed:
+def check_content(path: Path, settings: Settings, label: str | None = None) -> Sniffed:
     """Sniff and check a received file against the media limits; raises
     :class:`UploadRejected` with the limit and the value measured."""
     # PyAV is imported on the first upload, not with the API: a server whose media stack is
@@ -88,7 +88,7 @@ def check_content(path: Path, settings: Settings) -> Sniffed:
         found = sniff(f.read(SNIFF_BYTES))
     if found is None:
         raise UploadRejected(f"the file is not {ACCEPTED}; received {what_was_received(path)}")
-    label = f"the uploaded file ({found.kind})"
+    label = label or f"the uploaded file ({found.kind})"
     try:
         if found.kind == "video":
             probe_video(path, settings, label)

@@ -508,7 +508,7 @@ function render(t) {
     players.hidden = true;
   }
   const planBox = el.querySelector(".plan");
-  if (t.plan && typeof t.plan === "object") {
+  if (t.plan && typeof t.plan === "object" && (t.status === "SUCCESS" || !isFinal(t))) {
     planBox.querySelector("h3").textContent = t.status === "SUCCESS" ? "What was done" : "What will be done";
     const list = planBox.querySelector(".plan-words");
     const lines = planWords(t.plan);
