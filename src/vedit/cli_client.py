@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from vedit.engines.plan import plan_in_words
+
 if TYPE_CHECKING:
     from vedit.client import Client, Task
 
@@ -149,7 +151,7 @@ def _wait_and_save(
         _print_json(task)
     plan = task.edit_plan or {}
     if plan.get("operation"):
-        _say(f"plan: {plan['operation']} — {plan.get('because', '')}")
+        _say(f"plan: {plan_in_words(plan)}")
     task.raise_for_failure()
     path = client.download(task, output or Path(f"{task.id}.mp4"))
     _say(f"saved {path} ({path.stat().st_size:,} bytes)")
@@ -248,7 +250,7 @@ def status(
         typer.echo(f"failure: {task.code}: {task.message}")
     plan = task.edit_plan or {}
     if plan.get("operation"):
-        typer.echo(f"plan: {plan['operation']} — {plan.get('because', '')}")
+        typer.echo(f"plan: {plan_in_words(plan)}")
     if task.usage:
         u = task.usage
         typer.echo(

@@ -50,7 +50,7 @@ def test_submit_wait_uploads_local_files_and_saves_the_video(server, media_dir, 
     task_id, path = out.stdout.split()
     assert task_id.startswith("asyntask_") and path == "edited.mp4"
     assert "uploaded" in out.stderr and f"{task_id} SUCCESS 100%" in out.stderr
-    assert "plan: color_grade" in out.stderr
+    assert "plan: Give the video the look (colours and light) of the reference" in out.stderr
     # Not a terminal: one line per status, no bar drawn.
     assert "\r" not in out.stderr and "━" not in out.stderr
     info = probe_output(tmp_path / "edited.mp4")
