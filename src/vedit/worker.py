@@ -97,11 +97,15 @@ class Lease:
                 self.lost.set()
                 return
 
-    def progress(self, percent: int) -> None:
+    def check(self) -> None:
+        """Raise :class:`TaskAborted` once the task is no longer this worker's to run."""
         if self.lost.is_set():
             raise TaskAborted("the task's lease was lost")
         if self.ctx.stop.is_set():
             raise TaskAborted("the worker is stopping")
+
+    def progress(self, percent: int) -> None:
+        self.check()
         now = time.monotonic()
         if percent != self._percent and (now - self._written_at >= 0.5 or percent >= RENDERED):
             self._percent, self._written_at = percent, now
@@ -181,12 +185,12 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     ((video_index, video_url),) = task.media_of("video")
     video_label = f"media[{video_index}] (video)"
     video_path = work / "video"
-    _obtain(video_url, video_path, video_label, s.video_max_bytes, task, ctx)
+    _obtain(video_url, video_path, video_label, s.video_max_bytes, task, ctx, lease)
     image_paths: list[tuple[str, Path]] = []
     for index, url in task.media_of("reference_image"):
         label = f"media[{index}] (reference_image)"
         path = work / f"image{index}"
-        _obtain(url, path, label, s.image_max_bytes, task, ctx)
+        _obtain(url, path, label, s.image_max_bytes, task, ctx, lease)
         image_paths.append((label, path))
     lease.progress(FETCHED)
 
@@ -337,14 +341,22 @@ def _relay(
 
 
 def _obtain(
-    url: str, dest: Path, label: str, max_bytes: int, task: Task, ctx: WorkerContext
+    url: str,
+    dest: Path,
+    label: str,
+    max_bytes: int,
+    task: Task,
+    ctx: WorkerContext,
+    lease: Lease,
 ) -> None:
     """One medium into ``dest``: an upload is copied from storage (never over HTTP, and only
-    the task's own key's), any other URL is fetched as hostile input."""
+    the task's own key's), any other URL is fetched as hostile input, and dropped as soon as
+    the task is cancelled or the worker stops."""
     s = ctx.settings
-    ref = upload_ref(url, s.public_base_url)
+    ref = upload_ref(url, s.public_base_url, ctx.storage)
     if ref is None:
-        fetch_media(url, dest, label=label, limits=_limits(s, max_bytes), allow=s.media_allow)
+        limits = _limits(s, max_bytes)
+        fetch_media(url, dest, label=label, limits=limits, allow=s.media_allow, abort=lease.check)
         return
     upload = ctx.uploads.find(ref, task.key_id)
     source = None if upload is None else ctx.storage.upload_path(upload.id)
@@ -369,7 +381,7 @@ def _upstream_media(task: Task, ctx: WorkerContext) -> list[dict[str, str]]:
     media = []
     for m in task.media:
         url = m["url"]
-        ref = upload_ref(url, s.public_base_url)
+        ref = upload_ref(url, s.public_base_url, ctx.storage)
         upload = None if ref is None else ctx.uploads.find(ref, task.key_id)
         if upload is not None:
             expires = int(max(upload.expires_at, time.time() + s.upstream_deadline_s))

@@ -236,3 +236,23 @@ def test_cancel_a_running_task_stops_it_and_removes_its_files(make_server, media
     nxt = srv.submit(media.url("silent.mp4"), media.url("coffee.jpg"), resolution="720P")
     assert srv.wait(nxt)["status"] == "SUCCESS"
     assert f"task {task_id} finished: CANCELED" in srv.log()
+
+
+def test_cancel_during_a_download_that_sends_nothing_stops_it(make_server, media) -> None:
+    """A media server that sends 10 bytes and then nothing for a minute: the cancelled task
+    lets go of it at the worker's next lease beat, not when the read times out."""
+    srv = make_server({"VEDIT_MEDIA_READ_TIMEOUT_S": "60"}, workers=1)
+    task_id = srv.submit(media.url("stall?seconds=60"), media.url("coffee.jpg"))
+    deadline = time.monotonic() + 30
+    while srv.query(task_id).json()["data"]["status"] != "IN_PROGRESS":
+        assert time.monotonic() < deadline, "the task did not start"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the download has begun
+    r = srv.client.post(f"/v1/video/generations/{task_id}/cancel", headers=srv.headers())
+    assert r.status_code == 200
+    # The lease beat is VEDIT_TASK_LEASE_S / 3 = 1 s here; allow a busy machine ten times that.
+    deadline = time.monotonic() + 10
+    while f"task {task_id} finished: CANCELED" not in srv.log():
+        assert time.monotonic() < deadline, srv.log()[-2000:]
+        time.sleep(0.1)
+    assert not (srv.data_dir / "work" / task_id).exists()

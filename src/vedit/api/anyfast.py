@@ -55,7 +55,11 @@ def task_from_request(
     as long as the task (``oss_resolve``: the create sent X-DashScope-OssResourceResolve)."""
     media = [{"type": m.type, "url": m.url} for m in req.input.media]
     used = svc.uploads.check_media(
-        media, key.id, public_base_url=svc.settings.public_base_url, oss_resolve=oss_resolve
+        media,
+        key.id,
+        public_base_url=svc.settings.public_base_url,
+        storage=svc.storage,
+        oss_resolve=oss_resolve,
     )
     row = new_task_row(
         key_id=key.id,

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from vedit import MODEL_NAME, __version__
-from vedit.api import anyfast, dashscope, files, uploads
+from vedit.api import anyfast, dashscope, files, page, uploads
 from vedit.api.deps import Services
 from vedit.api.metrics import Metrics
 from vedit.api.openapi import build_openapi
@@ -85,7 +85,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = svc
-    routers = (anyfast.router, dashscope.router, files.router, uploads.router)
+    routers = (anyfast.router, dashscope.router, files.router, uploads.router, page.router)
     for router in routers:
         _answer_head(router.routes)
         app.include_router(router)

@@ -16,9 +16,10 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -62,13 +63,60 @@ def classify_address(address: str) -> str | None:
     return None
 
 
+ABORT_POLL_S = 0.5
+"""How often a read that waits for bytes asks whether the download is still wanted."""
+
+
+class _AbortableStream(httpcore.NetworkStream):
+    """A connection whose reads wait in slices of :data:`ABORT_POLL_S`, calling ``abort``
+    between them (it raises to stop the download), so a server that sends nothing cannot
+    hold a cancelled task for the whole read timeout."""
+
+    def __init__(self, inner: httpcore.NetworkStream, abort: Callable[[], None]) -> None:
+        self._inner, self._abort = inner, abort
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._abort()
+            left = ABORT_POLL_S if deadline is None else deadline - time.monotonic()
+            try:
+                return self._inner.read(max_bytes, max(0.0, min(ABORT_POLL_S, left)))
+            except httpcore.ReadTimeout:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._abort()
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _AbortableStream(
+            self._inner.start_tls(ssl_context, server_hostname, timeout), self._abort
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     """Resolves, vets, and connects to the vetted address; refuses everything else."""
 
-    def __init__(self, allow: Iterable[str], label: str) -> None:
+    def __init__(
+        self, allow: Iterable[str], label: str, abort: Callable[[], None] | None = None
+    ) -> None:
         self._inner = httpcore.SyncBackend()
         self._allow = {a.lower() for a in allow}
         self._label = label
+        self._abort = abort
 
     def connect_tcp(
         self,
@@ -77,6 +125,17 @@ class _GuardedBackend(httpcore.NetworkBackend):
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[object] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._connect(host, port, timeout, local_address, socket_options)
+        return stream if self._abort is None else _AbortableStream(stream, self._abort)
+
+    def _connect(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[object] | None,
     ) -> httpcore.NetworkStream:
         if f"{host}:{port}".lower() in self._allow or f"[{host}]:{port}".lower() in self._allow:
             return self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
@@ -122,9 +181,19 @@ class FetchLimits:
 
 
 def fetch_media(
-    url: str, dest: Path, *, label: str, limits: FetchLimits, allow: Iterable[str] = ()
+    url: str,
+    dest: Path,
+    *,
+    label: str,
+    limits: FetchLimits,
+    allow: Iterable[str] = (),
+    abort: Callable[[], None] | None = None,
 ) -> int:
-    """Download ``url`` into ``dest``; returns the byte count. ``label`` prefixes every error."""
+    """Download ``url`` into ``dest``; returns the byte count. ``label`` prefixes every error.
+
+    ``abort`` is called at least every :data:`ABORT_POLL_S` while the download runs, even
+    while no byte arrives; whatever it raises ends the download (a cancelled task).
+    """
     deadline = time.monotonic() + limits.total_timeout_s
     timeouts = {
         "connect": limits.connect_timeout_s,
@@ -134,7 +203,7 @@ def fetch_media(
     }
     pool = httpcore.ConnectionPool(
         ssl_context=ssl.create_default_context(),
-        network_backend=_GuardedBackend(allow, label),
+        network_backend=_GuardedBackend(allow, label, abort),
         max_connections=1,
     )
     with pool:

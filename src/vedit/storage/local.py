@@ -107,6 +107,14 @@ class LocalStorage:
     def signed_upload_url(self, upload_id: str, name: str, expires: int) -> str:
         return self._url(f"{UPLOADS_PREFIX}{upload_id}/{name}", expires)
 
+    def signs_upload(self, upload_id: str, name: str, expires: str, signature: str) -> bool:
+        """Whether this server signed the upload URL with these parts (expired or not)."""
+        try:
+            self._check(f"{UPLOADS_PREFIX}{upload_id}/{name}", expires, signature, now=0)
+        except SignatureInvalid:
+            return False
+        return True
+
     def verify_upload(
         self, upload_id: str, name: str, expires: str, signature: str, now: float | None = None
     ) -> Path:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from vedit.config import Settings
 from vedit.errors import TaskFailure, UploadQuotaExceeded, UploadRejected
-from vedit.media.probe import load_image, probe_video, what_was_received
 from vedit.storage.local import LocalStorage
 from vedit.uploads.models import Upload
 from vedit.uploads.store import UploadStore, new_upload_id
@@ -78,14 +77,18 @@ def _shown(head: bytes) -> str:
     return text.hex(" ") or "nothing (empty)"
 
 
-def check_content(path: Path, settings: Settings) -> Sniffed:
+def check_content(path: Path, settings: Settings, label: str | None = None) -> Sniffed:
     """Sniff and check a received file against the media limits; raises
     :class:`UploadRejected` with the limit and the value measured."""
+    # PyAV is imported on the first upload, not with the API: a server whose media stack is
+    # broken still starts far enough to say so (its workers report it, dispatch/local.py).
+    from vedit.media.probe import load_image, probe_video, what_was_received
+
     with path.open("rb") as f:
         found = sniff(f.read(SNIFF_BYTES))
     if found is None:
         raise UploadRejected(f"the file is not {ACCEPTED}; received {what_was_received(path)}")
-    label = f"the uploaded file ({found.kind})"
+    label = label or f"the uploaded file ({found.kind})"
     try:
         if found.kind == "video":
             probe_video(path, settings, label)

@@ -16,19 +16,20 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from vedit.errors import InvalidRequest
 from vedit.media.urls import escape_invisible
-from vedit.storage.local import UPLOADS_PREFIX
+from vedit.storage.local import UPLOADS_PREFIX, LocalStorage
 from vedit.uploads.models import Upload
 
 OSS_SCHEME = "oss://"
 OSS_RESOLVE_HEADER = "X-DashScope-OssResourceResolve"
 UPLOAD_ID = re.compile(r"up_[0-9a-f]{32}")
+_UPLOAD_PATH = re.compile(UPLOADS_PREFIX + r"(?P<id>up_[0-9a-f]{32})/(?P<name>[^/]+)")
 KINDS = {"video": "video", "reference_image": "image"}  # media type -> upload kind
 
 
@@ -47,16 +48,26 @@ class UploadRef:
         return self.upload_id or f"{OSS_SCHEME}{self.object_key}"
 
 
-def upload_ref(url: str, public_base_url: str) -> UploadRef | None:
-    """The upload ``url`` names, or None when it is an ordinary URL to fetch."""
+def upload_ref(url: str, public_base_url: str, storage: LocalStorage) -> UploadRef | None:
+    """The upload ``url`` names, or None when it is an ordinary URL to fetch.
+
+    An upload URL is one this server signed (whatever host it names: a worker need not
+    know the API's public address), or any URL under ``<public_base_url>/v1/uploads/``
+    (a made-up one there is refused, never fetched).
+    """
     if url[: len(OSS_SCHEME)].lower() == OSS_SCHEME:
         return UploadRef(object_key=url[len(OSS_SCHEME) :])
+    parts = urlsplit(url)
+    found = _UPLOAD_PATH.fullmatch(parts.path)
+    if found:
+        query = parse_qs(parts.query)
+        expires, signature = query.get("expires", [""])[0], query.get("signature", [""])[0]
+        if storage.signs_upload(found["id"], found["name"], expires, signature):
+            return UploadRef(upload_id=found["id"])
     base = public_base_url.rstrip("/") + UPLOADS_PREFIX
-    if not url.startswith(base):
-        return None
-    upload_id = urlsplit(url).path[len(urlsplit(base).path) :].partition("/")[0]
-    # A malformed id under this server's upload path is still this server's: refused below.
-    return UploadRef(upload_id=upload_id)
+    if public_base_url and url.startswith(base):
+        return UploadRef(upload_id=url[len(base) :].partition("/")[0].partition("?")[0])
+    return None
 
 
 class UploadStore:
@@ -106,6 +117,7 @@ class UploadStore:
         key_id: int,
         *,
         public_base_url: str,
+        storage: LocalStorage,
         oss_resolve: bool,
         now: float | None = None,
     ) -> list[str]:
@@ -114,7 +126,7 @@ class UploadStore:
         an ``oss://`` URL sent without the resolve header."""
         used: list[str] = []
         for i, item in enumerate(media):
-            ref = upload_ref(item["url"], public_base_url)
+            ref = upload_ref(item["url"], public_base_url, storage)
             if ref is None:
                 continue
             where = f"input.media[{i}].url"

@@ -21,6 +21,11 @@ import numpy as np
 
 STATS_SIDE = 96  # statistics are taken on planes shrunk to about this many pixels a side
 _LEVELS = np.arange(256, dtype=np.float64)
+# The luma curve's slope (output levels per input level, before ``strength``) is kept in these
+# bounds wherever the source has pixels: steeper makes bands of a smooth gradient, flatter
+# makes texture into flat blotches.
+MAX_SLOPE = 2.0
+MIN_SLOPE = 0.4
 
 
 @dataclass(frozen=True)
@@ -70,15 +75,65 @@ def _mean_cov(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov + np.eye(2) * 2.0
 
 
-def luma_lut(src: ColourStats, ref: ColourStats, strength: float) -> np.ndarray:
-    """The uint8 lookup table that maps the source's luma histogram onto the reference's."""
+def luma_lut(
+    src: ColourStats,
+    ref: ColourStats,
+    strength: float,
+    max_slope: float = MAX_SLOPE,
+    min_slope: float = MIN_SLOPE,
+) -> np.ndarray:
+    """The uint8 lookup table that maps the source's luma histogram onto the reference's.
+
+    Plain histogram matching is as steep as the two histograms make it: where the
+    reference has more range than the source (a dark scene, a bright reference) one
+    level of the source becomes ten or twenty, and a smooth gradient becomes bands;
+    where the reference piles its pixels on a few levels, many of the source's become
+    one, and texture becomes a flat blotch. So the mapping's slope is held within
+    ``[min_slope, max_slope]`` at every level the source uses: the rise cut from a steep
+    part is spread over the gentler levels the source's pixels sit on (weighted by how
+    many do, as in contrast-limited equalisation), and the curve is placed so that the
+    source's mean level lands where the plain match puts it. The result is the matched
+    look as far as a curve without new contours allows.
+    """
     src_cdf = np.cumsum(src.luma_hist)
     ref_cdf = np.cumsum(ref.luma_hist)
     # Each level goes to the reference level at the same quantile (centre of its bin).
     quantile = src_cdf - src.luma_hist / 2
     matched = np.interp(quantile, ref_cdf - ref.luma_hist / 2, _LEVELS)
-    out = strength * matched + (1.0 - strength) * _LEVELS
+    curve = _slope_limited(matched, src.luma_hist, max_slope, min_slope)
+    out = strength * curve + (1.0 - strength) * _LEVELS
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _slope_limited(
+    curve: np.ndarray, hist: np.ndarray, max_slope: float, min_slope: float
+) -> np.ndarray:
+    """``curve`` (256 levels) with its slope held within the bounds where ``hist`` has
+    pixels, its total rise kept where it can be, and the histogram's mean level kept."""
+    # The levels that matter: those the source uses, and a little around them.
+    used = (
+        np.convolve(hist, np.ones(5) / 5, mode="same")[1:]
+        + np.convolve(hist, np.ones(5) / 5, mode="same")[:-1]
+    )
+    weight = used / max(float(used.sum()), 1e-12)
+    slope = np.diff(curve)
+    rise = float(slope.sum())
+    for _ in range(8):  # a few rounds settle it: each moves less than the last
+        slope = np.clip(slope, min_slope, max_slope)
+        missing = rise - float(slope.sum())
+        if abs(missing) < 0.5:
+            break
+        room = (max_slope - slope) if missing > 0 else (slope - min_slope)
+        share = weight * (room > 1e-6)
+        if share.sum() <= 1e-12:
+            break
+        slope = slope + missing * share / share.sum()
+    slope = np.clip(slope, min_slope, max_slope)
+    limited = np.concatenate([[0.0], np.cumsum(slope)])
+    # Placed so that the source's mean level maps where the plain match maps it.
+    hist_w = hist / max(float(hist.sum()), 1e-12)
+    limited += float((hist_w * curve).sum()) - float((hist_w * limited).sum())
+    return limited
 
 
 def _sqrtm(m: np.ndarray) -> np.ndarray:
