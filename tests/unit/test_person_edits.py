@@ -26,7 +26,8 @@ from mediagen import (
     striped_sweater,
 )
 from vedit.engines.classic.background import BackgroundEditor, cover
-from vedit.engines.classic.clothing import ClothingEditor
+from vedit.engines.classic import pose as bp
+from vedit.engines.classic.clothing import ClothingEditor, hand_mask
 
 W, H, FPS = 1280, 720, 24
 SAMPLES = list(range(0, 72, 6))
@@ -151,6 +152,40 @@ def test_clothing_changes_the_torso_not_the_face_or_the_background(tmp_path) -> 
     assert chest_share >= 0.6, chest_share
     assert face_share <= 0.03, face_share
     assert bg_share <= 0.03, bg_share
+
+
+def test_the_garment_stays_on_the_body(tmp_path) -> None:
+    """She walks along a table whose top touches her outline, the camera panning: the stripes
+    stay inside her outline — at most 1 % of the changed pixels lie more than 2 px outside it
+    (the codec's own ringing is within 2 px) — and never on the table or the cup."""
+    kw = {"camera": "pan", "table": True}
+    src = make_person_video(tmp_path / "table.mp4", **kw)
+    out = tmp_path / "table-edited.mp4"
+    edit_video(src, out, lambda spec: ClothingEditor(striped_sweater(), spec.width, spec.height))
+    outside = changed = 0
+    frames = zip(SAMPLES[1:], read_frames(src, SAMPLES[1:]), read_frames(out, SAMPLES[1:]))
+    for i, before, got in frames:
+        _, truth, _ = person_scene(W, H, i, **kw)
+        diff = np.abs(got.astype(int) - before).max(axis=2) > 24
+        away = cv2.distanceTransform((~truth).astype(np.uint8), cv2.DIST_L2, 5)
+        outside += int(np.count_nonzero(diff & (away > 2)))
+        changed += int(np.count_nonzero(diff))
+    print(f"changed pixels more than 2 px outside her outline: {outside / changed:.2%}")
+    assert changed > 50_000 * len(SAMPLES[1:])  # she is dressed
+    assert outside / changed <= 0.01, outside / changed  # 5.6 % before the outline and matte
+
+
+def test_hands_in_front_of_the_body_keep_their_own_colours() -> None:
+    """A hand the pose model sees (wrist and knuckles) gets no garment; one it does not see
+    changes nothing."""
+    points = np.zeros((33, 2), np.float32)
+    seen = np.zeros(33, np.float32)
+    points[bp.LEFT_WRIST], points[bp.LEFT_INDEX] = (100, 100), (110, 100)
+    points[bp.RIGHT_WRIST], points[bp.RIGHT_INDEX] = (50, 150), (60, 150)
+    seen[[bp.LEFT_WRIST, bp.LEFT_INDEX]] = 0.9
+    hands = hand_mask(points, seen, (200, 200))
+    assert hands[100, 105] == 1 and hands[100, 118] == 1  # the hand and its fingers
+    assert hands[100, 135] == 0 and hands[150, 55] == 0  # past it; the unseen hand
 
 
 def test_the_garment_takes_the_reference_colours_and_keeps_the_folds() -> None:

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from vedit.engines.base import PersonTally
+from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter, agreement
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
@@ -41,11 +42,6 @@ LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person take
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
 LOST_HOLD = 2  # pose runs a lost person's last place still counts (a brief miss)
 MIN_AGREEMENT = 0.5  # the pose and selfie masks' intersection over union that makes a person
-EDGE_BAND = 0.014  # half-width of the band around the mask's edge where the matte is worked
-# out, as a share of the chroma planes' short side (5 px at 720p: the models' own uncertainty)
-EDGE_CONTRAST = 12.0  # colour distance (levels) between the person and the old background
-# below which the matte trusts the masks' edge over the colours
-SPARSE = 4  # the colours beside the edge are read from every fourth pixel (they are smooth)
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -66,80 +62,6 @@ def near(body: np.ndarray) -> np.ndarray:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     grown = cv2.dilate((body > 0.5).astype(np.uint8), disc).astype(np.float32)
     return cv2.GaussianBlur(grown, (2 * radius + 1, 2 * radius + 1), 0)
-
-
-def edge_matte(
-    y: np.ndarray,
-    u: np.ndarray,
-    v: np.ndarray,
-    mask: np.ndarray,
-    band: int,
-    doubt: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The person's alpha at chroma size, and what to add to a plain blend of the source
-    over the new scene (Y, U, V) to take the old background out of the edge.
-
-    The masks are right to a few pixels: within ``band`` pixels of their edge, each pixel's
-    alpha is where its colour lies between the person's colours nearby (the mean of pixels
-    surely inside) and the old background's (surely outside) — a dark background left in
-    the edge has alpha 0, half a hair's colour about 0.5. Where the two colours are alike
-    the colours say nothing, and the masks' own edge is kept. ``doubt`` (0/1): where the
-    two models disagree, worked out the same way however far from the edge.
-
-    At the edge the person's colour is the source's with its share of the old background
-    taken out (``I = aF + (1 - a)B`` solved for ``F``), or, where alpha is too small for
-    that to be sound, the person's colour nearby: no band of the old background is left.
-    """
-    img = cv2.merge([y[::2, ::2], u, v])
-    hard = (mask > 0.5).astype(np.uint8)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    inside = cv2.erode(hard, disc)
-    if doubt is not None:
-        inside &= 1 - doubt
-    outside = cv2.erode(1 - hard, disc)
-    alpha = hard.astype(np.float32)
-    fix = np.zeros(img.shape, np.int16)
-    edge = np.flatnonzero(cv2.bitwise_or(inside, outside) == 0)
-    if not len(edge):
-        return alpha, fix
-    # The colours nearby, from a quarter-size copy (they are smooth), read at the edge only.
-    (fg, fg_support), (bg, bg_support) = _local_means(img, inside, outside, band)
-    w, small_w = mask.shape[1], fg.shape[1]
-    at = (edge // w // SPARSE) * small_w + (edge % w) // SPARSE
-    fg, bg = fg.reshape(-1, 3)[at], bg.reshape(-1, 3)[at]
-    colour = img.reshape(-1, 3)[edge].astype(np.float32)
-    gap = fg - bg
-    gap2 = (gap * gap).sum(axis=1)
-    between = np.clip(((colour - bg) * gap).sum(axis=1) / (gap2 + 1e-3), 0.0, 1.0)
-    trust = gap2 / (gap2 + EDGE_CONTRAST**2)
-    trust *= np.clip(fg_support.ravel()[at] * 20, 0, 1) * np.clip(bg_support.ravel()[at] * 20, 0, 1)
-    a = trust * between + (1.0 - trust) * mask.ravel()[edge]
-    alpha.ravel()[edge] = a
-    # The plain blend is a*I + (1 - a)*S; the person's own colour there instead of I is
-    # I + (1 - a)(I - B)/a where a is large enough, else the colour nearby: the difference.
-    sure = np.clip((a - 0.2) / 0.4, 0.0, 1.0)
-    change = (sure * (1.0 - a))[:, None] * (colour - bg) + (a * (1.0 - sure))[:, None] * (
-        fg - colour
-    )
-    fix.reshape(-1, 3)[edge] = np.rint(change * trust[:, None])
-    return cv2.GaussianBlur(alpha, (3, 3), 0), fix
-
-
-def _local_means(
-    img: np.ndarray, inside: np.ndarray, outside: np.ndarray, band: int
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """At a quarter of the size of ``img`` (every ``SPARSE``-th pixel): its mean over the pixels ``inside`` is set, and over
-    those ``outside`` is set, in a square of about five ``band`` around each pixel, each
-    with those pixels' share of the square (0: none near)."""
-    small = img[::SPARSE, ::SPARSE].astype(np.float32)
-    window = (2 * round(2.5 * band / SPARSE) + 1,) * 2
-    means = []
-    for where in (inside, outside):
-        weight = where[::SPARSE, ::SPARSE].astype(np.float32)
-        total = cv2.blur(small * weight[..., None], window)
-        support = cv2.blur(weight, window)
-        means.append((total / np.maximum(support, 1e-4)[..., None], support))
-    return means[0], means[1]
 
 
 class CameraMotion:
@@ -191,7 +113,7 @@ class BackgroundEditor:
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it
         self._missed = 0  # pose runs since the pose model last found the person
-        self.band = max(2, round(min(width, height) / 2 * EDGE_BAND))
+        self.matte = EdgeMatte(width, height)
         self.width, self.height = width, height
         # The margin, even so that the chroma planes crop at the same place.
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
@@ -247,9 +169,10 @@ class BackgroundEditor:
         if not len(rows):
             for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
                 np.copyto(plane, scene)
+            self.matte.reset()
             return
         ch, cw = person_c.shape
-        pad = 2 * self.band
+        pad = 2 * self.matte.band
         r0, r1 = max(0, rows[0] - pad), min(ch, rows[-1] + 1 + pad)
         c0, c1 = max(0, cols[0] - pad), min(cw, cols[-1] + 1 + pad)
         ys, cs = (slice(2 * r0, 2 * r1), slice(2 * c0, 2 * c1)), (slice(r0, r1), slice(c0, c1))
@@ -266,7 +189,7 @@ class BackgroundEditor:
             # model missed), the colours decide.
             both = cv2.min(selfie[cs], self._body[cs])
             doubt = (cv2.absdiff(both, person_c[cs]) > 0.5).view(np.uint8)
-        alpha, fix = edge_matte(y, u, v, person_c[cs], self.band, doubt)
+        alpha, fix = self.matte(y, u, v, person_c[cs], cs, small_y, doubt)
         size_y = (y.shape[1], y.shape[0])
         alpha_y = cv2.resize(alpha, size_y, interpolation=cv2.INTER_LINEAR)
         fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
