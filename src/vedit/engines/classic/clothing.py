@@ -27,7 +27,7 @@ import numpy as np
 from vedit.engines.base import PersonTally
 from vedit.engines.classic import pose as bp
 from vedit.engines.classic.matte import EdgeMatte
-from vedit.engines.classic.pose import PoseTracker, working_size
+from vedit.engines.classic.pose import THREADS, PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
@@ -72,7 +72,7 @@ class ClothingEditor:
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
         self.segmenter = PersonSegmenter(
-            width, height, models_dir=models_dir, smoothing=SELFIE_SMOOTHING
+            width, height, models_dir=models_dir, smoothing=SELFIE_SMOOTHING, threads=THREADS
         )
         self.tally = tally if tally is not None else PersonTally()
         self.texture = PlanesByMatrix(garment_texture(reference))

@@ -31,9 +31,12 @@ def edge_matte(
     mask: np.ndarray,
     band: int,
     doubt: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The person's alpha at chroma size, and what to add to a plain blend of the source
-    over the new scene (Y, U, V) to take the old background out of the edge.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The person's alpha at chroma size, worked out near the mask's edge.
+
+    Returns the mask made hard (float32 0/1), the edge pixels' flat indices in it, their
+    alpha, and for each what to add (Y, U, V) to a plain blend of the source over the new
+    scene to take the old background out of the edge.
 
     The masks are right to a few pixels: within ``band`` pixels of their edge, each pixel's
     alpha is where its colour lies between the person's colours nearby (the mean of pixels
@@ -53,11 +56,9 @@ def edge_matte(
     if doubt is not None:
         inside &= 1 - doubt
     outside = cv2.erode(1 - hard, disc)
-    alpha = hard.astype(np.float32)
-    fix = np.zeros(img.shape, np.int16)
     edge = np.flatnonzero(cv2.bitwise_or(inside, outside) == 0)
     if not len(edge):
-        return alpha, fix
+        return hard.astype(np.float32), edge, np.zeros(0, np.float32), np.zeros((0, 3), np.float32)
     # The colours nearby, from a quarter-size copy (they are smooth), read at the edge only.
     (fg, fg_support), (bg, bg_support) = _local_means(img, inside, outside, band)
     w, small_w = mask.shape[1], fg.shape[1]
@@ -70,15 +71,13 @@ def edge_matte(
     trust = gap2 / (gap2 + EDGE_CONTRAST**2)
     trust *= np.clip(fg_support.ravel()[at] * 20, 0, 1) * np.clip(bg_support.ravel()[at] * 20, 0, 1)
     a = trust * between + (1.0 - trust) * mask.ravel()[edge]
-    alpha.ravel()[edge] = a
     # The plain blend is a*I + (1 - a)*S; the person's own colour there instead of I is
     # I + (1 - a)(I - B)/a where a is large enough, else the colour nearby: the difference.
     sure = np.clip((a - 0.2) / 0.4, 0.0, 1.0)
     change = (sure * (1.0 - a))[:, None] * (colour - bg) + (a * (1.0 - sure))[:, None] * (
         fg - colour
     )
-    fix.reshape(-1, 3)[edge] = np.rint(change * trust[:, None])
-    return cv2.GaussianBlur(alpha, (3, 3), 0), fix
+    return hard.astype(np.float32), edge, a.astype(np.float32), change * trust[:, None]
 
 
 def _local_means(
@@ -105,13 +104,15 @@ class EdgeMatte:
     def __init__(self, width: int, height: int) -> None:
         self.band = max(2, round(min(width, height) / 2 * EDGE_BAND))
         self.chroma_shape = (height // 2, width // 2)
-        self._matte: np.ndarray | None = None  # the running matte: alpha, Y, U, V fixes
+        self._alpha = np.zeros(self.chroma_shape, np.float32)  # the last frame's, unblurred
+        self._fix = np.zeros((*self.chroma_shape, 3), np.float32)  # the last frame's edge fixes
         self._grey: np.ndarray | None = None  # the last frame's luma at the models' size
         self._box: tuple[slice, slice] = (slice(0, 0), slice(0, 0))  # the last frame's box
+        self._edge: tuple[np.ndarray, np.ndarray] = (np.zeros(0, int), np.zeros(0, int))
 
     def reset(self) -> None:
-        """Forget the running matte (a frame with no person: the next one starts afresh)."""
-        self._matte = self._grey = None
+        """Forget the last frame (one with no person: the next one starts afresh)."""
+        self._grey = None
 
     def __call__(
         self,
@@ -126,19 +127,26 @@ class EdgeMatte:
         """:func:`edge_matte` of the planes ``y``, ``u``, ``v`` and ``mask`` cut to ``box``
         (chroma-plane slices), smoothed over time: where the source moved since the last
         frame (the person walking, the camera panning), this frame's matte counts in full,
-        elsewhere by ``MATTE_SMOOTHING``. ``grey``: the whole source frame's luma, small."""
-        alpha, fix = edge_matte(y, u, v, mask, self.band, doubt)
-        now = np.dstack([alpha, fix.astype(np.float32)])
-        if self._matte is None or self._grey is None or self._grey.shape != grey.shape:
-            self._matte = np.zeros((*self.chroma_shape, 4), np.float32)
-            self._matte[box] = now
-        else:
-            moved = cv2.blur(cv2.absdiff(grey, self._grey), (3, 3)).astype(np.float32)
-            weight = np.clip(moved / STILL_LEVELS, MATTE_SMOOTHING, 1.0)
-            weight = cv2.resize(weight, self.chroma_shape[::-1], interpolation=cv2.INTER_LINEAR)
-            last = self._matte[box].copy()
-            self._matte[self._box] = 0.0  # where the person was is no longer theirs...
-            self._matte[box] = last + weight[box][..., None] * (now - last)  # ...but here is
-        self._grey, self._box = grey, box
-        steady = self._matte[box]
-        return np.ascontiguousarray(steady[..., 0]), np.rint(steady[..., 1:]).astype(np.int16)
+        elsewhere by ``MATTE_SMOOTHING``. ``grey``: the whole source frame's luma, small.
+        Returns the alpha and the fixes (int16 Y, U, V) of the box, at chroma size."""
+        alpha, edge, a, change = edge_matte(y, u, v, mask, self.band, doubt)
+        rows = edge // mask.shape[1] + box[0].start
+        cols = edge % mask.shape[1] + box[1].start
+        if self._grey is not None and self._grey.shape == grey.shape:
+            moved = cv2.blur(cv2.absdiff(grey, self._grey), (3, 3))
+            (sh, sw), (ch, cw) = grey.shape, self.chroma_shape
+            here = moved[rows * sh // ch, cols * sw // cw].astype(np.float32)
+            weight = np.clip(here / STILL_LEVELS, MATTE_SMOOTHING, 1.0)
+            last_a, last_fix = self._alpha[rows, cols], self._fix[rows, cols]
+            a = last_a + weight * (a - last_a)
+            change = last_fix + weight[:, None] * (change - last_fix)
+        alpha.ravel()[edge] = a
+        # Remembered for the next frame: where the person was is theirs no longer.
+        self._alpha[self._box] = 0.0
+        self._alpha[box] = alpha
+        self._fix[self._edge] = 0.0
+        self._fix[rows, cols] = change
+        self._grey, self._box, self._edge = grey, box, (rows, cols)
+        fix = np.zeros((*alpha.shape, 3), np.int16)
+        fix.reshape(-1, 3)[edge] = np.rint(change)
+        return cv2.GaussianBlur(alpha, (3, 3), 0), fix
