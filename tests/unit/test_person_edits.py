@@ -25,8 +25,8 @@ from mediagen import (
     read_frames,
     striped_sweater,
 )
-from vedit.engines.classic.background import BackgroundEditor, cover
 from vedit.engines.classic import pose as bp
+from vedit.engines.classic.background import BackgroundEditor, cover
 from vedit.engines.classic.clothing import ClothingEditor, hand_mask
 
 W, H, FPS = 1280, 720, 24
@@ -163,8 +163,8 @@ def test_the_garment_stays_on_the_body(tmp_path) -> None:
     out = tmp_path / "table-edited.mp4"
     edit_video(src, out, lambda spec: ClothingEditor(striped_sweater(), spec.width, spec.height))
     outside = changed = 0
-    frames = zip(SAMPLES[1:], read_frames(src, SAMPLES[1:]), read_frames(out, SAMPLES[1:]))
-    for i, before, got in frames:
+    before_after = zip(read_frames(src, SAMPLES[1:]), read_frames(out, SAMPLES[1:]), strict=True)
+    for i, (before, got) in zip(SAMPLES[1:], before_after, strict=True):
         _, truth, _ = person_scene(W, H, i, **kw)
         diff = np.abs(got.astype(int) - before).max(axis=2) > 24
         away = cv2.distanceTransform((~truth).astype(np.uint8), cv2.DIST_L2, 5)
