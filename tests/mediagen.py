@@ -124,6 +124,21 @@ def camera_offset(
     )
 
 
+def room_photo(width: int, height: int, *, room: str = "coffee", table: bool = False) -> np.ndarray:
+    """The room of :func:`person_scene`, ``width`` x ``height`` RGB (see there)."""
+    from skimage import data
+
+    photo = cv2.resize(data.coffee(), (width, height), interpolation=cv2.INTER_AREA)
+    if table:
+        # A table top and its front, from the middle of the room to its right side.
+        top, front = int(height * 0.62), int(height * 0.68)
+        cv2.rectangle(photo, (width * 9 // 20, top), (width, front), (196, 140, 88), -1)
+        cv2.rectangle(photo, (width * 9 // 20, front), (width, height), (120, 78, 44), -1)
+    if room == "dark":
+        photo = (photo.astype(np.float32) * 0.2).astype(np.uint8)
+    return photo
+
+
 def person_scene(
     width: int,
     height: int,
@@ -133,27 +148,29 @@ def person_scene(
     camera: str = "pan",
     walk: bool = True,
     present: tuple[float, float] = (0.0, float("inf")),
+    room: str = "coffee",
+    table: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, float]]:
     """Frame ``index`` of a person walking across a room: the astronaut, cut out along her
     outline, slides left and right over a photograph (scikit-image's coffee).
 
     ``camera``: ``pan`` (the background moves too) or ``static``; ``walk``: False keeps the
     person still (then nothing moves but the camera, if it pans); ``present``: the seconds
-    (from, until) the person is in the shot — outside them the room is empty. Returns the
-    RGB frame, the person's true mask, and where the photo was put (x0, y0, scale of its
-    512 px).
+    (from, until) the person is in the shot — outside them the room is empty; ``room``:
+    ``coffee`` (the photo as it is) or ``dark`` (the photo at a fifth of its light, as in a
+    graded night scene); ``table``: a wooden table in the room, at her waist and to her
+    right, that she walks along (its top touches her outline). Returns the RGB frame, the
+    person's true mask, and where the photo was put (x0, y0, scale of its 512 px).
     """
-    from skimage import data
-
     t = index / fps
-    room = cv2.resize(
-        data.coffee(), (width * 5 // 4, height * 5 // 4), interpolation=cv2.INTER_AREA
-    )
+    backdrop = room_photo(width * 5 // 4, height * 5 // 4, room=room, table=table)
     dx, dy = camera_offset(width, height, index, fps, camera)
-    frame = np.ascontiguousarray(room[dy : dy + height, dx : dx + width])
+    frame = np.ascontiguousarray(backdrop[dy : dy + height, dx : dx + width])
     truth = np.zeros((height, width), bool)
     if not present[0] <= t < present[1]:
         return frame, truth, (0, 0, 0.0)
+    from skimage import data
+
     side = int(height * 0.9)
     person = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA)
     outline = np.zeros((512, 512), np.uint8)
@@ -177,9 +194,11 @@ def make_person_video(
     walk: bool = True,
     noise: float = 0.0,
     present: tuple[float, float] = (0.0, float("inf")),
+    room: str = "coffee",
+    table: bool = False,
 ) -> Path:
     """A silent clip of :func:`person_scene` frames (``noise``: sensor-like, new every frame;
-    ``present``: the seconds the person is in the shot)."""
+    ``present``: the seconds the person is in the shot; ``room``, ``table``: see there)."""
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", format="mp4") as out:
         v = out.add_stream("libx264", rate=fps)
@@ -187,8 +206,9 @@ def make_person_video(
         v.options = {"preset": "ultrafast", "crf": "12"}
         for i in range(round(seconds * fps)):
             img, _, _ = person_scene(
-                width, height, i, fps, camera=camera, walk=walk, present=present
-            )
+                width, height, i, fps, camera=camera, walk=walk, present=present, room=room,
+                table=table,
+            )  # fmt: skip
             _encode(out, v, i, img, fps, noise, rng)
         for packet in v.encode(None):
             out.mux(packet)
@@ -226,6 +246,16 @@ def striped_sweater() -> np.ndarray:
         img[row : row + 25] = (30, 60, 160)
         img[row + 25 : row + 50] = (235, 235, 220)
     return img
+
+
+def bright_wall(width: int = 640, height: int = 360) -> np.ndarray:
+    """A new background brighter than any person: a pale wall lit from the top left, with a
+    faint texture (the opposite of the dark room)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    light = 236 - 14 * (xx / width + yy / height) / 2
+    grain = cv2.GaussianBlur(np.random.default_rng(1).normal(0, 6, (height, width)), (0, 0), 3)
+    wall = np.dstack([light + grain, light + grain + 2, light + grain - 6])
+    return np.clip(wall, 0, 255).astype(np.uint8)
 
 
 def _encode(

@@ -226,3 +226,37 @@ def test_a_person_in_one_sampled_frame_only_is_not_enough(tmp_path: Path) -> Non
     assert (plan.operation, plan.fallback_from) == ("color_grade", "replace_background")
     assert (plan.sampled_frames, plan.sampled_with_person) == (PERSON_SAMPLES, 1)
     assert "a person in only 1 of the 8 frames sampled from the clip (2 needed)" in plan.because
+
+
+def test_a_background_edit_that_finds_no_person_shows_only_the_new_background(
+    tmp_path: Path, clips: dict[str, Path]
+) -> None:
+    """Run unchecked (no clip to look at first) on a room with a cup and moving shapes: the
+    pose model alone takes the cup for a person in some frames, the selfie model does not
+    agree, so no frame has a person — every frame is the new scene, with no ghost of the
+    cup or the shapes, and the plan says so."""
+    reference = data.rocket()
+    prepared: list[PreparedEdit] = []
+
+    def editor_of(spec):
+        job = EditJob(BACKGROUND, plan_edit(BACKGROUND), [reference], 0, spec.width,
+                      spec.height, spec.fps, spec.frames)  # fmt: skip
+        prepared.append(ClassicEngine().prepare(job))
+        return prepared[0].editor
+
+    edit_video(clips["coffee"], tmp_path / "out.mp4", editor_of)
+    plan = prepared[0].outcome()
+    assert plan.operation == "replace_background" and plan.applied is False
+    assert plan.person_frame_share == 0.0
+    assert "every frame shows only the new background" in plan.because
+    mx, my = prepared[0].editor.margin  # type: ignore[attr-defined]
+    room = cv2.resize(cover(reference, 1280 + 2 * mx, 720 + 2 * my), None, fx=0.25, fy=0.25,
+                      interpolation=cv2.INTER_AREA).astype(np.float32)  # fmt: skip
+    times = [12, 36, 60, 66]
+    for i, got in zip(times, read_frames(tmp_path / "out.mp4", times), strict=True):
+        small = cv2.resize(got, (320, 180), interpolation=cv2.INTER_AREA).astype(np.float32)
+        # The window of the scene that the camera's pan put there.
+        _, _, _, (x, y) = cv2.minMaxLoc(-cv2.matchTemplate(room, small, cv2.TM_SQDIFF))
+        away = np.abs(small - room[y : y + 180, x : x + 320]).max(axis=2)
+        blocks = cv2.resize(away, (32, 18), interpolation=cv2.INTER_AREA)
+        assert blocks.max() < 30, (i, blocks.max())  # the cup gave 200; the pan ±1 px ~20

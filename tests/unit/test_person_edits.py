@@ -17,6 +17,7 @@ from skimage import data
 from mediagen import (
     ASTRONAUT_CHEST,
     ASTRONAUT_FACE,
+    bright_wall,
     camera_offset,
     edit_video,
     make_person_video,
@@ -24,8 +25,9 @@ from mediagen import (
     read_frames,
     striped_sweater,
 )
+from vedit.engines.classic import pose as bp
 from vedit.engines.classic.background import BackgroundEditor, cover
-from vedit.engines.classic.clothing import ClothingEditor
+from vedit.engines.classic.clothing import ClothingEditor, hand_mask
 
 W, H, FPS = 1280, 720, 24
 SAMPLES = list(range(0, 72, 6))
@@ -101,6 +103,39 @@ def test_the_new_background_pans_with_the_camera(replaced) -> None:
     assert abs(shift_x + pan) <= 4, (shift_x, pan)
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(float)
+
+
+def test_the_edge_has_no_halo_of_a_dark_old_background(tmp_path) -> None:
+    """A person before a dark room, put before a bright wall: just outside her true outline
+    the output is the wall — no band of the old room, darker than both sides — and just
+    inside it she is as she was (the edge is not cut into her)."""
+    kw = {"camera": "static", "room": "dark"}
+    src = make_person_video(tmp_path / "dark.mp4", **kw)
+    out = tmp_path / "dark-edited.mp4"
+    editors: list[BackgroundEditor] = []
+    edit_video(
+        src, out, lambda spec: editors.append(BackgroundEditor(bright_wall(), W, H)) or editors[0]
+    )
+    mx, my = editors[0].margin
+    wall = luma(cover(bright_wall(), W + 2 * mx, H + 2 * my)[my : my + H, mx : mx + W])
+    ring_out, ring_in = [], []
+    for i, got in zip(SAMPLES[1:], read_frames(out, SAMPLES[1:]), strict=True):
+        frame, truth, _ = person_scene(W, H, i, **kw)
+        away = cv2.distanceTransform((~truth).astype(np.uint8), cv2.DIST_L2, 5)
+        depth = cv2.distanceTransform(truth.astype(np.uint8), cv2.DIST_L2, 5)
+        ring_out.append((luma(got) - wall)[(away > 2) & (away <= 8)])
+        ring_in.append(np.abs(luma(got) - luma(frame))[(depth > 3) & (depth <= 8)])
+    outside, inside = np.concatenate(ring_out), np.concatenate(ring_in)
+    print(f"2-8 px outside: {outside.mean():+.1f} levels from the wall "
+          f"(90th pct |.| {np.percentile(np.abs(outside), 90):.0f}); "
+          f"3-8 px inside: {inside.mean():.1f} from the source (median {np.median(inside):.0f})")  # fmt: skip
+    assert abs(outside.mean()) <= 12, outside.mean()  # the feathered edge was -70
+    assert np.percentile(np.abs(outside), 90) <= 40
+    assert np.median(inside) <= 25, np.median(inside)
+
+
 def test_clothing_changes_the_torso_not_the_face_or_the_background(tmp_path) -> None:
     out = edit(tmp_path, lambda w, h: ClothingEditor(striped_sweater(), w, h))
     chest, face, background = [], [], []
@@ -117,6 +152,40 @@ def test_clothing_changes_the_torso_not_the_face_or_the_background(tmp_path) -> 
     assert chest_share >= 0.6, chest_share
     assert face_share <= 0.03, face_share
     assert bg_share <= 0.03, bg_share
+
+
+def test_the_garment_stays_on_the_body(tmp_path) -> None:
+    """She walks along a table whose top touches her outline, the camera panning: the stripes
+    stay inside her outline — at most 1 % of the changed pixels lie more than 2 px outside it
+    (the codec's own ringing is within 2 px) — and never on the table or the cup."""
+    kw = {"camera": "pan", "table": True}
+    src = make_person_video(tmp_path / "table.mp4", **kw)
+    out = tmp_path / "table-edited.mp4"
+    edit_video(src, out, lambda spec: ClothingEditor(striped_sweater(), spec.width, spec.height))
+    outside = changed = 0
+    before_after = zip(read_frames(src, SAMPLES[1:]), read_frames(out, SAMPLES[1:]), strict=True)
+    for i, (before, got) in zip(SAMPLES[1:], before_after, strict=True):
+        _, truth, _ = person_scene(W, H, i, **kw)
+        diff = np.abs(got.astype(int) - before).max(axis=2) > 24
+        away = cv2.distanceTransform((~truth).astype(np.uint8), cv2.DIST_L2, 5)
+        outside += int(np.count_nonzero(diff & (away > 2)))
+        changed += int(np.count_nonzero(diff))
+    print(f"changed pixels more than 2 px outside her outline: {outside / changed:.2%}")
+    assert changed > 50_000 * len(SAMPLES[1:])  # she is dressed
+    assert outside / changed <= 0.01, outside / changed  # 5.0 % before the outline and the matte
+
+
+def test_hands_in_front_of_the_body_keep_their_own_colours() -> None:
+    """A hand the pose model sees (wrist and knuckles) gets no garment; one it does not see
+    changes nothing."""
+    points = np.zeros((33, 2), np.float32)
+    seen = np.zeros(33, np.float32)
+    points[bp.LEFT_WRIST], points[bp.LEFT_INDEX] = (100, 100), (110, 100)
+    points[bp.RIGHT_WRIST], points[bp.RIGHT_INDEX] = (50, 150), (60, 150)
+    seen[[bp.LEFT_WRIST, bp.LEFT_INDEX]] = 0.9
+    hands = hand_mask(points, seen, (200, 200))
+    assert hands[100, 105] == 1 and hands[100, 118] == 1  # the hand and its fingers
+    assert hands[100, 135] == 0 and hands[150, 55] == 0  # past it; the unseen hand
 
 
 def test_the_garment_takes_the_reference_colours_and_keeps_the_folds() -> None:

@@ -29,8 +29,9 @@ import cv2
 import numpy as np
 
 from vedit.engines.base import PersonTally
+from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.pose import PoseTracker, working_size
-from vedit.engines.classic.segment import PersonSegmenter
+from vedit.engines.classic.segment import PersonSegmenter, agreement
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
@@ -40,6 +41,7 @@ NEAR = 0.04  # how far from the pose model's body the selfie model's mask still 
 LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
 LOST_HOLD = 2  # pose runs a lost person's last place still counts (a brief miss)
+MIN_AGREEMENT = 0.5  # the pose and selfie masks' intersection over union that makes a person
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -111,6 +113,7 @@ class BackgroundEditor:
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it
         self._missed = 0  # pose runs since the pose model last found the person
+        self.matte = EdgeMatte(width, height)
         self.width, self.height = width, height
         # The margin, even so that the chroma planes crop at the same place.
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
@@ -121,25 +124,34 @@ class BackgroundEditor:
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
         size = self.segmenter.input_size
+        small = frame.small_yuv(*size)
+        rgb = yuv_to_rgb(small, frame.matrix)
+        # The selfie model runs on every frame (its running mask stays current).
+        selfie = self.segmenter.running_half(rgb)
         if index % POSE_EVERY == 0:
             found = self.tracker(frame.small_rgb(*self.pose_size))
-            self._body = None
+            half = (self.width // 2, self.height // 2)
+            body = None
             if found is not None:
-                half = (self.width // 2, self.height // 2)
-                self._body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
-                self._near = near(self._body)
+                body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
+            # A person is where both models see one: the pose model alone also finds one in
+            # a cat's face or a cup going by, and the selfie model in half a cup.
+            if body is not None and agreement(body, selfie) < MIN_AGREEMENT:
+                body = None
+                self.tracker.reset()  # look afresh next time, not at the look-alike
+            self._body = body
+            if body is not None:
+                self._near = near(body)
                 self._missed = 0
             else:
                 self._missed += 1
                 if self._missed > LOST_HOLD:
                     self._near = None
-        small = frame.small_yuv(*size)
-        rgb = yuv_to_rgb(small, frame.matrix)
-        # The selfie model runs on every frame (its running mask stays current), but with no
-        # person near, nothing of its mask counts: the frame is all new background.
-        person_c = self.segmenter.half_mask(rgb, also=self._body, within=self._near)
+        # With no person near, nothing of the selfie mask counts: all new background.
         if self._near is None:
-            person_c.fill(0.0)
+            person_c = np.zeros_like(selfie)
+        else:
+            person_c = self.segmenter.feathered(selfie, also=self._body, within=self._near)
         behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
         small_y = np.ascontiguousarray(small[..., 0])
         sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)
@@ -149,30 +161,44 @@ class BackgroundEditor:
         old = float((small_y * behind).sum()) / weight if weight > 1 else float(small_y.mean())
         gap = cv2.mean(sy)[0] - old
         shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
-        # Only the person's box is blended; the rest of the frame is the new scene.
+        # Only the person's box (and room around it for the edge's colours) is blended; the
+        # rest of the frame is the new scene.
         rows = np.flatnonzero(person_c.max(axis=1) > 0.004)
         cols = np.flatnonzero(person_c.max(axis=0) > 0.004)
         self.tally.count(bool(len(rows)))
         if not len(rows):
             for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
                 np.copyto(plane, scene)
+            self.matte.reset()
             return
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        m_c = np.ascontiguousarray(person_c[r0:r1, c0:c1])
-        m = cv2.resize(m_c, (2 * (c1 - c0), 2 * (r1 - r0)), interpolation=cv2.INTER_LINEAR)
-        y = frame.y[2 * r0 : 2 * r1, 2 * c0 : 2 * c1].copy()
+        ch, cw = person_c.shape
+        pad = 2 * self.matte.band
+        r0, r1 = max(0, rows[0] - pad), min(ch, rows[-1] + 1 + pad)
+        c0, c1 = max(0, cols[0] - pad), min(cw, cols[-1] + 1 + pad)
+        ys, cs = (slice(2 * r0, 2 * r1), slice(2 * c0, 2 * c1)), (slice(r0, r1), slice(c0, c1))
+        y, u, v = frame.y[ys].copy(), frame.u[cs].copy(), frame.v[cs].copy()
+        for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
+            np.copyto(plane, scene)
         if shift > 0:
             cv2.add(y, shift, dst=y)
         elif shift < 0:
             cv2.subtract(y, -shift, dst=y)
-        u = frame.u[r0:r1, c0:c1].copy()
-        v = frame.v[r0:r1, c0:c1].copy()
-        for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
-            np.copyto(plane, scene)
-        ys, cs = (slice(2 * r0, 2 * r1), slice(2 * c0, 2 * c1)), (slice(r0, r1), slice(c0, c1))
-        frame.y[ys] = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), m, 1.0 - m)
-        frame.u[cs] = cv2.blendLinear(u, np.ascontiguousarray(su[cs]), m_c, 1.0 - m_c)
-        frame.v[cs] = cv2.blendLinear(v, np.ascontiguousarray(sv[cs]), m_c, 1.0 - m_c)
+        doubt = None
+        if self._body is not None:
+            # Where only one model sees the person (a spoon by her hand, a hand the pose
+            # model missed), the colours decide.
+            both = cv2.min(selfie[cs], self._body[cs])
+            doubt = (cv2.absdiff(both, person_c[cs]) > 0.5).view(np.uint8)
+        alpha, fix = self.matte(y, u, v, person_c[cs], cs, small_y, doubt)
+        size_y = (y.shape[1], y.shape[0])
+        alpha_y = cv2.resize(alpha, size_y, interpolation=cv2.INTER_LINEAR)
+        fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
+        blend = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), alpha_y, 1.0 - alpha_y)
+        frame.y[ys] = cv2.add(blend, fix_y, dtype=cv2.CV_8U)
+        keep = 1.0 - alpha
+        for i, (source, plane, scene) in enumerate(((u, frame.u, su), (v, frame.v, sv))):
+            blend = cv2.blendLinear(source, np.ascontiguousarray(scene[cs]), alpha, keep)
+            plane[cs] = cv2.add(blend, np.ascontiguousarray(fix[..., i + 1]), dtype=cv2.CV_8U)
 
     def _follow_camera(
         self, matrix: str, small_y: np.ndarray, behind: np.ndarray

@@ -26,8 +26,10 @@ import numpy as np
 
 from vedit.engines.base import PersonTally
 from vedit.engines.classic import pose as bp
-from vedit.engines.classic.pose import PoseTracker, working_size
-from vedit.media.frames import PlanesByMatrix, YuvFrame
+from vedit.engines.classic.matte import EdgeMatte
+from vedit.engines.classic.pose import THREADS, PoseTracker, working_size
+from vedit.engines.classic.segment import PersonSegmenter
+from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
 TEXTURE_SHARE = 0.6  # the middle of the reference that is the garment (per side)
@@ -35,9 +37,12 @@ SHADING = 0.85  # how much of the source's luma variation (folds, light) the gar
 NECKLINE = 0.1  # the garment's top above the shoulder line, as a share of the shoulder width
 HEAD = 0.9  # radius of the head's disc (no garment) as a share of the ear-to-ear distance
 MIN_TORSO = 1.5  # shortest torso (shoulder line to hip line) as a share of the shoulder width
-HEM = 0.15  # the garment's bottom below the hip line, as a share of the shoulder width
+HEM = 0.15  # the garment's bottom below the hip joints' line (over the hips, not past them),
+# as a share of the shoulder width
 HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
+HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
+SELFIE_SMOOTHING = 1.0  # weight of each frame's selfie mask in the running one
 
 
 def garment_texture(reference: np.ndarray, side: int = 512) -> np.ndarray:
@@ -66,37 +71,54 @@ class ClothingEditor:
         self.width, self.height = width, height
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self.segmenter = PersonSegmenter(
+            width, height, models_dir=models_dir, smoothing=SELFIE_SMOOTHING, threads=THREADS
+        )
         self.tally = tally if tally is not None else PersonTally()
         self.texture = PlanesByMatrix(garment_texture(reference))
         self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
         self._running: np.ndarray | None = None  # the garment mask, at chroma size
+        self._body: np.ndarray | None = None
+        self._person: np.ndarray | None = None
+        self.matte = EdgeMatte(width, height)
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
         ch, cw = frame.u.shape
+        # The selfie model on every frame: the person's outline as it is now, which the
+        # garment never leaves (the pose model's mask is wider, and held between its runs).
+        small = frame.small_yuv(*self.segmenter.input_size)
+        outline = self.segmenter.running_half(yuv_to_rgb(small, frame.matrix))
+        grey = np.ascontiguousarray(small[..., 0])
         if index % POSE_EVERY == 0 or self._target is None:
             # Where the garment is: worked out when the pose model runs, held in between.
             self._target = np.zeros((ch, cw), np.float32)
             pose = self.tracker(frame.small_rgb(*self.pose_size))
+            self._body = None
             if pose is not None:
                 to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
                 points = pose.points * to_chroma
                 self._pin(points)
                 body = cv2.resize(pose.mask, (cw, ch), interpolation=cv2.INTER_LINEAR)
+                self._body = body
                 upper = upper_body(points, (ch, cw))
                 skin = skin_mask(frame.u, frame.v, points)
-                self._target = body * upper * (1.0 - skin)
+                hands = hand_mask(points, pose.visibility, (ch, cw))
+                self._target = np.minimum(body, outline) * upper * (1.0 - np.maximum(skin, hands))
         # Smoothed over time, so the edge does not flicker between pose runs.
         if self._running is None:
             self._running = self._target.copy()
         else:
             self._running += 0.5 * (self._target - self._running)
         garment_c = cv2.GaussianBlur(self._running, (0, 0), max(1.0, ch / 300))
+        np.minimum(garment_c, outline, out=garment_c)
+        self._person = outline if self._body is None else np.minimum(outline, self._body)
         # A person who left fades out where they were last seen.
         if self._anchor is None or float(garment_c.max()) < 0.05:
             self.tally.count(False)
+            self.matte.reset()
             return
-        self.tally.count(self._dress(frame, self._anchor * 2, garment_c))
+        self.tally.count(self._dress(frame, self._anchor * 2, garment_c, grey))
 
     def _pin(self, points: np.ndarray) -> None:
         """Move the texture's pins (shoulders, hips) only when the body moved: landmark jitter
@@ -109,9 +131,13 @@ class ClothingEditor:
                 return
         self._anchor = pins.copy()
 
-    def _dress(self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray) -> bool:
+    def _dress(
+        self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray, grey: np.ndarray
+    ) -> bool:
         """Blend the texture, pinned to the shoulders (``pins``: right and left shoulder,
-        right and left hip, in luma pixels), into the garment; False when there was none."""
+        right and left hip, in luma pixels), into the garment, which ends where the person's
+        colours do (``grey``: the source's luma at the models' size, for the edge matte);
+        False when there was none."""
         ty, tu, tv = self.texture(frame.matrix)
         side = float(ty.shape[0])
         top_l, top_r = pins[0], pins[1]
@@ -130,6 +156,17 @@ class ClothingEditor:
         if not len(rows) or not len(cols):
             return False
         cy0, cy1, cx0, cx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        # The person's edge as their colours draw it, around the garment's box.
+        ch, cw = garment_c.shape
+        pad = 2 * self.matte.band
+        r0, r1 = max(0, cy0 - pad), min(ch, cy1 + pad)
+        c0, c1 = max(0, cx0 - pad), min(cw, cx1 + pad)
+        box = (slice(r0, r1), slice(c0, c1))
+        person = np.ascontiguousarray(self._person[box])
+        planes = frame.y[2 * r0 : 2 * r1, 2 * c0 : 2 * c1], frame.u[box], frame.v[box]
+        alpha, _ = self.matte(*planes, person, box, grey)
+        garment_c = garment_c.copy()
+        np.minimum(garment_c[box], alpha, out=garment_c[box])
         g_c = np.ascontiguousarray(garment_c[cy0:cy1, cx0:cx1])
         y = frame.y[2 * cy0 : 2 * cy1, 2 * cx0 : 2 * cx1]
         h, w = y.shape
@@ -179,6 +216,20 @@ def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     head_radius = HEAD * float(np.hypot(*(points[bp.LEFT_EAR] - points[bp.RIGHT_EAR])))
     cv2.circle(band, (int(head[0]), int(head[1])), round(head_radius), 0, -1)
     return band.astype(np.float32)
+
+
+def hand_mask(points: np.ndarray, visibility: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Discs over the hands the pose model sees: a hand in front of the body (holding a glass,
+    resting on the chest) stays as it is, gloved or not."""
+    hands = np.zeros(shape, np.uint8)
+    for wrist, knuckles in ((bp.LEFT_WRIST, bp.LEFT_INDEX), (bp.RIGHT_WRIST, bp.RIGHT_INDEX)):
+        if min(visibility[wrist], visibility[knuckles]) < 0.5:
+            continue
+        centre = (points[wrist] + points[knuckles]) / 2
+        radius = HAND * float(np.hypot(*(points[knuckles] - points[wrist])))
+        x, y = np.round(centre).astype(int)
+        cv2.circle(hands, (int(x), int(y)), max(1, round(radius)), 1, -1)
+    return hands.astype(np.float32)
 
 
 def skin_mask(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndarray:

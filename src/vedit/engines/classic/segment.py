@@ -106,26 +106,44 @@ class PersonSegmenter:
         half = self.half_mask(rgb)
         return cv2.resize(half, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
 
-    def half_mask(
-        self, rgb: np.ndarray, also: np.ndarray | None = None, within: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The next frame's mask at half size (yuv420p's chroma planes; editors upscale the
-        part they need).
-
-        ``also``: another person mask at half size (e.g. the pose model's), merged in
-        (pixel-wise maximum) before the edge is feathered; ``within``: a half-size weight
-        (0..1) that this model's own mask is multiplied by first (e.g. "near the body the
-        pose model found", which drops look-alike objects elsewhere).
-        """
+    def running_half(self, rgb: np.ndarray) -> np.ndarray:
+        """The next frame's selfie mask at half size (yuv420p's chroma planes), smoothed over
+        time but not feathered: float32 0..1."""
         prob = self.raw(rgb)
         if self._running is None:
             self._running = prob
         else:
             self._running = self._running + self.smoothing * (prob - self._running)
         size = (self.width // 2, self.height // 2)
-        half = cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
+
+    def feathered(
+        self, half: np.ndarray, also: np.ndarray | None = None, within: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``half`` (a :meth:`running_half` mask) merged and feathered.
+
+        ``also``: another person mask at half size (e.g. the pose model's), merged in
+        (pixel-wise maximum) before the edge is feathered; ``within``: a half-size weight
+        (0..1) that this model's own mask is multiplied by first (e.g. "near the body the
+        pose model found", which drops look-alike objects elsewhere).
+        """
         if within is not None:
-            half *= within
+            half = half * within
         if also is not None:
-            np.maximum(half, also, out=half)
+            half = np.maximum(half, also)
         return cv2.GaussianBlur(half, (self._blur, self._blur), 0)
+
+    def half_mask(
+        self, rgb: np.ndarray, also: np.ndarray | None = None, within: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The next frame's mask at half size, merged and feathered (see :meth:`feathered`;
+        editors upscale the part they need)."""
+        return self.feathered(self.running_half(rgb), also, within)
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """How well two person masks of one frame agree: the intersection over the union of
+    their halves above 0.5 (0 when both are empty)."""
+    x, y = a > 0.5, b > 0.5
+    union = int(np.count_nonzero(x | y))
+    return int(np.count_nonzero(x & y)) / union if union else 0.0

@@ -1,0 +1,152 @@
+"""The person's edge, matted from its colours: where a mask's edge really lies, pixel by pixel.
+
+The person masks (``segment.py``, ``pose.py``) are right to a few pixels,
+and a feathered mask blends a band of the old background into whatever is
+put around or on the person: a dark halo before a bright new background, a
+garment's stripes on the table beside them. Within a band around the mask's
+edge, :func:`edge_matte` reads each pixel's alpha from its colour: where it
+lies between the person's colours nearby and the background's. Read from
+each frame's colours alone the matte would shimmer with the camera's noise,
+so :class:`EdgeMatte` smooths it over time where the picture stands still.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+EDGE_BAND = 0.014  # half-width of the band around the mask's edge where the matte is worked
+# out, as a share of the chroma planes' short side (5 px at 720p: the models' own uncertainty)
+EDGE_CONTRAST = 12.0  # colour distance (levels) between the person and the background
+# below which the matte trusts the masks' edge over the colours
+MATTE_SMOOTHING = 0.35  # weight of each frame's edge matte in the running one, where still
+STILL_LEVELS = 4.0  # mean luma change from the last frame above which a place has moved
+SPARSE = 4  # the colours beside the edge are read from every fourth pixel (they are smooth)
+
+
+def edge_matte(
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray,
+    band: int,
+    doubt: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The person's alpha at chroma size, worked out near the mask's edge.
+
+    Returns the mask made hard (float32 0/1), the edge pixels' flat indices in it, their
+    alpha, and for each what to add (Y, U, V) to a plain blend of the source over the new
+    scene to take the old background out of the edge.
+
+    The masks are right to a few pixels: within ``band`` pixels of their edge, each pixel's
+    alpha is where its colour lies between the person's colours nearby (the mean of pixels
+    surely inside) and the old background's (surely outside) — a dark background left in
+    the edge has alpha 0, half a hair's colour about 0.5. Where the two colours are alike
+    the colours say nothing, and the masks' own edge is kept. ``doubt`` (0/1): where the
+    two models disagree, worked out the same way however far from the edge.
+
+    At the edge the person's colour is the source's with its share of the old background
+    taken out (``I = aF + (1 - a)B`` solved for ``F``), or, where alpha is too small for
+    that to be sound, the person's colour nearby: no band of the old background is left.
+    """
+    img = cv2.merge([y[::2, ::2], u, v])
+    hard = (mask > 0.5).astype(np.uint8)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    inside = cv2.erode(hard, disc)
+    if doubt is not None:
+        inside &= 1 - doubt
+    outside = cv2.erode(1 - hard, disc)
+    edge = np.flatnonzero(cv2.bitwise_or(inside, outside) == 0)
+    if not len(edge):
+        return hard.astype(np.float32), edge, np.zeros(0, np.float32), np.zeros((0, 3), np.float32)
+    # The colours nearby, from a quarter-size copy (they are smooth), read at the edge only.
+    (fg, fg_support), (bg, bg_support) = _local_means(img, inside, outside, band)
+    w, small_w = mask.shape[1], fg.shape[1]
+    at = (edge // w // SPARSE) * small_w + (edge % w) // SPARSE
+    fg, bg = fg.reshape(-1, 3)[at], bg.reshape(-1, 3)[at]
+    colour = img.reshape(-1, 3)[edge].astype(np.float32)
+    gap = fg - bg
+    gap2 = (gap * gap).sum(axis=1)
+    between = np.clip(((colour - bg) * gap).sum(axis=1) / (gap2 + 1e-3), 0.0, 1.0)
+    trust = gap2 / (gap2 + EDGE_CONTRAST**2)
+    trust *= np.clip(fg_support.ravel()[at] * 20, 0, 1) * np.clip(bg_support.ravel()[at] * 20, 0, 1)
+    a = trust * between + (1.0 - trust) * mask.ravel()[edge]
+    # The plain blend is a*I + (1 - a)*S; the person's own colour there instead of I is
+    # I + (1 - a)(I - B)/a where a is large enough, else the colour nearby: the difference.
+    sure = np.clip((a - 0.2) / 0.4, 0.0, 1.0)
+    change = (sure * (1.0 - a))[:, None] * (colour - bg) + (a * (1.0 - sure))[:, None] * (
+        fg - colour
+    )
+    return hard.astype(np.float32), edge, a.astype(np.float32), change * trust[:, None]
+
+
+def _local_means(
+    img: np.ndarray, inside: np.ndarray, outside: np.ndarray, band: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """At a quarter of the size of ``img`` (every ``SPARSE``-th pixel): its mean over the pixels ``inside`` is set, and over
+    those ``outside`` is set, in a square of about five ``band`` around each pixel, each
+    with those pixels' share of the square (0: none near)."""
+    small = img[::SPARSE, ::SPARSE].astype(np.float32)
+    window = (2 * round(2.5 * band / SPARSE) + 1,) * 2
+    means = []
+    for where in (inside, outside):
+        weight = where[::SPARSE, ::SPARSE].astype(np.float32)
+        total = cv2.blur(small * weight[..., None], window)
+        support = cv2.blur(weight, window)
+        means.append((total / np.maximum(support, 1e-4)[..., None], support))
+    return means[0], means[1]
+
+
+class EdgeMatte:
+    """The person's edge matte over the frames of one video (``width`` x ``height``):
+    :func:`edge_matte` on each frame, smoothed over time where the picture stands still."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.band = max(2, round(min(width, height) / 2 * EDGE_BAND))
+        self.chroma_shape = (height // 2, width // 2)
+        self._alpha = np.zeros(self.chroma_shape, np.float32)  # the last frame's, unblurred
+        self._fix = np.zeros((*self.chroma_shape, 3), np.float32)  # the last frame's edge fixes
+        self._grey: np.ndarray | None = None  # the last frame's luma at the models' size
+        self._box: tuple[slice, slice] = (slice(0, 0), slice(0, 0))  # the last frame's box
+        self._edge: tuple[np.ndarray, np.ndarray] = (np.zeros(0, int), np.zeros(0, int))
+
+    def reset(self) -> None:
+        """Forget the last frame (one with no person: the next one starts afresh)."""
+        self._grey = None
+
+    def __call__(
+        self,
+        y: np.ndarray,
+        u: np.ndarray,
+        v: np.ndarray,
+        mask: np.ndarray,
+        box: tuple[slice, slice],
+        grey: np.ndarray,
+        doubt: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`edge_matte` of the planes ``y``, ``u``, ``v`` and ``mask`` cut to ``box``
+        (chroma-plane slices), smoothed over time: where the source moved since the last
+        frame (the person walking, the camera panning), this frame's matte counts in full,
+        elsewhere by ``MATTE_SMOOTHING``. ``grey``: the whole source frame's luma, small.
+        Returns the alpha and the fixes (int16 Y, U, V) of the box, at chroma size."""
+        alpha, edge, a, change = edge_matte(y, u, v, mask, self.band, doubt)
+        rows = edge // mask.shape[1] + box[0].start
+        cols = edge % mask.shape[1] + box[1].start
+        if self._grey is not None and self._grey.shape == grey.shape:
+            moved = cv2.blur(cv2.absdiff(grey, self._grey), (3, 3))
+            (sh, sw), (ch, cw) = grey.shape, self.chroma_shape
+            here = moved[rows * sh // ch, cols * sw // cw].astype(np.float32)
+            weight = np.clip(here / STILL_LEVELS, MATTE_SMOOTHING, 1.0)
+            last_a, last_fix = self._alpha[rows, cols], self._fix[rows, cols]
+            a = last_a + weight * (a - last_a)
+            change = last_fix + weight[:, None] * (change - last_fix)
+        alpha.ravel()[edge] = a
+        # Remembered for the next frame: where the person was is theirs no longer.
+        self._alpha[self._box] = 0.0
+        self._alpha[box] = alpha
+        self._fix[self._edge] = 0.0
+        self._fix[rows, cols] = change
+        self._grey, self._box, self._edge = grey, box, (rows, cols)
+        fix = np.zeros((*alpha.shape, 3), np.int16)
+        fix.reshape(-1, 3)[edge] = np.rint(change)
+        return cv2.GaussianBlur(alpha, (3, 3), 0), fix
