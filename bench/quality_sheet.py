@@ -125,10 +125,24 @@ def save_still(rgb: np.ndarray, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=Path("quality-sheet"))
-    ap.add_argument("--clips", nargs="*", default=list(CLIPS), choices=CLIPS)
-    ap.add_argument("--ops", nargs="*", default=list(OPERATIONS), choices=list(OPERATIONS))
-    ap.add_argument("--stills", action="store_true", help="also write docs/stills/ (person scene)")
+    ap.add_argument(
+        "--out", type=Path, default=Path("quality-sheet"), help="folder for the PNGs (%(default)s)"
+    )
+    ap.add_argument(
+        "--clips", nargs="*", default=list(CLIPS), choices=CLIPS, help="clips (default: all)"
+    )
+    ap.add_argument(
+        "--ops",
+        nargs="*",
+        default=list(OPERATIONS),
+        choices=list(OPERATIONS),
+        help="operations (default: all)",
+    )
+    ap.add_argument(
+        "--stills",
+        action="store_true",
+        help="also rewrite the README's stills in docs/stills/ (person scene, dark clip)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vedit-sheet-"))

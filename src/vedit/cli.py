@@ -115,6 +115,19 @@ def _existing_sessions(settings: Settings) -> sessionmaker | None:
     return _sessions(settings)
 
 
+def _command() -> str:
+    """How to run vedit again from here: ``vedit`` when that is on PATH, else the path this
+    process was started by (``.venv/bin/vedit`` in the Quickstart)."""
+    import shutil
+    import sys
+
+    invoked = Path(sys.argv[0])
+    found = shutil.which("vedit")
+    if invoked.name != "vedit" or (found and Path(found).resolve() == invoked.resolve()):
+        return "vedit"
+    return str(invoked)
+
+
 def _example_curl(base: str, key: str) -> str:
     body = (
         f'{{"model": "{MODEL_NAME}", "input": {{"prompt": "make it look like the reference photo", '
@@ -188,7 +201,7 @@ def serve(
             )
             console.print(
                 f"Files on this machine: upload each one and put the answer's url in "
-                f"media[].url:\n{upload}\nor run `vedit submit clip.mp4 look.jpg -p "
+                f"media[].url:\n{upload}\nor run `{_command()} submit clip.mp4 look.jpg -p "
                 f"'...' --wait` (VEDIT_API_KEY set to the key), or open {base}/ in a browser.",
                 soft_wrap=True,
             )

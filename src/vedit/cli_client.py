@@ -159,11 +159,27 @@ def _wait_and_save(
         typer.echo(path)
 
 
-def _media_arg(value: str, name: str) -> str:
+def _media_arg(value: str, name: str, kind: str) -> str:
+    """``value`` if it is a URL or a local file of ``kind`` (video, image) by its first bytes."""
     from vedit.client import is_url
 
-    if not is_url(value) and not Path(value).is_file():
+    if is_url(value):
+        return value
+    if not Path(value).is_file():
         raise typer.BadParameter(f"{value!r} is neither an http(s) URL nor a file", param_hint=name)
+    from vedit.uploads.intake import ACCEPTED, SNIFF_BYTES, sniff
+
+    with open(value, "rb") as f:
+        found = sniff(f.read(SNIFF_BYTES))
+    if found is None:
+        raise typer.BadParameter(f"{value!r} is not {ACCEPTED}", param_hint=name)
+    if found.kind != kind:
+        raise typer.BadParameter(
+            f"{value!r} is {'an' if found.kind == 'image' else 'a'} {found.kind} "
+            f"({found.content_type}), not {'an' if kind == 'image' else 'a'} {kind}: "
+            "the clip comes first, then the reference image",
+            param_hint=name,
+        )
     return value
 
 
@@ -201,8 +217,8 @@ def submit(
     key: str | None = KEY,
 ) -> None:
     """Create an edit task; local files are uploaded first. Prints the task id."""
-    _media_arg(video, "VIDEO")
-    _media_arg(reference, "REF")
+    _media_arg(video, "VIDEO", "video")
+    _media_arg(reference, "REF", "image")
     # Checked here too, before any file is uploaded: a typo is a usage error (exit 2).
     if resolution is not None and resolution not in ("720P", "1080P"):
         raise typer.BadParameter(f"{resolution!r} is not 720P or 1080P", param_hint="--resolution")
@@ -212,7 +228,8 @@ def submit(
 
     with _client(server, key) as client:
         urls = []
-        for value in (video, reference):
+        # The image first: it is small, and a refused image then costs no clip upload.
+        for value in (reference, video):
             if is_url(value):
                 urls.append(value)
                 continue
@@ -220,7 +237,7 @@ def submit(
             _say(f"uploaded {value} ({up.bytes:,} bytes, {up.kind}) as {up.id}")
             urls.append(up.url)
         task = client.create(
-            urls[0], urls[1], prompt, resolution=resolution, watermark=watermark, seed=seed,
+            urls[1], urls[0], prompt, resolution=resolution, watermark=watermark, seed=seed,
             audio_setting=audio,
         )  # fmt: skip
         if as_json and not wait:

@@ -138,7 +138,7 @@ def test_api_errors_exit_3_with_status_code_and_message(server, media, media_dir
     assert "is `vedit serve` running?" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_usage_errors_exit_2(server, media, tmp_path) -> None:
+def test_usage_errors_exit_2(server, media, media_dir, tmp_path) -> None:
     no_prompt = vedit("submit", media.url("wide.mp4"), media.url("coffee.jpg"), cwd=tmp_path,
                       server=server)  # fmt: skip
     assert no_prompt.returncode == 2 and "--prompt" in no_prompt.stderr
@@ -146,6 +146,14 @@ def test_usage_errors_exit_2(server, media, tmp_path) -> None:
                     server=server)  # fmt: skip
     assert no_file.returncode == 2
     assert "'nope.mp4' is neither an http(s) URL nor a file" in no_file.stderr
+    # Swapped or wrong files are told apart by their bytes, before anything is uploaded.
+    clip, image = str(media_dir / "wide.mp4"), str(media_dir / "coffee.jpg")
+    swapped = vedit("submit", image, clip, "-p", PROMPT, cwd=tmp_path, server=server)
+    assert swapped.returncode == 2 and "uploaded" not in swapped.stderr
+    assert "is an image (image/jpeg), not a video: the clip comes first" in swapped.stderr
+    (tmp_path / "notes.txt").write_text("not a medium")
+    text = vedit("submit", clip, "notes.txt", "-p", PROMPT, cwd=tmp_path, server=server)
+    assert text.returncode == 2 and "'notes.txt' is not a video (MP4 or MOV)" in text.stderr
     no_key = vedit("status", "x", cwd=tmp_path)
     assert no_key.returncode == 2 and "pass --key or set VEDIT_API_KEY" in no_key.stderr
     bad_seed = vedit("submit", "a", "b", "-p", "x", "--seed", "many", cwd=tmp_path, server=server)
