@@ -18,4 +18,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 /usr/bin/chromium --version 2>/dev/null  # (its launcher warns about /dev/shm on stderr)
 /usr/bin/redis-server --version
-ls -d /usr/lib/postgresql/*/bin/postgres | sort -V | tail -1 | xargs -I{} {} --version
+postgres=$(ls -d /usr/lib/postgresql/*/bin/postgres | sort -V | tail -1)
+"$postgres" --version
