@@ -202,6 +202,7 @@ def serve(
     listeners = _listen_or_exit(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
+    _rate_limit_storage_or_exit(settings)
     # The workers first: a server whose workers cannot run says so before anything else.
     dispatcher = LocalDispatcher(settings)
     _start_or_exit(dispatcher)
@@ -241,6 +242,17 @@ def serve(
         run_server(create_app(settings, dispatcher), settings, listeners)
     finally:
         dispatcher.stop()
+
+
+def _rate_limit_storage_or_exit(settings: Settings) -> None:
+    """A shared rate-limit storage that cannot be used is one line and exit 1, before serving."""
+    from vedit.api.deps import RateLimiter
+
+    try:
+        RateLimiter(settings.rate_limit_storage).check()
+    except RuntimeError as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _start_or_exit(dispatcher: LocalDispatcher) -> None:
