@@ -69,40 +69,63 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout_s: f
 # --- Redis --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """``redis://127.0.0.1:<port>/0`` of a Redis server that lives for the session
-    (no persistence: nothing is saved)."""
-    if not REDIS_SERVER.is_file():
-        _missing("redis-server", REDIS_SERVER)
-    folder = Path(tempfile.mkdtemp(prefix="vedit-redis-"))
-    proc: subprocess.Popen[bytes] | None = None
-    try:
+class RedisServer:
+    """A Redis server on a loopback port, with no persistence, in a temporary folder."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="vedit-redis-"))
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, port: int | None = None) -> RedisServer:
+        """Start on ``port`` (again, after ``stop``), or on a free one."""
         for _ in range(5):  # a port taken between choosing and binding it: choose again
-            port = _free_port()
-            log = (folder / "redis.log").open("ab")
-            proc = subprocess.Popen(
-                [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(folder)],
+            self.port = port or _free_port()
+            log = (self.folder / "redis.log").open("ab")
+            self.proc = subprocess.Popen(
+                [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-            if _wait_for_port(port, proc, 10):
+            if _wait_for_port(self.port, self.proc, 10):
+                return self
+            self.stop(remove=False)
+            if port:
                 break
-            proc.kill()
-            proc.wait()
-        else:
-            log_text = (folder / "redis.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"redis-server did not start:\n{log_text}")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
+        log_text = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"redis-server did not start:\n{log_text}")
+
+    def stop(self, remove: bool = True) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
             try:
-                proc.wait(10)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+                self.proc.kill()
+                self.proc.wait()
+        if remove:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def redis_server_or_skip() -> RedisServer:
+    """A new, not yet started Redis server; skip (CI: fail) when redis-server is absent."""
+    if not REDIS_SERVER.is_file():
+        _missing("redis-server", REDIS_SERVER)
+    return RedisServer()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://127.0.0.1:<port>/0`` of a Redis server that lives for the session."""
+    server = redis_server_or_skip()
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
 
 
 # --- PostgreSQL -----------------------------------------------------------------------

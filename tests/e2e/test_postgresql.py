@@ -189,3 +189,20 @@ def test_a_task_created_through_serve_on_postgresql_succeeds(
         engine.dispose()
     assert row.status == "succeeded" and row.attempts == 1 and row.worker_id
     assert not (srv.data_dir / "vedit.db").exists()  # the tasks were never in SQLite
+
+
+def test_a_schema_ahead_of_this_vedit_is_refused(pg_url: str, tmp_path: Path) -> None:
+    env = {"VEDIT_DATABASE_URL": pg_url, "VEDIT_DATA_DIR": str(tmp_path)}
+    assert vedit("db", "upgrade", env=env).returncode == 0
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:  # as a newer vedit would have left it
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    finally:
+        engine.dispose()
+    refused = vedit("worker", "--workers", "0", env=env)
+    assert refused.returncode == 1
+    assert (
+        f"is at revision 0099, which this vedit does not know (its head is {head_revision()})"
+        in (refused.stderr)
+    )

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import body, free_port
+from servers import redis_server_or_skip
 
 # 10 creates per 20 s window: the whole test runs well inside one window.
 LIMIT = {"VEDIT_RATE_LIMIT_PER_S": "0.5", "VEDIT_RATE_LIMIT_BURST": "10"}
@@ -98,3 +99,20 @@ def test_serve_refuses_to_start_when_the_shared_storage_does_not_answer(tmp_path
     assert out.returncode == 1
     assert "VEDIT_RATE_LIMIT_STORAGE is 'redis://:***@127.0.0.1:" in out.stderr
     assert "does not answer" in out.stderr and "secret" not in out.stderr
+
+
+def test_a_lost_redis_makes_creates_503_until_it_is_back(make_server) -> None:
+    redis = redis_server_or_skip().start()
+    try:
+        srv = make_server({**LIMIT, "VEDIT_RATE_LIMIT_STORAGE": redis.url}, workers=0)
+        create = body(VIDEO, IMAGE)
+        assert srv.create(create).status_code == 200
+        redis.stop(remove=False)
+        r = srv.create(create)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        assert r.json()["code"] == "service_unavailable" and r.json()["data"] is None
+        assert "VEDIT_RATE_LIMIT_STORAGE does not answer" in r.json()["message"]
+        redis.start(port=redis.port)  # back, empty: the windows start afresh
+        assert srv.create(create).status_code == 200
+    finally:
+        redis.stop()
