@@ -178,6 +178,15 @@ class StoreUnavailable(VeditError):
     dashscope_code = "ServiceUnavailable"
 
 
+class StorageUnavailable(VeditError):
+    """The object store (``VEDIT_STORAGE=s3``) refused or could not be reached; at start-up,
+    the server refuses to start with this message."""
+
+    http_status = 503
+    code = "storage_unavailable"
+    dashscope_code = "ServiceUnavailable"
+
+
 class SignatureInvalid(VeditError):
     """A result URL whose signature does not match, or that has expired."""
 
@@ -281,6 +290,12 @@ class EngineFailed(TaskFailure):
     """The engine could not edit the video."""
 
     code = dashscope_code = "InternalError.Engine"
+
+
+class StorageFailed(TaskFailure):
+    """An upload could not be read from storage, or the result could not be stored."""
+
+    code = dashscope_code = "InternalError.Storage"
 
 
 class WorkerLost(TaskFailure):
