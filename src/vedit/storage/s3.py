@@ -23,6 +23,7 @@ import email.utils
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,8 @@ class S3Storage(Storage):
         if got.get("ETag"):
             headers["ETag"] = got["ETag"]
         if got.get("LastModified"):
-            headers["Last-Modified"] = email.utils.format_datetime(got["LastModified"], usegmt=True)
+            modified = got["LastModified"].astimezone(UTC)
+            headers["Last-Modified"] = email.utils.format_datetime(modified, usegmt=True)
         if got.get("ContentRange"):
             headers["Content-Range"] = got["ContentRange"]
         status = 206 if got.get("ContentRange") else 200
