@@ -184,6 +184,47 @@ def test_proxy_mode_streams_uploads_too(s3_task, proxy: VeditServer, media_dir: 
     assert r.content == (media_dir / "silent.mp4").read_bytes()[:64]
 
 
+def test_dashscope_form_uploads_land_in_the_bucket(
+    s3_task, s3_server: S3Server, media_dir: Path
+) -> None:
+    srv = s3_task["srv"]
+    r = srv.client.get(
+        "/api/v1/uploads",
+        params={"action": "getPolicy", "model": "happyhorse-1.0-video-edit"},
+        headers=srv.headers(),
+    )
+    cert = r.json()["data"]
+    object_key = f"{cert['upload_dir']}/look.png"
+
+    def post(path: Path) -> httpx.Response:
+        form = {
+            "OSSAccessKeyId": cert["oss_access_key_id"],
+            "Signature": cert["signature"],
+            "policy": cert["policy"],
+            "key": object_key,
+            "x-oss-forbid-overwrite": "false",
+            "success_action_status": "200",
+        }
+        with path.open("rb") as f:
+            return httpx.post(cert["upload_host"], data=form, files={"file": f}, timeout=30)
+
+    def stored() -> str:
+        ((upload_id,),) = srv.db("SELECT id FROM uploads WHERE object_key = ?", object_key)
+        return f"{PREFIX}uploads/{upload_id}"
+
+    assert post(media_dir / "coffee.jpg").status_code == 200
+    first = stored()
+    assert first in s3_server.keys(PREFIX)
+    # Overwritten (x-oss-forbid-overwrite: false): the new file is kept, the old one deleted.
+    assert post(media_dir / "astronaut.png").status_code == 200
+    second = stored()
+    keys = s3_server.keys(PREFIX)
+    assert second in keys and first not in keys
+    got = s3_server.client().get_object(Bucket=s3_server.bucket, Key=second)
+    assert got["ContentType"] == "image/png"
+    assert got["Body"].read() == (media_dir / "astronaut.png").read_bytes()
+
+
 def test_janitor_deletes_expired_objects_from_the_bucket(
     s3_task, s3_server: S3Server, media_dir: Path
 ) -> None:
