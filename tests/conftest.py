@@ -28,6 +28,7 @@ from vedit.tasks.store import TaskStore
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import Corpus  # noqa: E402
 from mediagen import make_image, make_video  # noqa: E402
+from s3server import s3_server  # noqa: E402, F401  (the SeaweedFS fixture, for the S3 tests)
 from servers import pg_url, postgres_server, postgres_url, redis_url  # noqa: E402, F401
 
 MODEL = "happyhorse-1.0-video-edit"

@@ -216,6 +216,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
     _rate_limit_storage_or_exit(settings)
+    stored = _storage_or_exit(settings)
     # The workers first: a server whose workers cannot run says so before anything else.
     dispatcher = LocalDispatcher(settings)
     _start_or_exit(dispatcher)
@@ -248,7 +249,7 @@ def serve(
         allowed = ", ".join(settings.media_allow) or "public addresses only"
         console.print(
             f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
-            f"data in {settings.data_dir.resolve()}; media from {allowed}",
+            f"data in {settings.data_dir.resolve()}; {stored}; media from {allowed}",
             soft_wrap=True,
         )
 
@@ -266,6 +267,21 @@ def _rate_limit_storage_or_exit(settings: Settings) -> None:
     except RuntimeError as exc:
         typer.echo(f"vedit: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _storage_or_exit(settings: Settings) -> str:
+    """Open and check the storage of VEDIT_STORAGE; where it cannot be used, say why in one
+    line (the setting, and what the store answered) and exit 1. Returns it in words."""
+    from vedit.errors import StorageUnavailable
+    from vedit.storage import open_storage
+
+    try:
+        storage = open_storage(settings)
+        storage.check()
+    except StorageUnavailable as exc:
+        typer.echo(f"vedit: the storage cannot be used: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    return storage.describe()
 
 
 def _start_or_exit(dispatcher: LocalDispatcher) -> None:
@@ -315,6 +331,7 @@ def worker(
         settings = settings.model_copy(update={"workers": workers})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
+    _storage_or_exit(settings)
     dispatcher = LocalDispatcher(settings)
     _start_or_exit(dispatcher)
     done = threading.Event()

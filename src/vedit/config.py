@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +38,40 @@ class Settings(BaseSettings):
     )
     public_base_url: str = Field(
         "", description="Base of result URLs; empty means http://<host>:<port> of `vedit serve`."
+    )
+    storage: Literal["local", "s3"] = Field(
+        "local",
+        description="Where results and uploads are kept: `local` (<data_dir>/results, "
+        "<data_dir>/uploads) or `s3` (the bucket VEDIT_S3_BUCKET; needs `vedit[scale]`).",
+    )
+    s3_bucket: str = Field("", description="The bucket of VEDIT_STORAGE=s3.")
+    s3_endpoint_url: str = Field(
+        "",
+        description="The S3 API's URL for an S3-compatible server (SeaweedFS, MinIO, ...); "
+        "empty: AWS S3 of VEDIT_S3_REGION. Presigned result URLs name this host, so clients "
+        "must reach it (else VEDIT_S3_PROXY=true).",
+    )
+    s3_region: str = Field(
+        "", description="The bucket's region; empty: the AWS chain's (AWS_REGION, ~/.aws/config)."
+    )
+    s3_prefix: str = Field(
+        "", description="Key prefix of every object vedit writes (`vedit/` -> vedit/results/...)."
+    )
+    s3_proxy: bool = Field(
+        False,
+        description="Serve results and uploads through vedit's own signed routes (the API "
+        "streams the object, with Range) instead of presigned URLs of the bucket: for buckets "
+        "that clients cannot reach.",
+    )
+    s3_multipart_threshold_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1,
+        description="Files at least this large are written to the bucket by multipart upload.",
+    )
+    s3_multipart_chunk_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="Part size of a multipart upload (S3's minimum is 5 MiB).",
     )
 
     # --- workers -----------------------------------------------------------

@@ -182,6 +182,15 @@ class RateLimitUnavailable(StoreUnavailable):
     """The shared rate-limit storage (Redis, ``VEDIT_RATE_LIMIT_STORAGE``) does not answer."""
 
 
+class StorageUnavailable(VeditError):
+    """The object store (``VEDIT_STORAGE=s3``) refused or could not be reached; at start-up,
+    the server refuses to start with this message."""
+
+    http_status = 503
+    code = "storage_unavailable"
+    dashscope_code = "ServiceUnavailable"
+
+
 class SignatureInvalid(VeditError):
     """A result URL whose signature does not match, or that has expired."""
 
@@ -285,6 +294,12 @@ class EngineFailed(TaskFailure):
     """The engine could not edit the video."""
 
     code = dashscope_code = "InternalError.Engine"
+
+
+class StorageFailed(TaskFailure):
+    """An upload could not be read from storage, or the result could not be stored."""
+
+    code = dashscope_code = "InternalError.Storage"
 
 
 class WorkerLost(TaskFailure):

@@ -55,6 +55,7 @@ def edit_files(
                 "data_dir": Path(tmp),
                 "database_url": "",
                 "public_base_url": LOCAL_BASE_URL,
+                "storage": "local",  # a throw-away store, whatever VEDIT_STORAGE says
                 "signing_secret": "",
                 "media_allow": [],
             }
@@ -128,7 +129,7 @@ def _upload(
     for the task."""
     if not path.is_file():
         raise InvalidRequest(f"{path}: no such file")
-    copy = storage.uploads_root / f".incoming-{path.name}"
+    copy = storage.incoming_dir / path.name
     shutil.copyfile(path, copy)
     limit = intake.limit_for(s)
     with copy.open("rb") as f:

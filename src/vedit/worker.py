@@ -9,7 +9,6 @@ asked to stop, back to the queue — and every failure is mapped here, once.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -29,13 +28,15 @@ from vedit.errors import (
     MediaCorrupt,
     MediaDownloadFailed,
     MediaTooLarge,
+    StorageFailed,
+    StorageUnavailable,
     TaskAborted,
     TaskFailure,
 )
 from vedit.media.fetch import FetchLimits, fetch_media
 from vedit.media.probe import VideoInfo, aspect_ratio_name, check_result, load_image, probe_video
 from vedit.media.video import FrameEditor, OutputSpec, plan_output, render
-from vedit.storage.local import LocalStorage
+from vedit.storage import Storage
 from vedit.tasks.models import Task, TaskStatus
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore, upload_ref
@@ -55,7 +56,7 @@ class WorkerContext:
 
     settings: Settings
     store: TaskStore
-    storage: LocalStorage
+    storage: Storage
     engine: Engine | RelayEngine
     uploads: UploadStore
     worker_id: str
@@ -128,12 +129,11 @@ def run_task(task: Task, ctx: WorkerContext) -> None:
     try:
         with lease:
             result = _edit(task, ctx, lease, work)
-            # Publish: the finished file moves into place, then the task is marked done.
-            final = ctx.storage.result_path(task.id)
-            os.replace(work / "out.mp4", final)
+            # Publish: the finished file goes into storage, then the task is marked done.
+            final = _publish(task, ctx, work / "out.mp4")
             ended = "SUCCEEDED"
-            if not ctx.store.succeed(task.id, ctx.worker_id, str(final), result):
-                ctx.storage.delete(task.id)
+            if not ctx.store.succeed(task.id, ctx.worker_id, final, result):
+                ctx.storage.delete_result(task.id)
                 ended = _ended_elsewhere(task.id, ctx)
     except TaskAborted:
         if ctx.stop.is_set() and not lease.lost.is_set():
@@ -149,6 +149,14 @@ def run_task(task: Task, ctx: WorkerContext) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("task %s finished: %s in %.2f s", task.id, ended, time.monotonic() - began)
+
+
+def _publish(task: Task, ctx: WorkerContext, out: Path) -> str:
+    """The finished file into storage; returns where it went."""
+    try:
+        return ctx.storage.publish_result(task.id, out)
+    except StorageUnavailable as exc:
+        raise StorageFailed(f"the result could not be stored: {exc.message}") from None
 
 
 def _ended_elsewhere(task_id: str, ctx: WorkerContext) -> str:
@@ -359,24 +367,23 @@ def _obtain(
         fetch_media(url, dest, label=label, limits=limits, allow=s.media_allow, abort=lease.check)
         return
     upload = ctx.uploads.find(ref, task.key_id)
-    source = None if upload is None else ctx.storage.upload_path(upload.id)
-    if upload is None or source is None or not source.is_file():
+    if upload is not None and upload.bytes > max_bytes:
+        raise MediaTooLarge(f"{label}: file is {upload.bytes:,} bytes; the limit is {max_bytes:,}")
+    try:
+        copied = upload is not None and ctx.storage.copy_upload(upload.id, dest)
+    except StorageUnavailable as exc:
+        raise StorageFailed(f"{label}: the upload {ref} could not be read: {exc.message}") from None
+    if not copied:
         raise MediaDownloadFailed(
             f"{label}: the upload {ref} is no longer available (uploads are kept "
             f"VEDIT_TASK_TTL_S = {s.task_ttl_s:g} s)"
         )
-    size = source.stat().st_size
-    if size > max_bytes:
-        raise MediaTooLarge(f"{label}: file is {size:,} bytes; the limit is {max_bytes:,}")
-    try:
-        os.link(source, dest)  # the same disk: no copy
-    except OSError:
-        shutil.copyfile(source, dest)
 
 
 def _upstream_media(task: Task, ctx: WorkerContext) -> list[dict[str, str]]:
     """The task's media for the upstream: an upload goes as its signed URL, which the
-    upstream can fetch only when VEDIT_PUBLIC_BASE_URL is reachable from it."""
+    upstream can fetch only when VEDIT_PUBLIC_BASE_URL is reachable from it (or, with S3
+    storage, as a presigned URL of the bucket, which it must reach)."""
     s = ctx.settings
     media = []
     for m in task.media:
@@ -385,7 +392,7 @@ def _upstream_media(task: Task, ctx: WorkerContext) -> list[dict[str, str]]:
         upload = None if ref is None else ctx.uploads.find(ref, task.key_id)
         if upload is not None:
             expires = int(max(upload.expires_at, time.time() + s.upstream_deadline_s))
-            url = ctx.storage.signed_upload_url(upload.id, upload.name, expires)
+            url = ctx.storage.upload_fetch_url(upload.id, upload.name, expires)
         media.append({"type": m["type"], "url": url})
     return media
 

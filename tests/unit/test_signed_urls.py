@@ -30,7 +30,7 @@ def parts(url: str) -> tuple[str, str, str]:
 def test_a_fresh_url_opens_its_file(storage) -> None:
     url = storage.signed_url("asyntask_a", int(time.time()) + 60)
     assert url.startswith("http://h:1/v1/files/asyntask_a.mp4?expires=")
-    assert storage.verify(*parts(url)).read_bytes() == b"x"
+    assert storage.local_path(storage.verify(*parts(url))).read_bytes() == b"x"
 
 
 def test_tampered_urls_are_refused(storage) -> None:

@@ -33,7 +33,7 @@ from vedit.db import make_engine, make_sessionmaker
 from vedit.dispatch.local import LocalDispatcher
 from vedit.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, Unauthorized, VeditError
 from vedit.media.urls import escape_invisible
-from vedit.storage.local import LocalStorage
+from vedit.storage import open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     svc = Services(
         settings=settings,
         store=store,
-        storage=LocalStorage(settings),
+        storage=open_storage(settings),
         dispatcher=dispatcher or _NoDispatcher(),
         writer=writer,
         keys=make_sessionmaker(engine),

@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from vedit.config import Settings
 from vedit.errors import RateLimited, RateLimitUnavailable, Unauthorized
 from vedit.keys import KeyInfo, hash_key, looks_like_key, verify_key
-from vedit.storage.local import LocalStorage
+from vedit.storage import Storage
 from vedit.tasks.ids import is_task_id
 from vedit.tasks.models import Task
 from vedit.tasks.store import TaskStore
@@ -116,7 +116,7 @@ class Services:
 
     settings: Settings
     store: TaskStore
-    storage: LocalStorage
+    storage: Storage
     dispatcher: Any  # has submit(task_id)
     writer: Any  # TaskWriter
     keys: sessionmaker

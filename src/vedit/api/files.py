@@ -1,27 +1,69 @@
 """Signed downloads of results, with HTTP Range support; no key needed, the signature is the key.
 
-HEAD is answered too (every GET route takes HEAD: ``api/app.py``).
+How a signed link is answered depends on the storage, and only here: a local file is
+sent as it is; an object of an S3 bucket is redirected to (307) as a presigned URL
+of the bucket that expires with the link, or, with ``VEDIT_S3_PROXY=true``, streamed
+from the bucket, the client's ``Range`` passed on. HEAD is answered too (every GET
+route takes HEAD: ``api/app.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from vedit.api.deps import services
+from vedit.storage import Storage
+from vedit.storage.base import StoredFile
 
 router = APIRouter(tags=["files"])
 
 
 _DOC = {
     "summary": "Download a result (signed URL)",
-    "responses": {403: {"description": "Bad or expired signature"}},
+    "responses": {
+        403: {"description": "Bad or expired signature"},
+        307: {"description": "S3 storage: the bucket's presigned URL of the file"},
+    },
 }
 
 
 @router.get("/v1/files/{name}", operation_id="downloadResult", **_DOC)  # type: ignore[arg-type]
-def download(
+async def download(
     name: str, request: Request, expires: str = Query(""), signature: str = Query("")
-) -> FileResponse:
-    path = services(request).storage.verify(name, expires, signature)
-    return FileResponse(path, media_type="video/mp4", filename=name)
+) -> Response:
+    storage = services(request).storage
+    found = await run_in_threadpool(storage.verify, name, expires, signature)
+    return await stored_response(storage, found, request, lambda _path: "video/mp4", filename=name)
+
+
+async def stored_response(
+    storage: Storage,
+    found: StoredFile,
+    request: Request,
+    media_type: Callable[[Path], str],
+    filename: str | None = None,
+) -> Response:
+    """The answer to a valid signed link: the file, a redirect to the store, or the object
+    streamed from the store. ``media_type(path)`` names a local file's type; an object of
+    the store carries its own."""
+    path = storage.local_path(found)
+    if path is not None:
+        kind = await run_in_threadpool(media_type, path)
+        return FileResponse(path, media_type=kind, filename=filename)
+    url = await run_in_threadpool(storage.redirect_url, found, filename)
+    if url is not None:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    got = await run_in_threadpool(
+        storage.read, found, request.headers.get("range"), request.method == "HEAD"
+    )
+    headers = dict(got.headers)
+    if filename and got.status != 416:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if got.body is None:
+        return Response(status_code=got.status, headers=headers)
+    return StreamingResponse(got.body, status_code=got.status, headers=headers)

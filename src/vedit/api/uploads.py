@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from vedit import MODEL_NAME
 from vedit.api.deps import Services, authenticate, services
+from vedit.api.files import stored_response
 from vedit.api.multipart import receive_form
 from vedit.errors import BodyTooLarge, InvalidRequest, UploadDenied, UploadExists
 from vedit.keys import key_is_live
@@ -71,10 +72,9 @@ _UPLOAD_ANSWER = {
 
 
 def _incoming(svc: Services) -> Path:
-    """Where a file being received is written (the uploads folder, so keeping it is a rename)."""
-    folder = svc.storage.uploads_root / ".incoming"
-    folder.mkdir(exist_ok=True)
-    return folder / secrets.token_hex(16)
+    """Where a file being received is written (local storage: the uploads folder, so keeping
+    it is a rename)."""
+    return svc.storage.incoming_dir / secrets.token_hex(16)
 
 
 async def _receive_checked(
@@ -142,20 +142,27 @@ async def create_upload(request: Request) -> JSONResponse:
     summary="Download an upload (signed URL)",
     description="The `url` an upload was answered with; no key, the signature is the key. "
     "HTTP Range is supported, so it plays in a browser.",
-    responses={403: {"description": "Bad or expired signature"}},
+    responses={
+        403: {"description": "Bad or expired signature"},
+        307: {"description": "S3 storage: the bucket's presigned URL of the file"},
+    },
 )
-def download_upload(
+async def download_upload(
     upload_id: str,
     name: str,
     request: Request,
     expires: str = Query(""),
     signature: str = Query(""),
-) -> FileResponse:
-    path = services(request).storage.verify_upload(upload_id, name, expires, signature)
+) -> Response:
+    storage = services(request).storage
+    found = await run_in_threadpool(storage.verify_upload, upload_id, name, expires, signature)
+    return await stored_response(storage, found, request, _sniffed_type)
+
+
+def _sniffed_type(path: Path) -> str:
     with path.open("rb") as f:
         sniffed = intake.sniff(f.read(64))
-    media_type = sniffed.content_type if sniffed else "application/octet-stream"
-    return FileResponse(path, media_type=media_type)
+    return sniffed.content_type if sniffed else "application/octet-stream"
 
 
 # --- DashScope's flow ---------------------------------------------------------------
@@ -226,7 +233,7 @@ async def upload_under_policy(request: Request) -> JSONResponse:
                 )
             old = await run_in_threadpool(svc.uploads.replace_object, object_key)
             if old is not None:
-                svc.storage.delete_upload(old)
+                await run_in_threadpool(svc.storage.delete_upload, old)
         name = intake.safe_name(object_key, sniffed)
         try:
             upload = await run_in_threadpool(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vedit.storage.local import LocalStorage
+from vedit.storage import Storage
 from vedit.tasks.models import Task, TaskStatus
 
 DASHSCOPE_STATUS = {
@@ -32,15 +32,16 @@ def dashscope_time(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
 
 
-def result_url(task: Task, storage: LocalStorage) -> str | None:
-    """The signed URL of the result; it expires ``result_url_ttl_s`` after the task finished."""
+def result_url(task: Task, storage: Storage) -> str | None:
+    """The result's URL (vedit's signed link, or the bucket's presigned one); it expires
+    ``result_url_ttl_s`` after the task finished."""
     if task.status != TaskStatus.SUCCEEDED or task.finished_at is None:
         return None
     expires = int(task.finished_at + storage.settings.result_url_ttl_s)
-    return storage.signed_url(task.id, expires)
+    return storage.result_url(task.id, expires)
 
 
-def dashscope_output(task: Task, storage: LocalStorage) -> dict[str, Any]:
+def dashscope_output(task: Task, storage: Storage) -> dict[str, Any]:
     status = DASHSCOPE_STATUS[task.status]
     out: dict[str, Any] = {
         "task_id": task.id,

@@ -34,7 +34,9 @@ from typing import Any, NamedTuple
 
 from vedit.config import Settings
 from vedit.db import make_engine
-from vedit.storage.local import LocalStorage
+from vedit.errors import StorageUnavailable
+from vedit.storage import open_storage
+from vedit.storage.base import Area
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
@@ -102,7 +104,7 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
             settings=settings,
             store=store,
             uploads=UploadStore(db),
-            storage=LocalStorage(settings),
+            storage=open_storage(settings),
             engine=get_engine(settings),
             worker_id=worker_id_for(os.getppid(), os.getpid()),
             stop=stop,
@@ -181,7 +183,8 @@ class LocalDispatcher:
         db = make_engine(settings.resolved_database_url)
         self.store = TaskStore(db)
         self.uploads = UploadStore(db)
-        self.storage = LocalStorage(settings)
+        self.storage = open_storage(settings)
+        self._undeleted: list[tuple[Area, str]] = []  # files of purged rows, not deleted yet
         self._lock = threading.Lock()  # the slots: the supervisor changes them, health() reads
         self._halt = threading.Event()
         self._thread = threading.Thread(
@@ -378,14 +381,32 @@ class LocalDispatcher:
             )
         )
         for task in self.store.purge_expired():
-            self.storage.delete(task.id)
+            self._undeleted.append(("results", f"{task.id}.mp4"))
         for upload_id in self.uploads.purge_expired():
-            self.storage.delete_upload(upload_id)
+            self._undeleted.append(("uploads", upload_id))
+        self._delete_objects()
         stale = time.time() - 2 * self.settings.upload_body_timeout_s
-        for path in (self.storage.uploads_root / ".incoming").glob("*"):
+        for path in self.storage.incoming_dir.glob("*"):
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < stale:
                     path.unlink()
+
+    def _delete_objects(self) -> None:
+        """Delete the files of purged rows; those the store would not delete now (a remote
+        store that is down) are tried again at the next sweep."""
+        left: list[tuple[Area, str]] = []
+        for n, (area, name) in enumerate(self._undeleted):
+            try:
+                self.storage.delete(area, name)
+            except StorageUnavailable as exc:
+                log.warning(
+                    "%s; %d file(s) to delete are tried again",
+                    exc.message,
+                    len(self._undeleted) - n,
+                )
+                left = self._undeleted[n:]
+                break
+        self._undeleted = left
 
     def _recover_dead_servers(self) -> None:
         """At start-up, tasks left running by a server on this host that is gone are lost now."""

@@ -7,7 +7,6 @@ What the client says the file is (its name, its Content-Type) is never trusted.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from vedit.config import Settings
 from vedit.errors import TaskFailure, UploadQuotaExceeded, UploadRejected
-from vedit.storage.local import LocalStorage
+from vedit.storage.base import Storage
 from vedit.uploads.models import Upload
 from vedit.uploads.store import UploadStore, new_upload_id
 
@@ -127,7 +126,7 @@ def keep(
     sniffed: Sniffed,
     name: str,
     key_id: int,
-    storage: LocalStorage,
+    storage: Storage,
     uploads: UploadStore,
     settings: Settings,
     object_key: str | None = None,
@@ -146,7 +145,7 @@ def keep(
         created_at=now,
         expires_at=now + settings.task_ttl_s,
     )
-    os.replace(received, storage.upload_path(upload.id))
+    storage.keep_upload(upload.id, received, sniffed.content_type)
     try:
         uploads.add(upload)
     except Exception:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from vedit.errors import InvalidRequest, UploadDenied
 from vedit.media.urls import escape_invisible
-from vedit.storage.local import LocalStorage
+from vedit.storage.base import Storage
 
 SIGNING_LABEL = "upload-policy"
 OBJECT_ROOT = "vedit"
@@ -54,7 +54,7 @@ def _iso(ts: float) -> str:
 
 
 def issue(
-    storage: LocalStorage, *, key_id: int, max_bytes: int, ttl_s: float, upload_host: str
+    storage: Storage, *, key_id: int, max_bytes: int, ttl_s: float, upload_host: str
 ) -> dict[str, object]:
     """The ``data`` of a getPolicy answer, with the fields the SDK reads."""
     expires = int(time.time() + ttl_s)
@@ -82,7 +82,7 @@ def issue(
     }
 
 
-def verify(storage: LocalStorage, fields: dict[str, str], now: float | None = None) -> Policy:
+def verify(storage: Storage, fields: dict[str, str], now: float | None = None) -> Policy:
     """The policy a form was sent under, once it is shown to be vedit's, unexpired, and to
     cover the form's ``key``; raises :class:`UploadDenied` (403) otherwise."""
     now = time.time() if now is None else now

@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from vedit.errors import InvalidRequest
 from vedit.media.urls import escape_invisible
-from vedit.storage.local import UPLOADS_PREFIX, LocalStorage
+from vedit.storage.base import UPLOADS_PREFIX, Storage
 from vedit.uploads.models import Upload
 
 OSS_SCHEME = "oss://"
@@ -48,7 +48,7 @@ class UploadRef:
         return self.upload_id or f"{OSS_SCHEME}{self.object_key}"
 
 
-def upload_ref(url: str, public_base_url: str, storage: LocalStorage) -> UploadRef | None:
+def upload_ref(url: str, public_base_url: str, storage: Storage) -> UploadRef | None:
     """The upload ``url`` names, or None when it is an ordinary URL to fetch.
 
     An upload URL is one this server signed (whatever host it names: a worker need not
@@ -117,7 +117,7 @@ class UploadStore:
         key_id: int,
         *,
         public_base_url: str,
-        storage: LocalStorage,
+        storage: Storage,
         oss_resolve: bool,
         now: float | None = None,
     ) -> list[str]:
