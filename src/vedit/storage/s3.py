@@ -27,20 +27,27 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import boto3
-from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
+from vedit.errors import StorageUnavailable
+
+try:  # the scale extra: this module is imported only when VEDIT_STORAGE=s3
+    import boto3
+    from boto3.exceptions import S3UploadFailedError
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+except ModuleNotFoundError as exc:
+    raise StorageUnavailable(
+        f"VEDIT_STORAGE=s3 needs boto3, which is not installed ({exc}): pip install 'vedit[scale]'"
+    ) from None
 
 from vedit.config import Settings
-from vedit.errors import SignatureInvalid, StorageUnavailable
+from vedit.errors import SignatureInvalid
 from vedit.storage.base import Area, ObjectRead, Storage, StoredFile
 
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest presigned URL
