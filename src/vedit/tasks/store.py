@@ -134,6 +134,46 @@ class TaskStore:
             values["progress"] = progress
         return self._cas_running(task_id, worker_id, values)
 
+    def heartbeat_many(
+        self, task_ids: list[str], worker_id: str, progress: dict[str, int] | None = None
+    ) -> set[str]:
+        """Renew the leases of many tasks at once (and set the progress of those in
+        ``progress``): one ``UPDATE`` for those whose progress stands, one per new percent,
+        in one transaction. Returns the ids that are still this worker's to run."""
+        progress = progress or {}
+        now = time.time()
+        groups: dict[int | None, list[str]] = {}
+        for task_id in task_ids:
+            groups.setdefault(progress.get(task_id), []).append(task_id)
+        mine: set[str] = set()
+        with self.sessions.begin() as s:
+            for percent, ids in groups.items():
+                values: dict[str, Any] = {"heartbeat_at": now}
+                if percent is not None:
+                    values["progress"] = percent
+                for chunk in _chunks(ids):
+                    s.execute(
+                        update(Task)
+                        .where(
+                            Task.id.in_(chunk),
+                            Task.status == TaskStatus.RUNNING,
+                            Task.worker_id == worker_id,
+                        )
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+            for chunk in _chunks(task_ids):
+                mine.update(
+                    s.scalars(
+                        select(Task.id).where(
+                            Task.id.in_(chunk),
+                            Task.status == TaskStatus.RUNNING,
+                            Task.worker_id == worker_id,
+                        )
+                    )
+                )
+        return mine
+
     def set_plan(self, task_id: str, worker_id: str, plan: dict[str, Any]) -> bool:
         """Record the edit plan the worker is carrying out."""
         return self._cas_running(task_id, worker_id, {"edit_plan": plan})
@@ -280,3 +320,8 @@ class TaskStore:
             if rows:
                 s.execute(delete(Task).where(Task.id.in_([t.id for t in rows])))
         return rows
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    """``ids`` in lists short enough for one statement's bound parameters."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
