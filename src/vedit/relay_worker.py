@@ -62,6 +62,7 @@ MEDIA_THREADS = 8  # fetch and check inputs, copy and check results: IO and shor
 DB_THREADS = 4  # claims, plans, ends; heartbeats have a thread of their own
 PROGRESS_FLUSH_S = 0.5  # new progress reaches the task table within this long
 STOP_POLL_S = 0.1  # how soon a stop request is seen
+CLAIM_BATCH = 20  # tasks claimed in one transaction
 
 T = TypeVar("T")
 
@@ -113,7 +114,7 @@ class RelayWorker:
         assert isinstance(ctx.engine, RelayEngine)
         self.ctx, self.wake, self.engine = ctx, wake, ctx.engine
         self.followed: dict[str, FollowedTask] = {}
-        self._runs: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}  # a coroutine per followed task
         self._room = asyncio.Event()  # set when a followed task ends
         self._media = ThreadPoolExecutor(MEDIA_THREADS, thread_name_prefix="vedit-relay-media")
         self._db = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="vedit-relay-db")
@@ -130,8 +131,8 @@ class RelayWorker:
             for lease in list(self.followed.values()):
                 lease.abort()
             await claiming
-            while self._runs:  # each followed task hands itself back
-                await asyncio.gather(*list(self._runs), return_exceptions=True)
+            while self._running:  # each followed task hands itself back
+                await asyncio.gather(*self._running.values(), return_exceptions=True)
         finally:
             beating.cancel()
             claiming.cancel()
@@ -152,25 +153,31 @@ class RelayWorker:
                     await asyncio.wait_for(self._room.wait(), STOP_POLL_S * 5)
                 continue
             try:
-                task = await self._in(self._db, self.ctx.store.claim_next, self.ctx.worker_id)
+                # Not one it still follows: the janitor may have queued it again (a late
+                # heartbeat), and its coroutine has yet to find out and let go.
+                room = min(CLAIM_BATCH, limit - len(self.followed))
+                claim = self.ctx.store.claim_many
+                tasks = await self._in(
+                    self._db, claim, self.ctx.worker_id, room, list(self._running)
+                )
             except Exception:  # a busy or briefly unreachable database: try again soon
-                log.warning("claiming a task failed", exc_info=True)
+                log.warning("claiming tasks failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            if task is None:  # woken by the API, or once a second
+            if not tasks:  # woken by the API, or once a second
                 await asyncio.to_thread(self.wake.acquire, True, 1.0)
                 continue
-            lease = FollowedTask(task.id, self.ctx.stop)
-            self.followed[task.id] = lease
-            run = asyncio.create_task(self._follow_then_make_room(task, lease), name=task.id)
-            self._runs.add(run)
-            run.add_done_callback(self._runs.discard)
+            for task in tasks:
+                lease = FollowedTask(task.id, self.ctx.stop)
+                self.followed[task.id] = lease
+                run = asyncio.create_task(self._follow_then_make_room(task, lease), name=task.id)
+                self._running[task.id] = run
 
     async def _follow_then_make_room(self, task: Task, lease: FollowedTask) -> None:
         try:
             await self.follow(task, lease)
         finally:
-            self.followed.pop(task.id, None)
+            del self.followed[task.id], self._running[task.id]
             self._room.set()
 
     # --- the leases -----------------------------------------------------------------
@@ -331,4 +338,5 @@ def _empty(folder: Path) -> None:
 
 def follow_relay_tasks(ctx: WorkerContext, wake: Any) -> None:
     """A relay worker process's life: claim and follow tasks until ``ctx.stop`` is set."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per poll of every task
     asyncio.run(RelayWorker(ctx, wake).run())

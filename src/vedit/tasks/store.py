@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,22 +111,49 @@ class TaskStore:
                 return self.get(task_id)
         return None
 
-    def claim(self, task_id: str, worker_id: str) -> bool:
+    def claim_many(self, worker_id: str, limit: int, skip: Collection[str] = ()) -> list[Task]:
+        """Move up to ``limit`` of the oldest queued tasks to running for ``worker_id``, in
+        one transaction, each by its own compare-and-set (a task another worker took
+        meanwhile is left out); returns those claimed, oldest first.
+
+        ``skip``: ids not to take (a relay worker's tasks that it still follows: one the
+        janitor queued again must not be claimed twice by the same worker)."""
+        with self.sessions() as s:
+            q = select(Task.id).where(Task.status == TaskStatus.QUEUED)
+            if skip:
+                q = q.where(Task.id.not_in(list(skip)))
+            ids = list(s.scalars(q.order_by(Task.created_at).limit(limit)))
+        if not ids:
+            return []
         now = time.time()
         with self.sessions.begin() as s:
-            res = s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
-                .values(
-                    status=TaskStatus.RUNNING,
-                    worker_id=worker_id,
-                    attempts=Task.attempts + 1,
-                    started_at=func.coalesce(Task.started_at, now),
-                    heartbeat_at=now,
-                    progress=0,
-                )
+            claimed = [task_id for task_id in ids if self._claim_in(s, task_id, worker_id, now)]
+        if not claimed:
+            return []
+        with self.sessions() as s:
+            tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_(claimed)))}
+        return [tasks[task_id] for task_id in claimed if task_id in tasks]
+
+    def claim(self, task_id: str, worker_id: str) -> bool:
+        with self.sessions.begin() as s:
+            return self._claim_in(s, task_id, worker_id, time.time())
+
+    @staticmethod
+    def _claim_in(s: Any, task_id: str, worker_id: str, now: float) -> bool:
+        res = s.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
+            .values(
+                status=TaskStatus.RUNNING,
+                worker_id=worker_id,
+                attempts=Task.attempts + 1,
+                started_at=func.coalesce(Task.started_at, now),
+                heartbeat_at=now,
+                progress=0,
             )
-            return res.rowcount == 1
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount == 1
 
     def heartbeat(self, task_id: str, worker_id: str, progress: int | None = None) -> bool:
         """Renew the lease (and set progress); False when the task is no longer this worker's."""
