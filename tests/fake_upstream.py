@@ -13,6 +13,7 @@ sets what happens; everything received is recorded for the tests to read.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -89,6 +90,10 @@ class FakeUpstream:
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # many followed tasks connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone (a killed worker)
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
