@@ -2,7 +2,8 @@
 
 ``POST /api/v1/services/aigc/video-generation/video-synthesis`` (async only) answers
 ``{output: {task_id, task_status: PENDING}, request_id}``; ``GET /api/v1/tasks/{id}``
-walks the task through the scripted statuses, one per poll; ``POST
+walks the task through the scripted statuses, one per poll (held before the last
+until enough tasks were created, or for a while, when the script says so); ``POST
 /api/v1/tasks/{id}/cancel`` cancels a PENDING task and refuses others with 400
 ``UnsupportedOperation``. Errors are ``{code, message, request_id}``. The result is
 served from ``/results/{id}.mp4`` behind a link that expires. A :class:`Script`
@@ -12,6 +13,7 @@ sets what happens; everything received is recorded for the tests to read.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -35,6 +37,10 @@ class Script:
     delay_s: float = 0.0  # every answer waits this long
     link_ttl_s: float = 3600.0  # how long a result link works
     retry_after: str | None = None  # the Retry-After of a 429
+    # No task takes its last status before this many tasks were created (0: no gate),
+    # nor before it is hold_s old: it stays at the status before the last meanwhile.
+    hold_until_created: int = 0
+    hold_s: float = 0.0
 
 
 @dataclass
@@ -44,6 +50,9 @@ class Seen:
     polls: int = 0
     cancels: list[str] = field(default_factory=list)
     downloads: list[int] = field(default_factory=list)  # status of each result download
+    in_flight: int = 0  # tasks created and not yet reported ended (SUCCEEDED, FAILED, ...)
+    max_in_flight: int = 0
+    created_when_first_ended: int | None = None  # creates seen when a task first ended
 
 
 class FakeUpstream:
@@ -52,7 +61,7 @@ class FakeUpstream:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"upstream": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -65,13 +74,31 @@ class FakeUpstream:
     def hostport(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def ended(self, task: dict[str, Any]) -> None:
+        """Count a task's end once (under ``lock``)."""
+        if task.get("ended"):
+            return
+        task["ended"] = True
+        self.seen.in_flight -= 1
+        if self.seen.created_when_first_ended is None:
+            self.seen.created_when_first_ended = len(self.seen.creates)
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # many followed tasks connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client gone (a killed worker)
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     upstream: FakeUpstream
+    protocol_version = "HTTP/1.1"  # keep-alive, as DashScope's gateway; every answer has a length
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -130,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
             task_id = uuid.uuid4().hex
             with up.lock:
                 up.tasks[task_id] = {"status": "PENDING", "step": 0, "submitted": time.time()}
+                up.seen.in_flight += 1
+                up.seen.max_in_flight = max(up.seen.max_in_flight, up.seen.in_flight)
             return self._send(
                 200,
                 {
@@ -151,6 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "Failed to cancel the task, please confirm if the task is in PENDING status.",
                     )
                 task["status"] = "CANCELED"
+                up.ended(task)
             return self._send(200, {"request_id": uuid.uuid4().hex})
         self._error(404, "NotFound", self.path)
 
@@ -175,8 +205,17 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 if task["status"] not in ("CANCELED",):
                     steps = script.statuses
-                    task["status"] = steps[min(task["step"], len(steps) - 1)]
-                    task["step"] += 1
+                    step = min(task["step"], len(steps) - 1)
+                    held = len(up.seen.creates) < script.hold_until_created or (
+                        time.time() - task["submitted"] < script.hold_s
+                    )
+                    if held and step == len(steps) - 1 and step > 0:
+                        step -= 1
+                    else:
+                        task["step"] += 1
+                    task["status"] = steps[step]
+                    if task["status"] in ("SUCCEEDED", "FAILED", "UNKNOWN"):
+                        up.ended(task)
                 out = {"task_id": task_id, "task_status": task["status"]}
                 if task["status"] == "SUCCEEDED":  # a link signed afresh at every look
                     expires = time.time() + script.link_ttl_s

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     upstream_deadline_s: float = Field(
         1800.0, description="An upstream task (retries included) that takes longer fails."
     )
+    relay_concurrency: int = Field(
+        500,
+        gt=0,
+        description="Upstream tasks one worker process follows at once (engine dashscope): it "
+        "claims that many and follows each as a coroutine, instead of one task per process.",
+    )
     task_lease_s: float = Field(
         30.0, description="A running task whose worker sent no heartbeat for this long is lost."
     )

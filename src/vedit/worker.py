@@ -1,9 +1,14 @@
-"""``run_task``: the only code that moves a task forward.
+"""``run_task``: the only code that moves a local edit forward.
 
 It reads as the pipeline itself: fetch, validate, edit, publish, finish. A
 claimed task always ends in one state change — succeeded, failed (with a code
 and a message that names the limit and the value), or, when the worker is
-asked to stop, back to the queue — and every failure is mapped here, once.
+asked to stop, back to the queue — and every failure is mapped here, once
+(:func:`end_on_error`).
+
+The relay engine (``dashscope``) follows many tasks per process as coroutines
+(``relay_worker.py``); it shares the first steps (:func:`check_inputs`), the
+publication (:func:`publish_result`) and the failure mapping from here.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import av
 import numpy as np
@@ -34,7 +39,7 @@ from vedit.errors import (
     TaskFailure,
 )
 from vedit.media.fetch import FetchLimits, fetch_media
-from vedit.media.probe import VideoInfo, aspect_ratio_name, check_result, load_image, probe_video
+from vedit.media.probe import VideoInfo, aspect_ratio_name, load_image, probe_video
 from vedit.media.video import FrameEditor, OutputSpec, plan_output, render
 from vedit.storage import Storage
 from vedit.tasks.models import Task, TaskStatus
@@ -61,6 +66,16 @@ class WorkerContext:
     uploads: UploadStore
     worker_id: str
     stop: threading.Event | Any  # a threading or multiprocessing Event
+
+
+class TaskLease(Protocol):
+    """A worker's hold on a claimed task, as the pipeline's steps see it."""
+
+    def check(self) -> None:
+        """Raise :class:`TaskAborted` once the task is no longer this worker's to run."""
+
+    def progress(self, percent: int) -> None:
+        """Record progress; raises :class:`TaskAborted` as :meth:`check` does."""
 
 
 class Lease:
@@ -121,7 +136,7 @@ class Lease:
 
 
 def run_task(task: Task, ctx: WorkerContext) -> None:
-    """Run one claimed task to its end state."""
+    """Run one claimed task to its end state (a local edit: the relay's is ``relay_worker``)."""
     began = time.monotonic()
     work = ctx.settings.work_dir / task.id
     work.mkdir(parents=True, exist_ok=True)
@@ -129,34 +144,44 @@ def run_task(task: Task, ctx: WorkerContext) -> None:
     try:
         with lease:
             result = _edit(task, ctx, lease, work)
-            # Publish: the finished file goes into storage, then the task is marked done.
-            final = _publish(task, ctx, work / "out.mp4")
-            ended = "SUCCEEDED"
-            if not ctx.store.succeed(task.id, ctx.worker_id, final, result):
-                ctx.storage.delete_result(task.id)
-                ended = _ended_elsewhere(task.id, ctx)
-    except TaskAborted:
-        if ctx.stop.is_set() and not lease.lost.is_set():
-            ctx.store.requeue(task.id, ctx.worker_id)
-        ended = _ended_elsewhere(task.id, ctx)
-    except TaskFailure as exc:
-        ctx.store.fail(task.id, ctx.worker_id, exc.code, exc.message)
-        ended = f"FAILED {exc.code}"
-    except Exception as exc:  # a bug or an unforeseen input: the task fails, the worker lives
-        log.exception("task %s failed unexpectedly", task.id)
-        ctx.store.fail(task.id, ctx.worker_id, "InternalError", f"{type(exc).__name__}: {exc}")
-        ended = "FAILED InternalError"
+            ended = publish_result(task, ctx, work, result)
+    except Exception as exc:
+        handing_back = ctx.stop.is_set() and not lease.lost.is_set()
+        ended = end_on_error(task, ctx, exc, hand_back=handing_back)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("task %s finished: %s in %.2f s", task.id, ended, time.monotonic() - began)
 
 
-def _publish(task: Task, ctx: WorkerContext, out: Path) -> str:
-    """The finished file into storage; returns where it went."""
+def publish_result(task: Task, ctx: WorkerContext, work: Path, result: dict[str, Any]) -> str:
+    """The finished file (``work/out.mp4``) goes into storage, then the task is marked done;
+    returns how the task ended, for the log."""
     try:
-        return ctx.storage.publish_result(task.id, out)
+        final = ctx.storage.publish_result(task.id, work / "out.mp4")
     except StorageUnavailable as exc:
         raise StorageFailed(f"the result could not be stored: {exc.message}") from None
+    if ctx.store.succeed(task.id, ctx.worker_id, final, result):
+        return "SUCCEEDED"
+    ctx.storage.delete_result(task.id)  # cancelled (or taken away) meanwhile: the result goes
+    return _ended_elsewhere(task.id, ctx)
+
+
+def end_on_error(task: Task, ctx: WorkerContext, exc: Exception, *, hand_back: bool) -> str:
+    """End a task on what stopped it, for every engine: a :class:`TaskFailure` fails it with
+    its code; :class:`TaskAborted` leaves it as it is now (cancelled, recovered) or, with
+    ``hand_back`` (the worker is stopping), queues it again; anything else is a bug or an
+    unforeseen input, and the task fails as ``InternalError`` while the worker lives on.
+    Returns how the task ended, for the log."""
+    if isinstance(exc, TaskAborted):
+        if hand_back:
+            ctx.store.requeue(task.id, ctx.worker_id)
+        return _ended_elsewhere(task.id, ctx)
+    if isinstance(exc, TaskFailure):
+        ctx.store.fail(task.id, ctx.worker_id, exc.code, exc.message)
+        return f"FAILED {exc.code}"
+    log.error("task %s failed unexpectedly", task.id, exc_info=exc)
+    ctx.store.fail(task.id, ctx.worker_id, "InternalError", f"{type(exc).__name__}: {exc}")
+    return "FAILED InternalError"
 
 
 def _ended_elsewhere(task_id: str, ctx: WorkerContext) -> str:
@@ -176,7 +201,7 @@ def _ended_elsewhere(task_id: str, ctx: WorkerContext) -> str:
     }.get(task.status, task.status)
 
 
-def _log_started(task: Task, plan: dict[str, Any], info: VideoInfo) -> None:
+def log_started(task: Task, plan: dict[str, Any], info: VideoInfo) -> None:
     chosen = " ".join(filter(None, [plan["operation"], plan.get("style")]))
     if plan.get("fallback_from"):
         chosen += f" (instead of {plan['fallback_from']})"
@@ -186,7 +211,20 @@ def _log_started(task: Task, plan: dict[str, Any], info: VideoInfo) -> None:
     )  # fmt: skip
 
 
-def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str, Any]:
+@dataclass
+class CheckedInputs:
+    """The media of a task, fetched and checked, and the output planned from them."""
+
+    video: Path
+    video_label: str  # "media[0] (video)": how errors name it
+    info: VideoInfo
+    references: list[np.ndarray]  # the reference images, decoded (RGB)
+    spec: OutputSpec
+
+
+def check_inputs(task: Task, ctx: WorkerContext, lease: TaskLease, work: Path) -> CheckedInputs:
+    """Steps 1-3 of every engine: fetch the media into ``work``, check them against the
+    limits, and plan the output."""
     s = ctx.settings
 
     # 1. Fetch every medium, each as hostile input.
@@ -220,8 +258,17 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
             "description": "AI-generated content: this video was edited by an AI model",
         },
     )
-    if ctx.engine.kind == "relay":
-        return _relay(task, ctx, lease, work, info, spec)
+    return CheckedInputs(video_path, video_label, info, references, spec)
+
+
+def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str, Any]:
+    s = ctx.settings
+    if ctx.engine.kind == "relay":  # followed by relay_worker, many tasks per process
+        raise EngineFailed(f"engine {ctx.engine.name} is not run by run_task")
+
+    # 1-3. Fetch, validate, plan the output.
+    checked = check_inputs(task, ctx, lease, work)
+    info, spec, references = checked.info, checked.spec, checked.references
 
     # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
     plan = plan_edit(task.prompt)
@@ -240,7 +287,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         fps=spec.fps,
         frames=spec.frames,
         models_dir=s.models_dir,
-        source=video_path,
+        source=checked.video,
     )
     try:
         prepared = ctx.engine.prepare(job)
@@ -250,7 +297,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         raise EngineFailed(f"engine {ctx.engine.name} could not start: {exc}") from exc
     # The plan as the engine carries it out (e.g. the look, where a person edit found no person).
     ctx.store.set_plan(task.id, ctx.worker_id, prepared.plan.to_dict())
-    _log_started(task, prepared.plan.to_dict(), info)
+    log_started(task, prepared.plan.to_dict(), info)
 
     editor = _Guarded(prepared.editor, ctx.engine.name)
 
@@ -258,7 +305,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     span = RENDERED - VALIDATED
     try:
         stats = render(
-            video_path,
+            checked.video,
             work / "out.mp4",
             spec,
             editor,
@@ -267,7 +314,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         )
     except av.FFmpegError as exc:
         raise MediaCorrupt(
-            f"{video_label}: the video could not be decoded to the end: {exc}"
+            f"{checked.video_label}: the video could not be decoded to the end: {exc}"
         ) from None
 
     # 6. What the plan, the query answer and usage report.
@@ -287,67 +334,6 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     }
 
 
-def _relay(
-    task: Task, ctx: WorkerContext, lease: Lease, work: Path, info: VideoInfo, spec: OutputSpec
-) -> dict[str, Any]:
-    """Steps 4-6 for the relay engine: the upstream edits, the copy is checked here."""
-    from vedit.engines.relay import RelayEngine, RelayJob
-
-    s, engine = ctx.settings, ctx.engine
-    assert isinstance(engine, RelayEngine)
-    resumed = (task.edit_plan or {}).get("upstream_task_id")
-    plan: dict[str, Any] = {
-        "operation": "relay", "region": "frame", "style": None, "reference_role": "upstream",
-        "matched": True, "because": f"engine dashscope relays the request to {engine.upstream.host}",
-        "fallback_from": None, "upstream_task_id": resumed,
-    }  # fmt: skip
-    ctx.store.set_plan(task.id, ctx.worker_id, plan)
-    _log_started(task, plan, info)
-
-    def submitted(upstream_id: str) -> None:
-        plan["upstream_task_id"] = upstream_id
-        ctx.store.set_plan(task.id, ctx.worker_id, plan)
-
-    def copy(url: str, dest: Path) -> None:
-        limits = _limits(s, s.video_max_bytes)
-        fetch_media(url, dest, label="the upstream's result", limits=limits, allow=s.media_allow)
-
-    def cancelled() -> bool:
-        now = ctx.store.get(task.id)
-        return now is not None and now.status == TaskStatus.CANCELLED
-
-    started = time.monotonic()
-    job = RelayJob(
-        task_id=task.id,
-        prompt=task.orig_prompt,
-        media=_upstream_media(task, ctx),
-        parameters=task.parameters(),
-        upstream_task_id=resumed,
-    )
-    engine.run(job, lease.progress, copy, work / "out.mp4", submitted, cancelled)
-    lease.progress(RENDERED)
-    got = check_result(
-        work / "out.mp4",
-        width=spec.width,
-        height=spec.height,
-        duration_s=spec.duration_s,
-        label="the upstream's result",
-    )
-    return {
-        "width": got.width,
-        "height": got.height,
-        "fps": round(got.fps, 3),
-        "frames": got.frames,
-        "has_audio": got.has_audio,
-        "input_video_duration": round(info.duration_s, 3),
-        "output_video_duration": round(got.duration_s, 3),
-        "ratio": aspect_ratio_name(got.width, got.height),
-        "sr": 720 if task.resolution == "720P" else 1080,
-        "engine": engine.name,
-        "engine_seconds": round(time.monotonic() - started, 3),  # upstream + copy + check
-    }
-
-
 def _obtain(
     url: str,
     dest: Path,
@@ -363,7 +349,7 @@ def _obtain(
     s = ctx.settings
     ref = upload_ref(url, s.public_base_url, ctx.storage)
     if ref is None:
-        limits = _limits(s, max_bytes)
+        limits = fetch_limits(s, max_bytes)
         fetch_media(url, dest, label=label, limits=limits, allow=s.media_allow, abort=lease.check)
         return
     upload = ctx.uploads.find(ref, task.key_id)
@@ -380,24 +366,7 @@ def _obtain(
         )
 
 
-def _upstream_media(task: Task, ctx: WorkerContext) -> list[dict[str, str]]:
-    """The task's media for the upstream: an upload goes as its signed URL, which the
-    upstream can fetch only when VEDIT_PUBLIC_BASE_URL is reachable from it (or, with S3
-    storage, as a presigned URL of the bucket, which it must reach)."""
-    s = ctx.settings
-    media = []
-    for m in task.media:
-        url = m["url"]
-        ref = upload_ref(url, s.public_base_url, ctx.storage)
-        upload = None if ref is None else ctx.uploads.find(ref, task.key_id)
-        if upload is not None:
-            expires = int(max(upload.expires_at, time.time() + s.upstream_deadline_s))
-            url = ctx.storage.upload_fetch_url(upload.id, upload.name, expires)
-        media.append({"type": m["type"], "url": url})
-    return media
-
-
-def _limits(s: Settings, max_bytes: int) -> FetchLimits:
+def fetch_limits(s: Settings, max_bytes: int) -> FetchLimits:
     return FetchLimits(
         max_bytes=max_bytes,
         connect_timeout_s=s.media_connect_timeout_s,

@@ -223,3 +223,51 @@ def test_purge_deletes_only_expired_tasks(store) -> None:
     assert [t.id for t in store.purge_expired(now=2000.0)] == [old["id"]]
     assert store.get(fresh["id"]) is not None
     assert store.counts_by_status() == {TaskStatus.QUEUED: 1}
+
+
+def test_claim_many_takes_the_oldest_queued_tasks_each_once(store) -> None:
+    rows = [task_row(f"p{i}") for i in range(5)]
+    for i, row in enumerate(rows):
+        row["created_at"] = 1000.0 + i
+    store.add_many(rows)
+    ids = [r["id"] for r in rows]
+    store.claim(ids[0], "w0")  # taken by another worker already
+    got = store.claim_many("w1", limit=3)
+    assert [t.id for t in got] == ids[1:4]
+    assert all(t.status == TaskStatus.RUNNING and t.worker_id == "w1" for t in got)
+    assert [t.id for t in store.claim_many("w2", limit=10)] == [ids[4]]
+    assert store.claim_many("w2", limit=10) == []
+
+
+def test_claim_many_skips_the_tasks_a_worker_still_follows(store) -> None:
+    """A task the janitor queued again is not claimed twice by the worker that follows it."""
+    a, b = new(store), new(store)
+    store.claim_many("w1", limit=2)
+    store.recover_lost(lease_s=30, max_attempts=5, worker_id="w1")  # both queued again
+    got = store.claim_many("w1", limit=5, skip=[a.id])
+    assert [t.id for t in got] == [b.id]
+    assert store.get(a.id).status == TaskStatus.QUEUED
+
+
+def test_heartbeat_many_renews_leases_sets_progress_and_names_the_tasks_still_mine(store) -> None:
+    a, b, c, d = (new(store) for _ in range(4))
+    for t in (a, b, c):
+        store.claim(t.id, "w1")
+    store.claim(d.id, "w2")
+    store.cancel(c.id, key_id=1)
+    before = store.get(a.id).heartbeat_at
+    mine = store.heartbeat_many([a.id, b.id, c.id, d.id], "w1", {a.id: 50, c.id: 15})
+    assert mine == {a.id, b.id}  # c was cancelled, d is another worker's
+    assert store.get(a.id).progress == 50 and store.get(a.id).heartbeat_at >= before
+    assert store.get(b.id).progress == 0
+    assert store.get(c.id).status == TaskStatus.CANCELLED and store.get(c.id).progress == 0
+    assert store.get(d.id).progress == 0
+
+
+def test_heartbeat_many_takes_more_ids_than_one_statement_binds(store) -> None:
+    rows = [task_row() for _ in range(1200)]
+    store.add_many(rows)
+    ids = [t.id for t in store.claim_many("w1", limit=1200)]
+    assert len(ids) == 1200
+    assert store.heartbeat_many(ids, "w1", dict.fromkeys(ids[:700], 50)) == set(ids)
+    assert store.counts_by_status() == {"running": 1200}

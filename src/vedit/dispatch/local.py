@@ -86,7 +86,8 @@ def _pid_alive(pid: int) -> bool:
 
 def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) -> None:
     """A worker process: load the engine and say so on ``report`` (or say why not and exit 1),
-    then claim, run, repeat, until ``stop`` is set."""
+    then claim, run, repeat, until ``stop`` is set: one task at a time with a local engine,
+    up to ``VEDIT_RELAY_CONCURRENCY`` at once with the relay (``relay_worker.py``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     # SIGTERM (systemd, docker stop, kill): stop at the next frame and hand the task back,
     # as the server would have asked; the server restarts this worker if it is still up.
@@ -116,6 +117,11 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
         sys.exit(1)
     report.send(StartReport(ready=True))
     report.close()
+    if ctx.engine.kind == "relay":  # many upstream tasks at once, each a coroutine
+        from vedit.relay_worker import follow_relay_tasks
+
+        follow_relay_tasks(ctx, wake)
+        return
     while not stop.is_set():
         task = store.claim_next(ctx.worker_id)
         if task is None:

@@ -7,6 +7,11 @@ and jitter, and copies the finished video into vedit's storage as soon as it
 exists (the upstream's link expires); the worker then checks the copy like
 any output before the task succeeds.
 
+The engine is asynchronous: one worker process follows many upstream tasks at
+once, each as a coroutine on one ``httpx.AsyncClient`` (``relay_worker.py``
+claims and follows them); what it needs from the task (progress, the pauses
+that a cancel or a stop cuts short) comes in as a :class:`Pace`.
+
 - Throttling (429), 5xx and broken connections are retried with backoff and
   jitter (``Retry-After`` is honoured) until ``VEDIT_UPSTREAM_DEADLINE_S``;
 - another 4xx, or the upstream task ``FAILED``/``CANCELED``/``UNKNOWN``, ends the task
@@ -21,14 +26,15 @@ any output before the task succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -66,34 +72,61 @@ class RelayJob:
     upstream_task_id: str | None = None  # set when resuming a task already submitted
 
 
-# progress(percent) may raise TaskAborted (the task was cancelled, or the worker stops).
-Progress = Callable[[int], None]
-Sleep = Callable[[float], None]
+class Pace(Protocol):
+    """What the engine needs from the task it follows (the worker's lease of it)."""
+
+    def progress(self, percent: int) -> None:
+        """Record progress; raises TaskAborted once the task was cancelled or the worker stops."""
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep; raises TaskAborted as soon as the task is cancelled or the worker stops."""
+
+
+Copy = Callable[[str, Path], Awaitable[None]]  # copy(url, dest): the upstream's video, kept here
+Wait = Callable[[float], Awaitable[None]]
+
+# Connections to the upstream, shared by every task a worker process follows. Few: httpcore
+# looks at each pooled connection at every call (half the loop's time at 32), and 16 carry
+# 50-150 calls a second at DashScope's round trips: 500 tasks polled every 2-15 s.
+MAX_CONNECTIONS = 16
 
 
 class Upstream:
-    """An HTTP client for a DashScope-compatible API, with retries on what is temporary."""
+    """An asynchronous HTTP client for a DashScope-compatible API, with retries on what is
+    temporary. One serves every task a worker process follows."""
 
     def __init__(self, settings: Settings) -> None:
         self.base = settings.upstream_base_url.rstrip("/")
-        key = settings.upstream_api_key.get_secret_value()
-        self.http = httpx.Client(
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            timeout=httpx.Timeout(30.0, connect=10.0),
-        )
         self.host = urlsplit(self.base).netloc
+        key = settings.upstream_api_key.get_secret_value()
+        self.http = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            # A call waits for a free connection as long as it takes (pool=None): many
+            # followed tasks share MAX_CONNECTIONS, and each call has its own timeouts.
+            timeout=httpx.Timeout(30.0, connect=10.0, pool=None),
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+            ),
+        )
+        # Calls wait here for a connection, not in httpcore's pool, whose bookkeeping looks
+        # at every waiting request each time a connection frees up.
+        self._calls = asyncio.Semaphore(MAX_CONNECTIONS)
 
-    def create(self, body: dict[str, Any], deadline: float, sleep: Sleep) -> dict[str, Any]:
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def create(self, body: dict[str, Any], deadline: float, wait: Wait) -> dict[str, Any]:
         headers = {"X-DashScope-Async": "enable"}
-        return self._call("POST", CREATE_PATH, deadline, sleep, json=body, headers=headers)
+        return await self._call("POST", CREATE_PATH, deadline, wait, json=body, headers=headers)
 
-    def get(self, upstream_id: str, deadline: float, sleep: Sleep) -> dict[str, Any]:
-        return self._call("GET", f"/tasks/{upstream_id}", deadline, sleep)
+    async def get(self, upstream_id: str, deadline: float, wait: Wait) -> dict[str, Any]:
+        return await self._call("GET", f"/tasks/{upstream_id}", deadline, wait)
 
-    def cancel(self, upstream_id: str) -> None:
+    async def cancel(self, upstream_id: str) -> None:
         """Best effort: a task the upstream already runs cannot be cancelled there."""
         try:
-            r = self.http.post(f"{self.base}/tasks/{upstream_id}/cancel")
+            async with self._calls:
+                r = await self.http.post(f"{self.base}/tasks/{upstream_id}/cancel")
             if r.status_code != 200:
                 log.info(
                     "upstream task %s not cancelled: %s %s", upstream_id, r.status_code, _said(r)
@@ -101,18 +134,19 @@ class Upstream:
         except httpx.HTTPError as exc:
             log.warning("upstream task %s not cancelled: %s", upstream_id, type(exc).__name__)
 
-    def _call(
-        self, method: str, path: str, deadline: float, sleep: Sleep, **kw: Any
+    async def _call(
+        self, method: str, path: str, deadline: float, wait: Wait, **kw: Any
     ) -> dict[str, Any]:
         """One call, retried on 429, 5xx and broken connections until ``deadline``;
-        ``sleep(seconds)`` waits between tries (and may raise TaskAborted)."""
+        ``wait(seconds)`` pauses between tries (and may raise TaskAborted)."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                r = self.http.request(method, f"{self.base}{path}", **kw)
+                async with self._calls:
+                    r = await self.http.request(method, f"{self.base}{path}", **kw)
             except httpx.HTTPError as exc:
-                problem, wait = f"{type(exc).__name__} talking to {self.host}", None
+                problem, pause_at_least = f"{type(exc).__name__} talking to {self.host}", None
             else:
                 if r.status_code == 200:
                     try:
@@ -128,9 +162,9 @@ class Upstream:
                         f"the upstream refused the task ({r.status_code} {code}): {message}",
                         code or None,
                     )
-                problem, wait = f"{r.status_code} {code}: {message}", _retry_after(r)
+                problem, pause_at_least = f"{r.status_code} {code}: {message}", _retry_after(r)
             backoff = random.uniform(0, min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1)))
-            pause = max(backoff, wait or 0.0)
+            pause = max(backoff, pause_at_least or 0.0)
             if time.monotonic() + pause > deadline:
                 raise UpstreamFailed(
                     f"the upstream {self.host} kept failing for {attempt} tries until the "
@@ -140,7 +174,7 @@ class Upstream:
             log.info(
                 "upstream %s %s: %s; retry %d in %.1f s", method, path, problem, attempt, pause
             )
-            sleep(pause)
+            await wait(pause)
 
 
 def _said(r: httpx.Response) -> tuple[str, str]:
@@ -183,16 +217,16 @@ class RelayEngine:
     def why_not(self, operation: str) -> str:
         return "engine dashscope relays the prompt to the upstream model as it is"
 
-    def run(
+    async def run(
         self,
         job: RelayJob,
-        progress: Progress,
-        fetch: Callable[[str, Path], None],
+        pace: Pace,
+        copy: Copy,
         dest: Path,
-        on_submitted: Callable[[str], None],
-        was_cancelled: Callable[[], bool],
+        on_submitted: Callable[[str], Awaitable[None]],
+        was_cancelled: Callable[[], Awaitable[bool]],
     ) -> str:
-        """Relay ``job``; the finished video is copied to ``dest`` with ``fetch(url, dest)``.
+        """Relay ``job``; the finished video is copied to ``dest`` with ``copy(url, dest)``.
 
         ``on_submitted(upstream_id)`` records the upstream task id; ``was_cancelled()``
         says whether the client cancelled (then the upstream task is cancelled too; a
@@ -207,41 +241,33 @@ class RelayEngine:
                 "input": {"prompt": job.prompt, "media": job.media},
                 "parameters": job.parameters,
             }
-            answer = self.upstream.create(body, deadline, lambda t: _wait(t, progress, 12))
+            pace.progress(12)
+            answer = await self.upstream.create(body, deadline, pace.wait)
             upstream_id = str((answer.get("output") or {}).get("task_id") or "")
             if not upstream_id:
                 raise UpstreamFailed("the upstream answered the create without a task id")
-            on_submitted(upstream_id)
+            await on_submitted(upstream_id)
         try:
-            self._follow(upstream_id, progress, fetch, dest, deadline)
+            await self._follow(upstream_id, pace, copy, dest, deadline)
         except TaskAborted:
-            if was_cancelled():
-                self.upstream.cancel(upstream_id)
+            if await was_cancelled():
+                await self.upstream.cancel(upstream_id)
             raise
         except UpstreamFailed as exc:
             if exc.code == "Upstream.Timeout":
-                self.upstream.cancel(upstream_id)
+                await self.upstream.cancel(upstream_id)
             raise
         return upstream_id
 
-    def _follow(
-        self,
-        upstream_id: str,
-        progress: Progress,
-        fetch: Callable[[str, Path], None],
-        dest: Path,
-        deadline: float,
+    async def _follow(
+        self, upstream_id: str, pace: Pace, copy: Copy, dest: Path, deadline: float
     ) -> None:
         s = self.settings
         interval = s.upstream_poll_s
         expired_links = 0
-        percent = 15  # the upstream's state as progress: 15 pending there, 50 running
-
-        def pause(seconds: float) -> None:
-            _wait(seconds, progress, percent)
-
+        pace.progress(15)  # the upstream's state as progress: 15 pending there, 50 running
         while True:
-            answer = self.upstream.get(upstream_id, deadline, pause)
+            answer = await self.upstream.get(upstream_id, deadline, pace.wait)
             out = answer.get("output") or {}
             status = out.get("task_status")
             if status == "SUCCEEDED":
@@ -250,9 +276,9 @@ class RelayEngine:
                     raise UpstreamFailed(
                         f"upstream task {upstream_id} succeeded without a video_url"
                     )
-                progress(90)
+                pace.progress(90)
                 try:
-                    fetch(url, dest)
+                    await copy(url, dest)
                     return
                 except TaskFailure as exc:
                     # The link may have expired between the poll and the copy: ask again once.
@@ -269,21 +295,12 @@ class RelayEngine:
                     f"{out.get('message') or 'no message'}",
                     out.get("code") or f"Upstream.{status.title()}",
                 )
-            percent = 50 if status == "RUNNING" else 15
-            progress(percent)
+            pace.progress(50 if status == "RUNNING" else 15)
             if time.monotonic() > deadline:
                 raise UpstreamFailed(
                     f"upstream task {upstream_id} was still {status} after "
                     f"{s.upstream_deadline_s:.0f} s (VEDIT_UPSTREAM_DEADLINE_S)",
                     "Upstream.Timeout",
                 )
-            pause(random.uniform(0.5, 1.0) * interval)
+            await pace.wait(random.uniform(0.5, 1.0) * interval)
             interval = min(s.upstream_poll_max_s, interval * 2)
-
-
-def _wait(seconds: float, progress: Progress, percent: int) -> None:
-    """Sleep, but call ``progress`` every 0.25 s so a cancel or a stop ends the wait."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(0.25, left))
-        progress(percent)

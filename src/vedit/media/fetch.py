@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -180,6 +181,14 @@ class FetchLimits:
     max_redirects: int = 3
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The default TLS context, made once: loading the CA bundle costs ~50 ms of CPU, which
+    every download paid (a relay worker fetches three files a task, hundreds of tasks at
+    once); a context is safe to share between threads."""
+    return ssl.create_default_context()
+
+
 def fetch_media(
     url: str,
     dest: Path,
@@ -202,7 +211,7 @@ def fetch_media(
         "pool": limits.connect_timeout_s,
     }
     pool = httpcore.ConnectionPool(
-        ssl_context=ssl.create_default_context(),
+        ssl_context=_tls_context(),
         network_backend=_GuardedBackend(allow, label, abort),
         max_connections=1,
     )

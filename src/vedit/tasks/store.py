@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,15 +138,41 @@ class TaskStore:
                 execution_options={"synchronize_session": False},
             ).one_or_none()
 
+    def claim_many(self, worker_id: str, limit: int, skip: Collection[str] = ()) -> list[Task]:
+        """Move up to ``limit`` of the oldest queued tasks to running for ``worker_id``, in
+        one transaction, each by its own compare-and-set (a task another worker took
+        meanwhile is left out); returns those claimed, oldest first.
+
+        ``skip``: ids not to take (a relay worker's tasks that it still follows: one the
+        janitor queued again must not be claimed twice by the same worker)."""
+        with self.sessions() as s:
+            q = select(Task.id).where(Task.status == TaskStatus.QUEUED)
+            if skip:
+                q = q.where(Task.id.not_in(list(skip)))
+            ids = list(s.scalars(q.order_by(Task.created_at).limit(limit)))
+        if not ids:
+            return []
+        with self.sessions.begin() as s:
+            claimed = [task_id for task_id in ids if self._claim_in(s, task_id, worker_id)]
+        if not claimed:
+            return []
+        with self.sessions() as s:
+            tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_(claimed)))}
+        return [tasks[task_id] for task_id in claimed if task_id in tasks]
+
     def claim(self, task_id: str, worker_id: str) -> bool:
         """Move the queued task ``task_id`` to running for ``worker_id`` (compare-and-set)."""
         with self.sessions.begin() as s:
-            res = s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
-                .values(**self._claim_values(worker_id))
-            )
-            return res.rowcount == 1
+            return self._claim_in(s, task_id, worker_id)
+
+    def _claim_in(self, s: Any, task_id: str, worker_id: str) -> bool:
+        res = s.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
+            .values(**self._claim_values(worker_id))
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount == 1
 
     @staticmethod
     def _claim_values(worker_id: str) -> dict[str, Any]:
@@ -165,6 +192,46 @@ class TaskStore:
         if progress is not None:
             values["progress"] = progress
         return self._cas_running(task_id, worker_id, values)
+
+    def heartbeat_many(
+        self, task_ids: list[str], worker_id: str, progress: dict[str, int] | None = None
+    ) -> set[str]:
+        """Renew the leases of many tasks at once (and set the progress of those in
+        ``progress``): one ``UPDATE`` for those whose progress stands, one per new percent,
+        in one transaction. Returns the ids that are still this worker's to run."""
+        progress = progress or {}
+        now = time.time()
+        groups: dict[int | None, list[str]] = {}
+        for task_id in task_ids:
+            groups.setdefault(progress.get(task_id), []).append(task_id)
+        mine: set[str] = set()
+        with self.sessions.begin() as s:
+            for percent, ids in groups.items():
+                values: dict[str, Any] = {"heartbeat_at": now}
+                if percent is not None:
+                    values["progress"] = percent
+                for chunk in _chunks(ids):
+                    s.execute(
+                        update(Task)
+                        .where(
+                            Task.id.in_(chunk),
+                            Task.status == TaskStatus.RUNNING,
+                            Task.worker_id == worker_id,
+                        )
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+            for chunk in _chunks(task_ids):
+                mine.update(
+                    s.scalars(
+                        select(Task.id).where(
+                            Task.id.in_(chunk),
+                            Task.status == TaskStatus.RUNNING,
+                            Task.worker_id == worker_id,
+                        )
+                    )
+                )
+        return mine
 
     def set_plan(self, task_id: str, worker_id: str, plan: dict[str, Any]) -> bool:
         """Record the edit plan the worker is carrying out."""
@@ -312,3 +379,8 @@ class TaskStore:
             if rows:
                 s.execute(delete(Task).where(Task.id.in_([t.id for t in rows])))
         return rows
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    """``ids`` in lists short enough for one statement's bound parameters."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
