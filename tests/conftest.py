@@ -28,6 +28,7 @@ from vedit.tasks.store import TaskStore
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import Corpus  # noqa: E402
 from mediagen import make_image, make_video  # noqa: E402
+from servers import pg_url, postgres_server, postgres_url, redis_url  # noqa: E402, F401
 
 MODEL = "happyhorse-1.0-video-edit"
 TEST_KEY = "vk-testkey0000000000000000000000000000000000"

@@ -60,6 +60,13 @@ keys_app = typer.Typer(
     cls=_Group, help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(
+    cls=_Group,
+    help="The database's schema (VEDIT_DATABASE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
 console = Console()
 
 
@@ -91,17 +98,44 @@ def _settings(data_dir: Path | None) -> Settings:
     return settings if data_dir is None else settings.model_copy(update={"data_dir": data_dir})
 
 
+def _database_or_exit(settings: Settings, step: Any) -> Any:
+    """``step()``; a database that is not usable (no driver, a schema behind, no answer) is
+    one line naming VEDIT_DATABASE_URL, and exit 1."""
+    from sqlalchemy.exc import OperationalError
+
+    from vedit.db import DatabaseNotReady, shown_url
+
+    try:
+        return step()
+    except DatabaseNotReady as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+    except OperationalError as exc:
+        typer.echo(
+            f"vedit: the database at VEDIT_DATABASE_URL="
+            f"{shown_url(settings.resolved_database_url)!r} does not answer: "
+            f"{str(exc.orig or exc).strip().splitlines()[0]}",
+            err=True,
+        )
+    raise typer.Exit(1)
+
+
 def _prepare(settings: Settings) -> None:
-    from vedit.db import migrate
+    """Make the data dir; migrate the database (SQLite, or VEDIT_AUTO_MIGRATE=true) or check
+    that its schema is at head (other databases), else exit 1 saying `vedit db upgrade`."""
+    from vedit.db import prepare_database
 
     settings.ensure_dirs()
-    migrate(settings.resolved_database_url)
+    _database_or_exit(
+        settings,
+        lambda: prepare_database(settings.resolved_database_url, settings.migrates_on_start),
+    )
 
 
 def _sessions(settings: Settings) -> sessionmaker:
     from vedit.db import make_engine, make_sessionmaker
 
-    return make_sessionmaker(make_engine(settings.resolved_database_url))
+    engine = _database_or_exit(settings, lambda: make_engine(settings.resolved_database_url))
+    return make_sessionmaker(engine)
 
 
 def _existing_sessions(settings: Settings) -> sessionmaker | None:
@@ -146,6 +180,8 @@ def serve(
     ),
 ) -> None:
     """Start the API and its workers (SQLite, local files, CPU engine by default)."""
+    from sqlalchemy.exc import IntegrityError
+
     from vedit.api.app import create_app
     from vedit.api.http_server import run_server
     from vedit.dispatch.local import LocalDispatcher
@@ -166,6 +202,7 @@ def serve(
     listeners = _listen_or_exit(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
+    _rate_limit_storage_or_exit(settings)
     # The workers first: a server whose workers cannot run says so before anything else.
     dispatcher = LocalDispatcher(settings)
     _start_or_exit(dispatcher)
@@ -174,8 +211,11 @@ def serve(
         base = settings.public_base_url.rstrip("/")
         known = {k.key_hash for k in list_keys(sessions)}
         if settings.api_key and hash_key(settings.api_key) not in known:
-            create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
-            console.print("API key from VEDIT_API_KEY added.")
+            try:
+                create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
+                console.print("API key from VEDIT_API_KEY added.")
+            except IntegrityError:  # another server on this database added it just now
+                pass
         if count_active_keys(sessions) == 0:
             key, _ = create_key(sessions, "default")
             console.print(f"[bold]API key[/bold] (shown once): {key}")
@@ -202,6 +242,17 @@ def serve(
         run_server(create_app(settings, dispatcher), settings, listeners)
     finally:
         dispatcher.stop()
+
+
+def _rate_limit_storage_or_exit(settings: Settings) -> None:
+    """A shared rate-limit storage that cannot be used is one line and exit 1, before serving."""
+    from vedit.api.deps import RateLimiter
+
+    try:
+        RateLimiter(settings.rate_limit_storage).check()
+    except RuntimeError as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _start_or_exit(dispatcher: LocalDispatcher) -> None:
@@ -258,6 +309,24 @@ def worker(
         signal.signal(sig, lambda *_: done.set())
     done.wait()
     dispatcher.stop()
+
+
+@db_app.command("upgrade", cls=_Command)
+def db_upgrade(data_dir: Path | None = DATA_DIR) -> None:
+    """Migrate the database of VEDIT_DATABASE_URL (default: SQLite in the data dir) to the
+    schema this vedit needs. Run it once per upgrade, before the servers and workers start."""
+    from vedit.db import current_revision, head_revision, migrate, shown_url
+
+    settings = _settings(data_dir)
+    settings.ensure_dirs()
+    url = settings.resolved_database_url
+    before = _database_or_exit(settings, lambda: current_revision(url))
+    head = head_revision()
+    if before == head:
+        typer.echo(f"{shown_url(url)}: already at the head revision {head}")
+        return
+    _database_or_exit(settings, lambda: migrate(url))
+    typer.echo(f"{shown_url(url)}: migrated from revision {before or 'none'} to {head}")
 
 
 @keys_app.command("create", cls=_Command)

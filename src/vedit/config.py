@@ -7,12 +7,14 @@ are settings too, each with the contract's value as its default.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+RATE_LIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+"""The schemes ``VEDIT_RATE_LIMIT_STORAGE`` takes."""
 
 
 class Settings(BaseSettings):
@@ -23,7 +25,16 @@ class Settings(BaseSettings):
     # --- where things live -------------------------------------------------
     data_dir: Path = Field(Path("./data"), description="Database, media and results live here.")
     database_url: str = Field(
-        "", description="SQLAlchemy URL; empty means SQLite (WAL) at <data_dir>/vedit.db."
+        "",
+        description="SQLAlchemy URL; empty means SQLite (WAL) at <data_dir>/vedit.db. "
+        "PostgreSQL: postgresql://user:password@host:port/db (driver psycopg 3, "
+        "pip install 'vedit[scale]').",
+    )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Migrate the database to the newest schema when `vedit serve`, `vedit worker` "
+        "or `vedit keys create` start. Unset: yes on SQLite, no on any other database, where "
+        "`vedit db upgrade` migrates and those commands refuse a schema that is behind.",
     )
     public_base_url: str = Field(
         "", description="Base of result URLs; empty means http://<host>:<port> of `vedit serve`."
@@ -83,6 +94,12 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="Key added at start-up when the key store is empty.")
     rate_limit_per_s: float = Field(10.0, description="Creates per second per key (0: no limit).")
     rate_limit_burst: int = Field(20, description="Creates a key may send at once.")
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where the rate-limit counters live: memory:// (this process's own) or "
+        "redis://host:port/db (shared by every API process using that Redis and database; "
+        "pip install 'vedit[scale]').",
+    )
     max_body_bytes: int = Field(1024 * 1024, description="Larger request bodies get 413.")
     signing_secret: str = Field(
         "", description="HMAC secret for result URLs; empty: made once and kept in the data dir."
@@ -195,11 +212,35 @@ class Settings(BaseSettings):
     def _split_allow(cls, value: object) -> object:
         return cls.split_allow(value) if isinstance(value, str) else value
 
-    @cached_property
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: str) -> str:
+        scheme = value.partition("://")[0].lower()
+        if "://" not in value or scheme not in RATE_LIMIT_SCHEMES:
+            raise ValueError(
+                f"VEDIT_RATE_LIMIT_STORAGE is {value!r}; it must be memory:// or "
+                "redis://host:port/db (also rediss://, redis+unix://)"
+            )
+        return value
+
+    @property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'vedit.db').resolve()}"
+        """The SQLAlchemy URL: ``database_url`` (``postgresql://`` and ``postgres://`` mean
+        psycopg 3: ``postgresql+psycopg://``), or SQLite in the data dir."""
+        url = self.database_url
+        if not url:
+            return f"sqlite:///{(self.data_dir / 'vedit.db').resolve()}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    @property
+    def migrates_on_start(self) -> bool:
+        """``auto_migrate``, or when unset: SQLite only."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.resolved_database_url.startswith("sqlite")
 
     @property
     def results_dir(self) -> Path:

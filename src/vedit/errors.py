@@ -178,6 +178,10 @@ class StoreUnavailable(VeditError):
     dashscope_code = "ServiceUnavailable"
 
 
+class RateLimitUnavailable(StoreUnavailable):
+    """The shared rate-limit storage (Redis, ``VEDIT_RATE_LIMIT_STORAGE``) does not answer."""
+
+
 class SignatureInvalid(VeditError):
     """A result URL whose signature does not match, or that has expired."""
 

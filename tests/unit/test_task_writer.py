@@ -1,17 +1,41 @@
-"""The group commit isolates rows: a row that cannot be written fails its own request only."""
+"""The group commit isolates rows: a row that cannot be written fails its own request only.
+
+Run on SQLite (the embedded default) and on a real PostgreSQL server (``tests/servers.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from conftest import task_row
 from vedit.api.writer import TaskWriter
+from vedit.db import make_engine, migrate
 from vedit.errors import InvalidRequest
+from vedit.keys import create_key
+from vedit.tasks.store import TaskStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TaskStore:
+    """A migrated task store with one key (id 1), on each database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 't.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    migrate(url)
+    s = TaskStore(make_engine(url))
+    create_key(s.sessions, "k")
+    request.addfinalizer(s.engine.dispose)
+    return s
 
 
 def test_rows_the_database_refuses_fail_alone_and_the_rest_of_the_batch_commits(store) -> None:
-    # Rows that got past validation but that SQLite cannot store: a lone surrogate in a text
-    # column (UnicodeEncodeError) and an integer past 64 bits (OverflowError).
+    # Rows that got past validation but that the database cannot store: a lone surrogate in a
+    # text column (UnicodeEncodeError) and an integer past 64 bits (SQLite: OverflowError;
+    # PostgreSQL: integer out of range).
     bad = {
         i: task_row(prompt="bad \ud800") if i % 2 else task_row(seed=2**70)
         for i in range(0, 500, 50)
@@ -33,5 +57,6 @@ def test_rows_the_database_refuses_fail_alone_and_the_rest_of_the_batch_commits(
         assert "the task could not be stored" in results[i].message
         results[i].anyfast_body()  # the message itself can be sent (no raw surrogate)
         assert "\ud800" not in results[i].message
-    stored = {t for (t,) in store.engine.connect().exec_driver_sql("SELECT id FROM tasks")}
+    with store.engine.connect() as conn:
+        stored = {t for (t,) in conn.exec_driver_sql("SELECT id FROM tasks")}
     assert stored == {r["id"] for i, r in enumerate(rows) if i not in bad}

@@ -98,7 +98,7 @@ async def create_generation(request: Request) -> JSONResponse:
     # The key is checked inline rather than as a dependency: this is the hot path.
     key = await authenticate(request)
     svc = services(request)
-    check_rate_limit(svc, key)
+    await check_rate_limit(svc, key)
     body = await read_body(request, svc.settings.max_body_bytes)
     row = task_from_request(parse_create(body), key, svc, oss_resolve=oss_resolve(request))
     await svc.writer.add(row)

@@ -24,7 +24,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from vedit import MODEL_NAME, __version__
 from vedit.api import anyfast, dashscope, files, page, uploads
-from vedit.api.deps import Services
+from vedit.api.deps import RateLimiter, Services
 from vedit.api.metrics import Metrics
 from vedit.api.openapi import build_openapi
 from vedit.api.writer import TaskWriter
@@ -66,6 +66,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         writer=writer,
         keys=make_sessionmaker(engine),
         uploads=UploadStore(engine),
+        limiter=RateLimiter(settings.rate_limit_storage),
     )
     # Workers run here (`vedit serve`): health and metrics count them; else they run elsewhere.
     workers = dispatcher.health if isinstance(dispatcher, LocalDispatcher) else None

@@ -72,7 +72,7 @@ async def create_synthesis(request: Request) -> JSONResponse:
         raise AsyncRequired(
             f"this model is asynchronous only: send the header X-DashScope-Async: enable ({got})"
         )
-    check_rate_limit(svc, key)
+    await check_rate_limit(svc, key)
     body = await read_body(request, svc.settings.max_body_bytes)
     req = parse_create(body, dialect="dashscope")
     row = task_from_request(req, key, svc, oss_resolve=oss_resolve(request))

@@ -1,4 +1,10 @@
-"""Request dependencies: the bearer key, the per-key rate limit, and the services a route uses."""
+"""Request dependencies: the bearer key, the per-key rate limit, and the services a route uses.
+
+The rate limit's counters live where ``VEDIT_RATE_LIMIT_STORAGE`` says: in this process
+(``memory://``, the default: each API process counts on its own) or in Redis
+(``redis://``: every API process on that Redis counts together, so a key's limit holds
+across all of them). The Redis client (``redis``, the ``scale`` extra) is imported only then.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import sessionmaker
 
 from vedit.config import Settings
-from vedit.errors import RateLimited, Unauthorized
+from vedit.errors import RateLimited, RateLimitUnavailable, Unauthorized
 from vedit.keys import KeyInfo, hash_key, looks_like_key, verify_key
 from vedit.storage.local import LocalStorage
 from vedit.tasks.ids import is_task_id
@@ -23,6 +29,85 @@ from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
 KEY_CACHE_S = 1.0  # a revoked key stops working within this long
+
+
+def shown_storage(uri: str) -> str:
+    """``uri`` with its password, if any, hidden."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+class RateLimiter:
+    """Moving-window counters per key, in this process's memory or in a shared Redis."""
+
+    def __init__(self, storage_uri: str = "memory://") -> None:
+        self.storage_uri = storage_uri
+        self._memory: MovingWindowRateLimiter | None = None
+        self._shared: Any = None  # limits.aio.strategies.MovingWindowRateLimiter
+        if storage_uri.startswith("memory://"):
+            self._memory = MovingWindowRateLimiter(MemoryStorage())
+            return
+        try:
+            import redis.asyncio  # noqa: F401  (limits' asyncio Redis storage uses it)
+        except ImportError:
+            raise RuntimeError(
+                f"VEDIT_RATE_LIMIT_STORAGE is {shown_storage(storage_uri)!r}, but the redis "
+                "client is not installed: pip install 'vedit[scale]'"
+            ) from None
+        from limits.aio.storage import RedisStorage
+        from limits.aio.strategies import MovingWindowRateLimiter as SharedLimiter
+
+        storage = RedisStorage(
+            "async+" + storage_uri,
+            implementation="redispy",
+            wrap_exceptions=True,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
+        self._shared = SharedLimiter(storage)
+
+    def check(self) -> None:
+        """Raise ``RuntimeError`` (naming the setting) unless the storage answers a ping."""
+        if self._memory is not None:
+            return
+        import redis
+
+        client = redis.Redis.from_url(self.storage_uri, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise RuntimeError(
+                f"VEDIT_RATE_LIMIT_STORAGE is {shown_storage(self.storage_uri)!r}, but that "
+                f"Redis does not answer: {exc}"
+            ) from None
+        finally:
+            client.close()
+
+    async def hit(self, item: RateLimitItem, key: str) -> float | None:
+        """Count one hit on ``key``; None when it is within ``item``, else the time (epoch
+        seconds) at which the window frees a slot. A Redis that does not answer is a 503."""
+        if self._memory is not None:
+            if self._memory.hit(item, key):
+                return None
+            return self._memory.get_window_stats(item, key).reset_time
+        from limits.errors import StorageError
+
+        try:
+            if await self._shared.hit(item, key):
+                return None
+            return (await self._shared.get_window_stats(item, key)).reset_time
+        except StorageError as exc:
+            raise RateLimitUnavailable(
+                "the rate limit cannot be counted now: the Redis of VEDIT_RATE_LIMIT_STORAGE "
+                f"does not answer ({type(exc.storage_error).__name__}); retry",
+                headers={"Retry-After": "1"},
+            ) from None
 
 
 @dataclass
@@ -36,9 +121,7 @@ class Services:
     writer: Any  # TaskWriter
     keys: sessionmaker
     uploads: UploadStore
-    limiter: MovingWindowRateLimiter = field(
-        default_factory=lambda: MovingWindowRateLimiter(MemoryStorage())
-    )
+    limiter: RateLimiter = field(default_factory=RateLimiter)
     _key_cache: dict[str, tuple[float, KeyInfo | None]] = field(default_factory=dict)
 
     def lookup_key(self, key: str) -> KeyInfo | None:
@@ -83,7 +166,7 @@ def own_task(svc: Services, key: KeyInfo, task_id: str) -> Task | None:
     return svc.store.get(task_id, key.id) if is_task_id(task_id) else None
 
 
-def check_rate_limit(svc: Services, key: KeyInfo) -> None:
+async def check_rate_limit(svc: Services, key: KeyInfo) -> None:
     """Count one create against the key's limit; 429 with Retry-After when over it.
 
     The limit is a moving window of ``burst / rate`` seconds holding ``burst``
@@ -99,9 +182,9 @@ def check_rate_limit(svc: Services, key: KeyInfo) -> None:
     )
     window = max(1, round(burst / rate))
     item = RateLimitItemPerSecond(max(1, round(rate * window)), window)
-    if svc.limiter.hit(item, str(key.id)):
+    reset = await svc.limiter.hit(item, str(key.id))
+    if reset is None:
         return
-    reset, _ = svc.limiter.get_window_stats(item, str(key.id))
     retry = max(1, math.ceil(reset - time.time()))
     raise RateLimited(
         f"rate limit exceeded: {rate:g} creates per second (burst {burst}) for this key; "

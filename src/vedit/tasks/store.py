@@ -95,7 +95,16 @@ class TaskStore:
     # --- the worker's transitions ---------------------------------------------
 
     def claim_next(self, worker_id: str) -> Task | None:
-        """Move the oldest queued task to running for ``worker_id``; None when none is queued."""
+        """Move the oldest queued task to running for ``worker_id``; None when none is queued.
+
+        On PostgreSQL one statement picks and claims the task, skipping rows that another
+        worker has locked (``FOR UPDATE SKIP LOCKED``), so workers on many machines never
+        wait on each other nor claim one task twice. Elsewhere (SQLite, one writer at a
+        time) the oldest queued id is read, then claimed by compare-and-set, and on a lost
+        race the next one is tried.
+        """
+        if self.engine.dialect.name == "postgresql":
+            return self._claim_next_skip_locked(worker_id)
         for _ in range(8):
             with self.sessions() as s:
                 task_id = s.scalar(
@@ -110,22 +119,45 @@ class TaskStore:
                 return self.get(task_id)
         return None
 
+    def _claim_next_skip_locked(self, worker_id: str) -> Task | None:
+        oldest = (
+            select(Task.id)
+            .where(Task.status == TaskStatus.QUEUED)
+            .order_by(Task.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self.sessions.begin() as s:
+            return s.scalars(
+                update(Task)
+                .where(Task.id == oldest, Task.status == TaskStatus.QUEUED)
+                .values(**self._claim_values(worker_id))
+                .returning(Task),
+                execution_options={"synchronize_session": False},
+            ).one_or_none()
+
     def claim(self, task_id: str, worker_id: str) -> bool:
-        now = time.time()
+        """Move the queued task ``task_id`` to running for ``worker_id`` (compare-and-set)."""
         with self.sessions.begin() as s:
             res = s.execute(
                 update(Task)
                 .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
-                .values(
-                    status=TaskStatus.RUNNING,
-                    worker_id=worker_id,
-                    attempts=Task.attempts + 1,
-                    started_at=func.coalesce(Task.started_at, now),
-                    heartbeat_at=now,
-                    progress=0,
-                )
+                .values(**self._claim_values(worker_id))
             )
             return res.rowcount == 1
+
+    @staticmethod
+    def _claim_values(worker_id: str) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "status": TaskStatus.RUNNING,
+            "worker_id": worker_id,
+            "attempts": Task.attempts + 1,
+            "started_at": func.coalesce(Task.started_at, now),
+            "heartbeat_at": now,
+            "progress": 0,
+        }
 
     def heartbeat(self, task_id: str, worker_id: str, progress: int | None = None) -> bool:
         """Renew the lease (and set progress); False when the task is no longer this worker's."""
