@@ -132,6 +132,22 @@ class _EitherEvent:
         return self.a.is_set() or self.b.is_set()
 
 
+def purge_expired(
+    settings: Settings, store: TaskStore, uploads: UploadStore, storage: LocalStorage
+) -> None:
+    """Delete expired tasks and uploads with their files, and uploads left half-received
+    (a server killed mid-upload): the janitor's cleaning, whichever dispatcher runs it."""
+    for task in store.purge_expired():
+        storage.delete(task.id)
+    for upload_id in uploads.purge_expired():
+        storage.delete_upload(upload_id)
+    stale = time.time() - 2 * settings.upload_body_timeout_s
+    for path in (storage.uploads_root / ".incoming").glob("*"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < stale:
+                path.unlink()
+
+
 @dataclass
 class WorkerSlot:
     """One of the configured worker places: the process in it now, and how it has fared."""
@@ -377,15 +393,7 @@ class LocalDispatcher:
                 lease_s=self.settings.task_lease_s, max_attempts=self.settings.task_max_attempts
             )
         )
-        for task in self.store.purge_expired():
-            self.storage.delete(task.id)
-        for upload_id in self.uploads.purge_expired():
-            self.storage.delete_upload(upload_id)
-        stale = time.time() - 2 * self.settings.upload_body_timeout_s
-        for path in (self.storage.uploads_root / ".incoming").glob("*"):
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < stale:
-                    path.unlink()
+        purge_expired(self.settings, self.store, self.uploads, self.storage)
 
     def _recover_dead_servers(self) -> None:
         """At start-up, tasks left running by a server on this host that is gone are lost now."""
