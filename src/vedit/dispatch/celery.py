@@ -108,12 +108,12 @@ def _one_line(exc: BaseException) -> str:
 
 def _shown_broker(url: str) -> str:
     """The broker URL with its password hidden."""
-    from vedit.db import shown_url
+    from sqlalchemy.engine import make_url
 
     try:
-        return shown_url(url)
-    except Exception:  # not a URL SQLAlchemy can parse (e.g. amqp:// with odd parts)
-        return url.split("@")[-1]
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: show only what follows the credentials
+        return url.rsplit("@", 1)[-1]
 
 
 # --- health -------------------------------------------------------------------------
