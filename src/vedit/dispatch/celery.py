@@ -176,6 +176,7 @@ class CeleryDispatcher:
         self._outbox: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._halt = threading.Event()
         self._health = CeleryHealth()
+        self._suspects: set[str] = set()  # queued tasks without a message at the last check
         self._threads = [
             threading.Thread(target=self._publish, name="vedit-publisher", daemon=True),
             threading.Thread(target=self._janitor, name="vedit-janitor", daemon=True),
@@ -297,17 +298,22 @@ class CeleryDispatcher:
             self.resend_lost_messages()
 
     def resend_lost_messages(self) -> int:
-        """Send the oldest queued tasks again, as many as there are queued tasks more than
-        messages waiting in the broker (only tasks queued ``dispatch_resend_after_s`` or
-        longer: a newer one's message may be on its way). Returns how many were sent."""
+        """Send a message again for each queued task that has none: as many of the oldest
+        queued tasks as there are queued tasks more than messages waiting in the broker,
+        counting only tasks queued ``dispatch_resend_after_s`` or longer (a newer one's
+        message may be on its way), and only those found so at the previous check too (a
+        message a worker is taking right now is in neither count for a moment). Returns
+        how many were sent."""
         cutoff = time.time() - self.settings.dispatch_resend_after_s
         total, old = self.store.queued_counts(before=cutoff)
-        if not old:
+        missing = min(old, total - self.messages_waiting()) if old else 0
+        suspects = (
+            set(self.store.oldest_queued(before=cutoff, limit=missing)) if missing > 0 else set()
+        )
+        ids, self._suspects = sorted(suspects & self._suspects), suspects
+        if not ids:
             return 0
-        missing = min(old, total - self.messages_waiting())
-        if missing <= 0:
-            return 0
-        ids = self.store.oldest_queued(before=cutoff, limit=missing)
+        self._suspects -= set(ids)
         log.warning(
             "%d queued task(s) had no message in the broker (%d queued, fewer messages); "
             "sent again: %s", len(ids), total, ", ".join(ids[:5]) + (" …" if len(ids) > 5 else ""),
