@@ -5,7 +5,8 @@ Celery workers on loopback, a real Redis broker and a real PostgreSQL database
 Pinned here: many tasks across two APIs and two workers with a pool process and then a
 whole worker killed by SIGKILL mid-task (every task ends, none is lost or completed twice,
 every result downloads from either API); cancel of a running and of a queued task; a
-task whose broker message was never sent still runs; a broker that does not answer
+worker's warm shutdown hands its task back; a task whose broker message was never sent
+still runs; a broker that does not answer
 stops `vedit serve` and `vedit worker` with one line.
 """
 
@@ -276,6 +277,25 @@ def test_cancel_reaches_a_running_task_and_a_queued_one_is_skipped(cluster, medi
     # The worker is still at work.
     ok = api.wait(api.submit(media.url("silent.mp4"), image, resolution="720P"))
     assert ok["status"] == "SUCCESS", ok["fail_reason"]
+
+
+def test_sigterm_to_a_worker_hands_its_task_back_without_spending_an_attempt(
+    cluster, media
+) -> None:
+    first = cluster.worker()
+    api = cluster.api("api")
+    task_id = api.submit(media.url(SLOW), media.url("coffee.jpg"), resolution="720P")
+    cluster.wait_running(task_id)
+    first.proc.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+    assert first.proc.wait(timeout=30) == 0
+    row = cluster.row(task_id)
+    assert (row.status, row.attempts, row.worker_id) == ("queued", 0, None), row
+    assert f"task {task_id} finished: requeued" in first.log()
+    second = cluster.worker()
+    data = api.wait(task_id)
+    assert data["status"] == "SUCCESS", data["fail_reason"]
+    row = cluster.row(task_id)
+    assert row.attempts == 1 and row.worker_id.split(":")[1] == str(second.proc.pid)
 
 
 def test_a_queued_task_whose_message_was_never_sent_still_runs(cluster, media) -> None:
