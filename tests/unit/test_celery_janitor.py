@@ -1,0 +1,58 @@
+"""The Celery dispatcher's pieces against a real Redis broker (no worker processes): the
+settings that make long edits safe, and the janitor's count of queued tasks against the
+broker's messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import task_row
+from vedit.config import Settings
+from vedit.dispatch.celery import CeleryDispatcher, make_celery
+
+
+def celery_settings(tmp_path: Path, broker: str, **kw: object) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 't.db'}",
+        dispatch="celery",
+        broker_url=broker,
+        **kw,
+    )
+
+
+def test_long_edits_are_acknowledged_late_one_at_a_time_and_not_redelivered_early(
+    tmp_path,
+) -> None:
+    s = celery_settings(tmp_path, "redis://127.0.0.1:1/0")
+    conf = make_celery(s).conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    longest = 3 * s.media_total_timeout_s + s.upstream_deadline_s
+    assert conf.broker_transport_options["visibility_timeout"] == 2 * longest == 4320
+    pinned = celery_settings(tmp_path, "redis://x/0", broker_visibility_timeout_s=99)
+    assert make_celery(pinned).conf.broker_transport_options["visibility_timeout"] == 99
+
+
+def test_queued_tasks_without_a_message_are_sent_again_at_the_second_check(
+    store, tmp_path, redis_url
+) -> None:
+    broker = redis_url.rsplit("/", 1)[0] + "/14"
+    d = CeleryDispatcher(
+        celery_settings(tmp_path, broker, dispatch_resend_after_s=0), watch_workers=False
+    )
+    try:
+        with d.app.connection_for_write() as conn:
+            conn.default_channel.client.flushdb()
+        rows = [task_row() for _ in range(3)]
+        store.add_many(rows)
+        d.send([rows[0]["id"]])  # one message made it; two were lost
+        assert d.messages_waiting() == 1
+        assert d.resend_lost_messages() == 0  # first sight: perhaps a worker is taking them
+        assert d.resend_lost_messages() == 2  # still short: sent again
+        assert d.messages_waiting() == 3
+        assert d.resend_lost_messages() == 0  # as many messages as queued tasks
+        assert d.resend_lost_messages() == 0
+    finally:
+        d.stop()
+        d.store.engine.dispose()
