@@ -1,14 +1,19 @@
 """The Celery dispatcher's pieces against a real Redis broker (no worker processes): the
-settings that make long edits safe, and the janitor's count of queued tasks against the
-broker's messages."""
+settings that make long edits safe, the janitor's count of queued tasks against the
+broker's messages, and the plain install (no Celery) refusing only Celery dispatch."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import task_row
 from vedit.config import Settings
 from vedit.dispatch.celery import CeleryDispatcher, make_celery
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def celery_settings(tmp_path: Path, broker: str, **kw: object) -> Settings:
@@ -56,3 +61,24 @@ def test_queued_tasks_without_a_message_are_sent_again_at_the_second_check(
     finally:
         d.stop()
         d.store.engine.dispose()
+
+
+def test_without_celery_only_celery_dispatch_asks_for_the_scale_extra(tmp_path) -> None:
+    blocked = "import sys; sys.modules['celery'] = None; sys.modules['kombu'] = None"
+    run = (
+        f"{blocked}\nimport vedit.dispatch.celery, vedit.api.app\nfrom vedit.cli import app\napp()"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": SRC,
+        "VEDIT_DATA_DIR": str(tmp_path),
+        "VEDIT_DISPATCH": "celery",
+        "VEDIT_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", run, "worker", "--workers", "1"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "VEDIT_DISPATCH=celery needs Celery" in out.stderr
+    assert "pip install 'vedit[scale]'" in out.stderr and "Traceback" not in out.stderr

@@ -399,6 +399,7 @@ def run_worker(settings: Settings) -> int:
     Raises :class:`WorkersCannotStart` when the engine cannot load here (every pool process
     would fail alike) and :class:`DispatchNotReady` when the broker does not answer.
     """
+    app = make_celery(settings)  # DispatchNotReady without Celery or a broker URL
     from celery import signals
 
     # 1. The engine loads here first, or the command says why (as the local workers do).
@@ -412,7 +413,6 @@ def run_worker(settings: Settings) -> int:
         raise WorkersCannotStart(f"{type(exc).__name__}: {exc}") from None
 
     # 2. The janitor: this host's dead pool processes, heartbeats, lost messages.
-    app = make_celery(settings)
     janitor = CeleryDispatcher(settings, app, workers_pid=os.getpid(), watch_workers=False)
     janitor.start()
 
