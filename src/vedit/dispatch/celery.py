@@ -269,11 +269,16 @@ class CeleryDispatcher:
         s = self.settings
         resend_every = max(s.janitor_interval_s, s.dispatch_resend_after_s / 3)
         next_resend = time.monotonic() + resend_every
+        last_error = ""
         while not self._halt.wait(s.janitor_interval_s):
             try:
                 self.sweep(resend=time.monotonic() >= next_resend)
-            except Exception:  # the janitor must outlive a database or broker hiccup
-                log.exception("janitor sweep failed")
+                last_error = ""
+            except Exception as exc:  # the janitor must outlive a database or broker outage
+                error = _one_line(exc)
+                # The traceback once; while the same error lasts, one line each time.
+                log.warning("janitor sweep failed: %s", error, exc_info=error != last_error)
+                last_error = error
             if time.monotonic() >= next_resend:
                 next_resend = time.monotonic() + resend_every
 
