@@ -29,6 +29,7 @@ from sqlalchemy import text
 
 from conftest import TEST_KEY, free_port
 from vedit.db import make_engine
+from vedit.dispatch.local import HOST
 from vedit.tasks.models import new_task_row
 from vedit.tasks.store import TaskStore
 
@@ -272,6 +273,10 @@ def test_cancel_reaches_a_running_task_and_a_queued_one_is_skipped(cluster, medi
         time.sleep(0.2)
     assert f"task {running} finished: CANCELED" in worker.log()
     assert f"task {queued} was cancelled before it ran: skipped" in worker.log()
+    health = api.client.get("/healthz").json()["workers"]
+    assert health["broker"] == "ok" and health["names"] == [f"vedit-{worker.proc.pid}@{HOST}"]
+    metrics = api.client.get("/metrics").text
+    assert "vedit_celery_workers 1.0" in metrics and "vedit_broker_up 1.0" in metrics
     assert cluster.row(queued).worker_id is None and cluster.row(queued).attempts == 0
     assert not (cluster.shared / "results" / f"{running}.mp4").exists()
     # The worker is still at work.

@@ -72,7 +72,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     # (Celery: health reports the broker and the workers that answer its ping).
     workers = dispatcher.health if isinstance(dispatcher, LocalDispatcher) else None
     celery_health = None if workers is not None else getattr(dispatcher, "health", None)
-    metrics = Metrics(store, workers)
+    metrics = Metrics(store, workers, celery_health)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
