@@ -21,6 +21,7 @@ from vedit import MODEL_NAME, cli_client
 from vedit.config import Settings
 
 if TYPE_CHECKING:
+    from vedit.dispatch.celery import CeleryDispatcher
     from vedit.dispatch.local import LocalDispatcher
 
 
@@ -197,7 +198,6 @@ def serve(
 
     from vedit.api.app import create_app
     from vedit.api.http_server import run_server
-    from vedit.dispatch.local import LocalDispatcher
     from vedit.keys import count_active_keys, create_key, hash_key, list_keys
 
     settings = Settings()
@@ -218,7 +218,8 @@ def serve(
     _rate_limit_storage_or_exit(settings)
     stored = _storage_or_exit(settings)
     # The workers first: a server whose workers cannot run says so before anything else.
-    dispatcher = LocalDispatcher(settings)
+    # (VEDIT_DISPATCH=celery: no workers here; the broker must answer instead.)
+    dispatcher = _dispatcher_or_exit(settings)
     _start_or_exit(dispatcher)
     try:
         sessions = _sessions(settings)
@@ -247,9 +248,15 @@ def serve(
                 soft_wrap=True,
             )
         allowed = ", ".join(settings.media_allow) or "public addresses only"
+        if settings.dispatch == "celery":
+            from vedit.dispatch.celery import _shown_broker
+
+            doing = f"tasks sent to {_shown_broker(settings.broker_url)} for `vedit worker`"
+        else:
+            doing = f"with {settings.workers} worker(s), engine {settings.engine}"
         console.print(
-            f"vedit on {base} with {settings.workers} worker(s), engine {settings.engine}; "
-            f"data in {settings.data_dir.resolve()}; {stored}; media from {allowed}",
+            f"vedit on {base} {doing}; data in {settings.data_dir.resolve()}; {stored}; "
+            f"media from {allowed}",
             soft_wrap=True,
         )
 
@@ -284,14 +291,34 @@ def _storage_or_exit(settings: Settings) -> str:
     return storage.describe()
 
 
-def _start_or_exit(dispatcher: LocalDispatcher) -> None:
-    """Start the workers; when none can load its engine, say why in one line and exit 1."""
+def _dispatcher_or_exit(settings: Settings) -> LocalDispatcher | CeleryDispatcher:
+    """The dispatcher of VEDIT_DISPATCH; Celery that cannot be set up is one line, exit 1."""
+    if settings.dispatch != "celery":
+        from vedit.dispatch.local import LocalDispatcher
+
+        return LocalDispatcher(settings)
+    from vedit.dispatch.celery import CeleryDispatcher, DispatchNotReady
+
+    try:
+        return CeleryDispatcher(settings)
+    except DispatchNotReady as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _start_or_exit(dispatcher: LocalDispatcher | CeleryDispatcher) -> None:
+    """Start the workers (or the link to the broker); when none can load its engine, or the
+    broker does not answer, say why in one line and exit 1."""
+    from vedit.dispatch.celery import DispatchNotReady
     from vedit.dispatch.local import WorkersCannotStart
 
     try:
         dispatcher.start()
     except WorkersCannotStart as exc:
         typer.echo(f"vedit: the workers cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except DispatchNotReady as exc:  # the broker does not answer
+        typer.echo(f"vedit: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -320,7 +347,8 @@ def worker(
         None, metavar="N", help="Worker processes (default VEDIT_WORKERS, one per CPU)."
     ),
 ) -> None:
-    """Run workers only, on the database of VEDIT_DATABASE_URL."""
+    """Run workers only, on the database of VEDIT_DATABASE_URL (VEDIT_DISPATCH=celery: a
+    Celery worker on VEDIT_BROKER_URL, N pool processes)."""
     import signal
     import threading
 
@@ -332,6 +360,8 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
     _storage_or_exit(settings)
+    if settings.dispatch == "celery":
+        raise typer.Exit(_celery_worker(settings))
     dispatcher = LocalDispatcher(settings)
     _start_or_exit(dispatcher)
     done = threading.Event()
@@ -339,6 +369,23 @@ def worker(
         signal.signal(sig, lambda *_: done.set())
     done.wait()
     dispatcher.stop()
+
+
+def _celery_worker(settings: Settings) -> int:
+    """``vedit worker`` with VEDIT_DISPATCH=celery; its exit code."""
+    from vedit.dispatch.celery import DispatchNotReady, run_worker
+    from vedit.dispatch.local import WorkersCannotStart
+
+    if settings.workers < 1:
+        typer.echo("vedit: a Celery worker needs --workers 1 or more", err=True)
+        return 2
+    try:
+        return run_worker(settings)
+    except WorkersCannotStart as exc:
+        typer.echo(f"vedit: the workers cannot start: {exc}", err=True)
+    except DispatchNotReady as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+    return 1
 
 
 @db_app.command("upgrade", cls=_Command)

@@ -74,6 +74,33 @@ class Settings(BaseSettings):
         description="Part size of a multipart upload (S3's minimum is 5 MiB).",
     )
 
+    # --- dispatch: how a task id reaches a worker ------------------------------
+    dispatch: Literal["local", "celery"] = Field(
+        "local",
+        description="local: worker processes inside `vedit serve` (and `vedit worker`) claim "
+        "tasks from the database; celery: `vedit serve` sends task ids over "
+        "VEDIT_BROKER_URL and `vedit worker` runs a Celery worker on any host "
+        "(pip install 'vedit[scale]').",
+    )
+    broker_url: str = Field(
+        "",
+        description="The Celery broker when VEDIT_DISPATCH=celery: redis://host:6379/0 "
+        "(tested), or amqp://user:password@host:5672// (RabbitMQ; not tested).",
+    )
+    broker_visibility_timeout_s: float | None = Field(
+        None,
+        description="Seconds a message taken by a worker may stay unacknowledged before a "
+        "Redis broker hands it out again; unset: derived from the longest a task may take "
+        "(see Settings.visibility_timeout_s). A second delivery is harmless: the task row's "
+        "claim lets one worker run a task at a time.",
+    )
+    dispatch_resend_after_s: float = Field(
+        15.0,
+        description="VEDIT_DISPATCH=celery: a task queued this long while the broker holds "
+        "fewer messages than there are queued tasks (a message lost between the database's "
+        "commit and the broker) is sent again by the janitors.",
+    )
+
     # --- workers -----------------------------------------------------------
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -274,6 +301,17 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return "postgresql+psycopg://" + url[len(plain) :]
         return url
+
+    @property
+    def visibility_timeout_s(self) -> float:
+        """How long a broker message may stay unacknowledged (``broker_visibility_timeout_s``,
+        or twice the longest a task may take: the fetches at their total timeout plus the
+        upstream's deadline, at least an hour). Redelivery before then would only be wasted:
+        the running task's claim and heartbeat keep the second worker off it."""
+        if self.broker_visibility_timeout_s is not None:
+            return self.broker_visibility_timeout_s
+        longest = 3 * self.media_total_timeout_s + self.upstream_deadline_s
+        return max(3600.0, 2 * longest)
 
     @property
     def migrates_on_start(self) -> bool:

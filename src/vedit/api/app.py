@@ -68,9 +68,11 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         uploads=UploadStore(engine),
         limiter=RateLimiter(settings.rate_limit_storage),
     )
-    # Workers run here (`vedit serve`): health and metrics count them; else they run elsewhere.
+    # Workers run here (`vedit serve`): health and metrics count them; else they run elsewhere
+    # (Celery: health reports the broker and the workers that answer its ping).
     workers = dispatcher.health if isinstance(dispatcher, LocalDispatcher) else None
-    metrics = Metrics(store, workers)
+    celery_health = None if workers is not None else getattr(dispatcher, "health", None)
+    metrics = Metrics(store, workers, celery_health)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -139,7 +141,8 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         tags=["operations"],
         summary="Liveness, database and worker check",
         description="200 `ok`; 503 `degraded` while the database does not answer or fewer "
-        "workers run than configured.",
+        "workers run than configured (VEDIT_DISPATCH=celery: while the broker does not answer; "
+        "`workers.nodes` counts the Celery workers that answered the last ping).",
         responses={503: {"description": "The database does not answer, or workers are missing"}},
     )
     def healthz() -> JSONResponse:
@@ -150,6 +153,10 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
             log.warning("health check: the database does not answer: %s", exc)
             reason = escape_invisible(f"{type(exc).__name__}: {exc}")[:300]
             return JSONResponse({"status": "degraded", "database": reason}, status_code=503)
+        if celery_health is not None:  # VEDIT_DISPATCH=celery: read from a thread's last ping
+            state = celery_health()
+            body = {"status": "ok" if state.ok else "degraded", "model": MODEL_NAME}
+            return JSONResponse({**body, "workers": state.to_dict()}, 200 if state.ok else 503)
         if workers is None:
             return JSONResponse({"status": "ok", "model": MODEL_NAME})
         health = workers()

@@ -4,13 +4,15 @@ and the workers of this server, alive against wanted.
 Task figures are read from the task table when scraped, so they are true
 across every worker process and host that shares the database. Worker figures
 are this server's own (``vedit serve``); workers started by ``vedit worker``
-are not counted.
+are not counted, except with VEDIT_DISPATCH=celery, where the Celery workers
+that answer this server's ping are.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -63,10 +65,34 @@ class WorkerCollector(Collector):
         )
 
 
+class CeleryWorkerCollector(Collector):
+    """VEDIT_DISPATCH=celery: the broker and the Celery workers, as this server's last ping
+    (every few seconds, from a thread) found them."""
+
+    def __init__(self, health: Callable[[], Any]) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        health = self.health()
+        yield GaugeMetricFamily(
+            "vedit_celery_workers",
+            "Celery workers (`vedit worker` processes, any host) that answered the last ping",
+            value=len(health.nodes),
+        )
+        yield GaugeMetricFamily(
+            "vedit_broker_up", "1 while the broker answers this server's pings", value=health.ok
+        )
+
+
 class Metrics:
     """The registry of one app; the app's outermost middleware reports each request here."""
 
-    def __init__(self, store: TaskStore, workers: Callable[[], WorkerHealth] | None = None) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        workers: Callable[[], WorkerHealth] | None = None,
+        celery: Callable[[], Any] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "vedit_http_request_seconds",
@@ -78,6 +104,8 @@ class Metrics:
         self.registry.register(TaskCollector(store))
         if workers is not None:
             self.registry.register(WorkerCollector(workers))
+        if celery is not None:
+            self.registry.register(CeleryWorkerCollector(celery))
 
     def observe(self, method: str, route: object, status: int, seconds: float) -> None:
         """One answered request (``route``: the matched route; None for a 404, or for what

@@ -36,7 +36,7 @@ from vedit.config import Settings
 from vedit.db import make_engine
 from vedit.errors import StorageUnavailable
 from vedit.storage import open_storage
-from vedit.storage.base import Area
+from vedit.storage.base import Area, Storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
@@ -138,6 +138,37 @@ class _EitherEvent:
 
     def is_set(self) -> bool:
         return self.a.is_set() or self.b.is_set()
+
+
+def purge_expired(
+    settings: Settings,
+    store: TaskStore,
+    uploads: UploadStore,
+    storage: Storage,
+    undeleted: list[tuple[Area, str]],
+) -> None:
+    """Delete expired tasks and uploads with their files, and uploads left half-received
+    (a server killed mid-upload): the janitor's cleaning, whichever dispatcher runs it.
+    Files the store would not delete now (a remote store that is down) stay in
+    ``undeleted`` and are tried again at the next sweep."""
+    for task in store.purge_expired():
+        undeleted.append(("results", f"{task.id}.mp4"))
+    for upload_id in uploads.purge_expired():
+        undeleted.append(("uploads", upload_id))
+    for n, (area, name) in enumerate(undeleted):
+        try:
+            storage.delete(area, name)
+        except StorageUnavailable as exc:
+            log.warning("%s; %d file(s) to delete are tried again", exc.message, len(undeleted) - n)
+            del undeleted[:n]
+            break
+    else:
+        undeleted.clear()
+    stale = time.time() - 2 * settings.upload_body_timeout_s
+    for path in storage.incoming_dir.glob("*"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < stale:
+                path.unlink()
 
 
 @dataclass
@@ -386,33 +417,7 @@ class LocalDispatcher:
                 lease_s=self.settings.task_lease_s, max_attempts=self.settings.task_max_attempts
             )
         )
-        for task in self.store.purge_expired():
-            self._undeleted.append(("results", f"{task.id}.mp4"))
-        for upload_id in self.uploads.purge_expired():
-            self._undeleted.append(("uploads", upload_id))
-        self._delete_objects()
-        stale = time.time() - 2 * self.settings.upload_body_timeout_s
-        for path in self.storage.incoming_dir.glob("*"):
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < stale:
-                    path.unlink()
-
-    def _delete_objects(self) -> None:
-        """Delete the files of purged rows; those the store would not delete now (a remote
-        store that is down) are tried again at the next sweep."""
-        left: list[tuple[Area, str]] = []
-        for n, (area, name) in enumerate(self._undeleted):
-            try:
-                self.storage.delete(area, name)
-            except StorageUnavailable as exc:
-                log.warning(
-                    "%s; %d file(s) to delete are tried again",
-                    exc.message,
-                    len(self._undeleted) - n,
-                )
-                left = self._undeleted[n:]
-                break
-        self._undeleted = left
+        purge_expired(self.settings, self.store, self.uploads, self.storage, self._undeleted)
 
     def _recover_dead_servers(self) -> None:
         """At start-up, tasks left running by a server on this host that is gone are lost now."""

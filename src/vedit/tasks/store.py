@@ -93,6 +93,29 @@ class TaskStore:
             owners = s.scalars(select(Task.worker_id).where(Task.status == TaskStatus.RUNNING))
             return {o for o in owners if o}
 
+    def queued_counts(self, before: float) -> tuple[int, int]:
+        """Queued tasks: all of them, and those created before ``before``."""
+        with self.sessions() as s:
+            total, old = s.execute(
+                select(
+                    func.count(),
+                    func.count().filter(Task.created_at < before),
+                ).where(Task.status == TaskStatus.QUEUED)
+            ).one()
+        return int(total), int(old or 0)
+
+    def oldest_queued(self, before: float, limit: int) -> list[str]:
+        """Ids of the oldest ``limit`` queued tasks created before ``before``."""
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(Task.id)
+                    .where(Task.status == TaskStatus.QUEUED, Task.created_at < before)
+                    .order_by(Task.created_at)
+                    .limit(limit)
+                )
+            )
+
     # --- the worker's transitions ---------------------------------------------
 
     def claim_next(self, worker_id: str) -> Task | None:
