@@ -1,10 +1,11 @@
 """VEDIT_DISPATCH=celery on real processes: `vedit serve` API processes and `vedit worker`
 Celery workers on loopback, a real Redis broker and a real PostgreSQL database
-(``tests/servers.py``), one data folder shared by all, as hosts would share it.
+(``tests/servers.py``), one data folder shared by all, as hosts would share it — or, for the
+many-task test, results in an S3 bucket (SeaweedFS, ``tests/s3server.py``).
 
 Pinned here: many tasks across two APIs and two workers with a pool process and then a
 whole worker killed by SIGKILL mid-task (every task ends, none is lost or completed twice,
-every result downloads from either API); cancel of a running and of a queued task; a
+every result downloads through its presigned URL); cancel of a running and of a queued task; a
 worker's warm shutdown hands its task back; a task whose broker message was never sent
 still runs; a broker that does not answer
 stops `vedit serve` and `vedit worker` with one line.
@@ -24,6 +25,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -108,7 +110,15 @@ class CeleryWorker:
 class Cluster:
     """Shared env (database, broker, data folder) and the processes started on it."""
 
-    def __init__(self, tmp: Path, pg_url: str, redis_url: str, media: Any, make_server: Any):
+    def __init__(
+        self,
+        tmp: Path,
+        pg_url: str,
+        redis_url: str,
+        media: Any,
+        make_server: Any,
+        storage: dict[str, str] | None = None,
+    ):
         self.tmp, self.make_server = tmp, make_server
         self.shared = tmp / "shared"
         broker = redis_url.rsplit("/", 1)[0] + f"/{next(_broker_dbs)}"
@@ -124,6 +134,7 @@ class Cluster:
             "VEDIT_DISPATCH_RESEND_AFTER_S": "2",
             "VEDIT_RATE_LIMIT_PER_S": "0",
             **FAST,
+            **(storage or {}),
         }
         self.db = TaskStore(make_engine(pg_url))
         self.workers: list[CeleryWorker] = []
@@ -170,6 +181,15 @@ def cluster(tmp_path, pg_url, redis_url, media, make_server):
     c.close()
 
 
+@pytest.fixture
+def s3_cluster(tmp_path, pg_url, redis_url, media, make_server, s3_server):
+    """A cluster whose results live in the S3 bucket (SeaweedFS), as hosts would share them."""
+    prefix = {"VEDIT_S3_PREFIX": f"celery-{tmp_path.name}/"}
+    c = Cluster(tmp_path, pg_url, redis_url, media, make_server, s3_server.env(**prefix))
+    yield c
+    c.close()
+
+
 def wait_all(apis: list[Any], ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
     """Each task's final ``data``, asked of the APIs in turn."""
     done: dict[str, dict[str, Any]] = {}
@@ -187,8 +207,10 @@ def wait_all(apis: list[Any], ids: list[str], timeout: float) -> dict[str, dict[
 
 
 def test_fifty_tasks_over_two_apis_and_two_workers_survive_killed_workers(
-    cluster, media, tmp_path
+    s3_cluster, s3_server, media, tmp_path
 ) -> None:
+    """Results in the S3 bucket: every one downloads through its presigned URL."""
+    cluster = s3_cluster
     cluster.worker()
     b = cluster.worker()
     apis = [cluster.api("api1"), cluster.api("api2")]
@@ -239,10 +261,12 @@ def test_fifty_tasks_over_two_apis_and_two_workers_survive_killed_workers(
     assert set(finished) == set(succeeded)
     for task_id in set(ids) - {victim, group_lost}:
         assert cluster.row(task_id).attempts == 1, task_id
-    # Every result downloads, from either API.
+    # Every result downloads through its presigned URL (asked of either API): an MP4.
     for n, task_id in enumerate(succeeded):
-        r = apis[(n + 1) % 2].client.get(done[task_id]["result_url"])
-        assert r.status_code == 200 and len(r.content) > 1000, task_id
+        url = apis[(n + 1) % 2].query(task_id).json()["data"]["result_url"]
+        assert url.startswith(s3_server.endpoint) and "X-Amz-Signature=" in url, url
+        r = httpx.get(url, timeout=30)
+        assert r.status_code == 200 and r.content[4:8] == b"ftyp", (task_id, r.status_code)
     assert f"worker process {owner.rsplit(':', 1)[1]} died" in cluster.logs()
     assert f"task {group_lost} lost its worker; queued again" in (
         cluster.logs() + apis[0].log() + apis[1].log()
