@@ -7,7 +7,7 @@ RUN useradd --create-home --uid 10001 vedit \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-# scale: psycopg 3, redis, celery[redis] (and boto3 once the S3 storage is merged).
+# scale: psycopg 3, redis, celery[redis] and boto3.
 # mediapipe without its dependencies: only the model files its wheel ships are read.
 RUN pip install --no-cache-dir ".[scale]" \
     && pip install --no-cache-dir --no-deps mediapipe==0.10.21

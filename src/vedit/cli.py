@@ -89,7 +89,10 @@ def main(
 
 
 DATA_DIR = typer.Option(
-    None, metavar="DIR", help="Database, results and keys (default VEDIT_DATA_DIR, ./data)."
+    None,
+    metavar="DIR",
+    help="This host's folder: the SQLite database, local results and uploads, work dirs "
+    "(default VEDIT_DATA_DIR, ./data).",
 )
 
 
@@ -130,6 +133,15 @@ def _prepare(settings: Settings) -> None:
         settings,
         lambda: prepare_database(settings.resolved_database_url, settings.migrates_on_start),
     )
+    shared = settings.storage == "s3" or not settings.resolved_database_url.startswith("sqlite")
+    if shared and not settings.signing_secret:
+        typer.echo(
+            f"vedit: warning: VEDIT_SIGNING_SECRET is not set, so this host signs links with its "
+            f"own key file {settings.data_dir / 'signing.key'}; every host on this database or "
+            "bucket must share one VEDIT_SIGNING_SECRET, or they refuse each other's upload "
+            "links and policies",
+            err=True,
+        )
 
 
 def _sessions(settings: Settings) -> sessionmaker:
@@ -252,6 +264,8 @@ def serve(
             from vedit.dispatch.celery import _shown_broker
 
             doing = f"tasks sent to {_shown_broker(settings.broker_url)} for `vedit worker`"
+            if workers is not None:
+                doing += " (--workers is for `vedit worker` with VEDIT_DISPATCH=celery)"
         else:
             doing = f"with {settings.workers} worker(s), engine {settings.engine}"
         console.print(

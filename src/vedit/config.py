@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(
         "",
-        description="The Celery broker when VEDIT_DISPATCH=celery: redis://host:6379/0 "
+        description="The Celery broker when VEDIT_DISPATCH=celery: redis://host:6379/1 "
         "(tested), or amqp://user:password@host:5672// (RabbitMQ; not tested).",
     )
     broker_visibility_timeout_s: float | None = Field(

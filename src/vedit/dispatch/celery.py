@@ -83,7 +83,7 @@ def make_celery(settings: Settings) -> Celery:
     if not settings.broker_url:
         raise DispatchNotReady(
             "VEDIT_DISPATCH=celery needs a broker: set VEDIT_BROKER_URL "
-            "(e.g. redis://127.0.0.1:6379/0)"
+            "(e.g. redis://127.0.0.1:6379/1, a database apart from the rate limits')"
         )
     app = Celery("vedit", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
