@@ -36,12 +36,17 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vedit.config import Settings
 from vedit.db import make_engine
-from vedit.dispatch.local import HOST, WorkersCannotStart, purge_expired, worker_id_for
+from vedit.dispatch.local import (
+    HOST,
+    WorkersCannotStart,
+    _pid_alive,
+    purge_expired,
+    worker_id_for,
+)
 from vedit.storage import open_storage
 from vedit.storage.base import Area
 from vedit.tasks.store import Recovery, TaskStore
@@ -383,21 +388,6 @@ class CeleryDispatcher:
             return
         nodes = sorted(name for reply in replies for name in reply)
         self._health = CeleryHealth(nodes=nodes, checked_at=time.time())
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return state not in ("Z", "X")
 
 
 # --- the worker: `vedit worker` with VEDIT_DISPATCH=celery ---------------------------

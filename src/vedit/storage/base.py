@@ -103,8 +103,9 @@ class Storage(ABC):
         return None
 
     def read(self, found: StoredFile, range_header: str | None, head: bool) -> ObjectRead:
-        """The object, or the ``Range`` asked of it, for vedit to relay."""
-        raise NotImplementedError(f"storage {self.name} serves files itself")
+        """The object, or the ``Range`` asked of it, for vedit to relay (a store whose links
+        :meth:`local_path` or :meth:`redirect_url` serve is never asked)."""
+        raise RuntimeError(f"storage {self.name} serves its links itself: nothing to relay")
 
     # --- what the rest of vedit calls ---------------------------------------------
 
