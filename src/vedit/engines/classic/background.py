@@ -2,12 +2,15 @@
 
 The person mask joins two models: the selfie segmenter (``segment.py``) on
 every frame, and the pose model's body mask (``pose.py``) every
-``POSE_EVERY`` frames, held in between. Each finds parts of a person that
-the other misses; the selfie mask counts only near the body the pose model
-found (it also likes objects of a person's colours — half a coffee cup, a
-cat). The mask is smoothed over time and feathered, and the planes are
-blended with it: the person from the source, the rest from the reference.
-Where the pose model finds no person (they left the shot), the selfie mask
+``POSE_EVERY`` frames, held in between. A person is where both see one (their
+masks overlap by ``MIN_AGREEMENT``): the pose model alone also finds one in a
+cat's face or a cup going by, the selfie model in half a cup. Each finds
+parts of a person that the other misses; the selfie mask counts only near the
+body the pose model found. The mask is smoothed over time, its edge matted
+from the colours (``matte.py``: no band of the old background around the
+person), and the planes are blended with it: the person from the source, the
+rest from the reference.
+Where no person is found (they left the shot), the selfie mask
 still counts where they were last seen for ``LOST_HOLD`` pose runs (a brief
 miss), and after that the frame shows only the new background.
 

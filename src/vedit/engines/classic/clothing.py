@@ -1,10 +1,12 @@
 """Clothing from the reference: the upper-body garment takes the reference's colours and texture.
 
-The garment region is where three things agree: the pose model's body mask
-(``pose.py``), the upper body drawn from the landmarks (the band between the
-shoulder line and the hip line, sleeves included, less the head), and not
-skin (the face's own colour when the face is seen, a fixed skin range
-otherwise).
+The garment region is where three things agree: the person's outline (the
+pose model's body mask, ``pose.py``, cut to the selfie model's, ``segment.py``,
+which runs on every frame), the upper body drawn from the landmarks (the band
+between the shoulder line and the hip line, sleeves included, less the head),
+and not skin (the face's own colour when the face is seen, a fixed skin range
+otherwise) nor a hand the pose model sees. The outline's edge is matted from
+the colours (``matte.py``), so the garment ends where the person does.
 
 The texture is the middle of the reference image, pinned to the shoulders:
 its top edge lies on the shoulder line and it is square, so it moves, turns
@@ -42,7 +44,8 @@ HEM = 0.15  # the garment's bottom below the hip joints' line (over the hips, no
 HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
 HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
-SELFIE_SMOOTHING = 1.0  # weight of each frame's selfie mask in the running one
+SELFIE_SMOOTHING = 1.0  # weight of each frame's selfie mask in the running one: 1, each
+# frame's own (a running mean would trail a walking person, and the garment with it)
 
 
 def garment_texture(reference: np.ndarray, side: int = 512) -> np.ndarray:
