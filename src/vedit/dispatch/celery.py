@@ -44,6 +44,7 @@ from vedit.dispatch.local import (
     HOST,
     WorkersCannotStart,
     _pid_alive,
+    orphaned_owners,
     purge_expired,
     worker_id_for,
 )
@@ -362,15 +363,12 @@ class CeleryDispatcher:
     def _recover_dead_groups(self) -> None:
         """At start-up, tasks left running by a `vedit worker` on this host that is gone."""
         s = self.settings
-        for owner in self.store.running_owners():
-            host, _, rest = owner.partition(":")
-            group = rest.partition(":")[0]
-            if host == HOST and group.isdigit() and not _pid_alive(int(group)):
-                self._recovered(
-                    self.store.recover_lost(
-                        lease_s=s.task_lease_s, max_attempts=s.task_max_attempts, worker_id=owner
-                    )
+        for owner in orphaned_owners(self.store):
+            self._recovered(
+                self.store.recover_lost(
+                    lease_s=s.task_lease_s, max_attempts=s.task_max_attempts, worker_id=owner
                 )
+            )
 
     # --- health ------------------------------------------------------------------
 

@@ -75,6 +75,18 @@ def worker_id_for(server_pid: int, worker_pid: int) -> str:
     return f"{HOST}:{server_pid}:{worker_pid}"
 
 
+def orphaned_owners(store: TaskStore) -> list[str]:
+    """The worker ids of running tasks whose server (or `vedit worker` group) on this host is
+    gone: their tasks are lost, whatever their heartbeat says."""
+    orphaned = []
+    for owner in store.running_owners():
+        host, _, rest = owner.partition(":")
+        server_pid = rest.partition(":")[0]
+        if host == HOST and server_pid.isdigit() and not _pid_alive(int(server_pid)):
+            orphaned.append(owner)
+    return orphaned
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
@@ -427,17 +439,14 @@ class LocalDispatcher:
 
     def _recover_dead_servers(self) -> None:
         """At start-up, tasks left running by a server on this host that is gone are lost now."""
-        for owner in self.store.running_owners():
-            host, _, rest = owner.partition(":")
-            server_pid = rest.partition(":")[0]
-            if host == HOST and server_pid.isdigit() and not _pid_alive(int(server_pid)):
-                self._recovered(
-                    self.store.recover_lost(
-                        lease_s=self.settings.task_lease_s,
-                        max_attempts=self.settings.task_max_attempts,
-                        worker_id=owner,
-                    )
+        for owner in orphaned_owners(self.store):
+            self._recovered(
+                self.store.recover_lost(
+                    lease_s=self.settings.task_lease_s,
+                    max_attempts=self.settings.task_max_attempts,
+                    worker_id=owner,
                 )
+            )
 
     def _recovered(self, recoveries: list[Any]) -> None:
         for r in recoveries:
