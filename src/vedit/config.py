@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RATE_LIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     # --- workers -----------------------------------------------------------
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
-        description="Worker processes started by `vedit serve` (0: API only).",
+        description="Worker processes started by `vedit serve` (0: API only); unset with "
+        "engine vace: 1 (one model on the GPU).",
     )
     worker_start_timeout_s: float = Field(
         120.0,
@@ -120,11 +121,51 @@ class Settings(BaseSettings):
         description="Longest wait between restarts; a worker that stays up this long counts "
         "its deaths afresh.",
     )
-    engine: str = Field("classic", description="Engine that edits the videos.")
+    engine: str = Field(
+        "classic", description="Engine that edits the videos: classic, vace or dashscope."
+    )
     models_dir: Path | None = Field(
         None,
         description="Folder of model files (.tflite); unset: those the mediapipe wheel ships.",
     )
+    # --- the open model (``VEDIT_ENGINE=vace``, pip install 'vedit[vace]') ----------
+    vace_model_dir: Path | None = Field(
+        None,
+        description="Folder of a diffusers-format Wan2.1-VACE model (1.3B or 14B) for engine "
+        "vace; weights are read from here only, never downloaded.",
+    )
+    vace_device: str = Field(
+        "", description="Torch device of engine vace (cuda, cuda:1, cpu); empty: cuda if any."
+    )
+    vace_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Weights' type; auto: bfloat16 on a GPU, float32 on the CPU."
+    )
+    vace_offload: Literal["none", "model", "sequential"] = Field(
+        "none",
+        description="CPU offloading of engine vace: model (whole models move to the GPU in "
+        "turn: less memory, a little slower) or sequential (layer by layer: least memory, "
+        "much slower).",
+    )
+    vace_size: str = Field(
+        "480p",
+        description="Engine vace's working size: the pixel area of 480p (832x480) or 720p "
+        "(1280x720), or WxH, at the source's aspect ratio (sides multiples of 16).",
+    )
+    vace_window: int = Field(
+        81, gt=0, description="Frames (16 fps) the model makes at once: 4k+1, 81 = 5 s."
+    )
+    vace_overlap: int = Field(
+        16,
+        ge=0,
+        description="Frames each window shares with the one before: given to the model as "
+        "already made, then blended, so windows join without a seam.",
+    )
+    vace_steps: int = Field(50, gt=0, description="Denoising steps per window.")
+    vace_guidance: float = Field(5.0, ge=0, description="Classifier-free guidance scale.")
+    vace_flow_shift: float | None = Field(
+        None, description="The scheduler's flow shift; unset: 3.0 at 480p, 5.0 at 720p."
+    )
+
     # --- the relay engine (``VEDIT_ENGINE=dashscope``) ------------------------
     upstream_base_url: str = Field(
         "https://dashscope.aliyuncs.com/api/v1",
@@ -289,6 +330,13 @@ class Settings(BaseSettings):
                 "redis://host:port/db (also rediss://, redis+unix://)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_model_per_gpu(self) -> Settings:
+        """Engine vace holds a model on the GPU in each worker: one worker unless asked."""
+        if self.engine == "vace" and "workers" not in self.model_fields_set:
+            self.workers = 1
+        return self
 
     @property
     def resolved_database_url(self) -> str:

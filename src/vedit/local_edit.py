@@ -65,7 +65,7 @@ def edit_files(
         db = make_engine(s.resolved_database_url)
         try:
             engine = get_engine(s)
-            if engine.kind != "frame":
+            if engine.kind == "relay":
                 raise InvalidRequest(
                     f"vedit edit runs the engine on this machine; engine {s.engine!r} edits "
                     "elsewhere: run `vedit serve` with it and use `vedit submit`"

@@ -26,7 +26,8 @@ import numpy as np
 
 from vedit import MODEL_NAME
 from vedit.config import Settings
-from vedit.engines.base import EditJob, Engine
+from vedit.engines.base import EditJob, Engine, PreparedClip
+from vedit.engines.clip import ClipFrames
 from vedit.engines.plan import fall_back, plan_edit, without_reference
 from vedit.errors import (
     EngineFailed,
@@ -299,19 +300,18 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     ctx.store.set_plan(task.id, ctx.worker_id, prepared.plan.to_dict())
     log_started(task, prepared.plan.to_dict(), info)
 
-    editor = _Guarded(prepared.editor, ctx.engine.name)
-
-    # 5. Edit frame by frame through the output stage.
+    # 5. Edit through the output stage: frame by frame, or — a clip engine — window by
+    #    window, each output frame taking the edited clip's frame for its time.
     span = RENDERED - VALIDATED
+    progress = lambda f: lease.progress(VALIDATED + int(span * f))  # noqa: E731
+    if isinstance(prepared, PreparedClip):
+        frames: FrameEditor = ClipFrames(prepared.editor, checked.video, spec, progress)
+        rendered = lambda _f: lease.check()  # noqa: E731  the clip editor reports progress
+    else:
+        frames, rendered = prepared.editor, progress
+    editor = _Guarded(frames, ctx.engine.name)
     try:
-        stats = render(
-            checked.video,
-            work / "out.mp4",
-            spec,
-            editor,
-            s,
-            on_progress=lambda f: lease.progress(VALIDATED + int(span * f)),
-        )
+        stats = render(checked.video, work / "out.mp4", spec, editor, s, on_progress=rendered)
     except av.FFmpegError as exc:
         raise MediaCorrupt(
             f"{checked.video_label}: the video could not be decoded to the end: {exc}"
@@ -386,5 +386,7 @@ class _Guarded:
     def __call__(self, frame: Any, index: int) -> np.ndarray | None:
         try:
             return self.editor(frame, index)
+        except (TaskAborted, TaskFailure, av.FFmpegError):
+            raise  # a cancel or a stop; a failure already named; the source's own damage
         except Exception as exc:
             raise EngineFailed(f"engine {self.engine} failed on frame {index}: {exc}") from exc

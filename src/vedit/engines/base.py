@@ -1,15 +1,24 @@
 """What an engine is: it turns the request's media into edited frames, nothing else.
 
-Engines never see HTTP requests or the database. A frame engine receives what
-it needs in an :class:`EditJob` and returns a :class:`PreparedEdit`: the
-:class:`~vedit.media.video.FrameEditor` that the output stage (``media/video.py``)
-calls for every output frame, and the plan it carries out — the job's, or the
-engine's revision of it after looking at the clip. Once every frame is edited,
-``PreparedEdit.outcome()`` is the plan as carried out.
+Engines never see HTTP requests or the database. An engine receives what it
+needs in an :class:`EditJob` and returns one of two things:
+
+- a :class:`PreparedEdit` (engine ``classic``): the
+  :class:`~vedit.media.video.FrameEditor` that the output stage (``media/video.py``)
+  calls for every output frame;
+- a :class:`PreparedClip` (engine ``vace``, a generative model that works on
+  windows of frames): a :class:`ClipEditor` that receives the source frames at
+  its own rate and size and yields the edited ones; ``engines/clip.py`` turns
+  them into the output stage's frames.
+
+Either carries the plan it carries out — the job's, or the engine's revision
+of it after looking at the clip — and once every frame is edited, ``outcome()``
+is the plan as carried out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +27,7 @@ import numpy as np
 
 from vedit.config import Settings
 from vedit.engines.plan import EditPlan, carried_out
+from vedit.media.frames import YuvFrame
 from vedit.media.video import FrameEditor
 
 if TYPE_CHECKING:
@@ -69,32 +79,83 @@ class PreparedEdit:
         return carried_out(self.plan, self.person.frames, self.person.with_person)
 
 
+@dataclass(frozen=True)
+class ClipFrame:
+    """One frame a clip editor made: ``rgb`` at the editor's size, and the ``region`` it
+    regenerated (0..1, same size; None: the whole frame). Outside the region the output
+    keeps the source's own pixels, at the output's full size."""
+
+    rgb: np.ndarray
+    region: np.ndarray | None
+
+
+class ClipEditor(Protocol):
+    """Edits a whole clip, window by window (a generative video model).
+
+    It works at ``fps`` and ``width`` x ``height``: the source frames come at that rate and
+    size (``media.video.clip_source``), and it yields exactly one :class:`ClipFrame` per
+    source frame, in order. ``progress(fraction)`` is called as the work goes on (0..1);
+    it raises to stop the edit (a cancel, a worker asked to stop), which the editor lets
+    through.
+    """
+
+    fps: int
+    width: int
+    height: int
+
+    def __call__(
+        self, frames: Iterator[YuvFrame], count: int, progress: Callable[[float], None]
+    ) -> Iterator[ClipFrame]: ...
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """A clip edit ready to run: the ``editor`` and the ``plan`` it carries out; ``person``
+    is counted while a person edit runs."""
+
+    editor: ClipEditor
+    plan: EditPlan
+    person: PersonTally | None = None
+
+    def outcome(self) -> EditPlan:
+        """The plan as carried out, once the whole clip went through ``editor``."""
+        if self.person is None:
+            return carried_out(self.plan)
+        return carried_out(self.plan, self.person.frames, self.person.with_person)
+
+
 class Engine(Protocol):
-    """An engine that edits frame by frame on this machine."""
+    """An engine that edits on this machine: frame by frame, or a clip at a time."""
 
     name: str
-    kind: str  # "frame" (edits frames here); the relay engine's kind is "relay"
+    kind: str  # "frame" or "clip" (edits here); the relay engine's kind is "relay"
     operations: frozenset[str]  # the plan operations it carries out (engines/plan.py)
 
     def why_not(self, operation: str) -> str:
         """Why this engine does not carry out ``operation`` here (shown in the plan)."""
         ...
 
-    def prepare(self, job: EditJob) -> PreparedEdit:
+    def prepare(self, job: EditJob) -> PreparedEdit | PreparedClip:
         """Everything done once per task (reference analysis, models, a look at the clip);
-        returns the per-frame edit and the plan it carries out."""
+        returns the edit and the plan it carries out."""
         ...
 
 
 def get_engine(settings: Settings) -> Engine | RelayEngine:
     """The engine named by ``VEDIT_ENGINE``: ``classic`` (frames on this machine, models
-    from ``VEDIT_MODELS_DIR`` or the mediapipe wheel) or ``dashscope`` (the relay)."""
+    from ``VEDIT_MODELS_DIR`` or the mediapipe wheel), ``vace`` (Wan2.1 VACE from
+    ``VEDIT_VACE_MODEL_DIR``, torch and diffusers from the ``vace`` extra) or ``dashscope``
+    (the relay)."""
     if settings.engine == "classic":
         from vedit.engines.classic import ClassicEngine
 
         return ClassicEngine(settings.models_dir)
+    if settings.engine == "vace":
+        from vedit.engines.vace import VaceEngine
+
+        return VaceEngine(settings)
     if settings.engine == "dashscope":
         from vedit.engines.relay import RelayEngine
 
         return RelayEngine(settings)
-    raise ValueError(f"unknown engine {settings.engine!r}; available: classic, dashscope")
+    raise ValueError(f"unknown engine {settings.engine!r}; available: classic, vace, dashscope")

@@ -8,7 +8,10 @@ AI-generated mark when asked; metadata that says the video is AI-edited.
 Decode, edit and encode stream frame by frame: memory does not grow with the
 length of the video. ``sample_frames`` gives an engine a few frames of the
 clip before the edit, exactly as the output stage will hand them to its
-editor, for an engine that must look at the clip first.
+editor, for an engine that must look at the clip first. A clip engine, which
+works at its model's own frame rate, gets the span that becomes the output
+from ``clip_source``, and ``clip_index`` says which of its frames each output
+frame shows.
 """
 
 from __future__ import annotations
@@ -319,6 +322,49 @@ def sample_frames(
             at = frame.pts if frame.pts is not None else target
             index = min(frames - 1, round((at - first) * time_base * fps))
             yield index, YuvFrame.of_video_frame(_output_frame(frame, width, height), matrix)
+
+
+def clip_length(frames: int, fps: int, clip_fps: int) -> int:
+    """How many frames at ``clip_fps`` cover an output of ``frames`` at ``fps``: one for
+    each output frame's time, the last included."""
+    return clip_index(frames - 1, fps, clip_fps) + 1
+
+
+def clip_index(index: int, fps: int, clip_fps: int) -> int:
+    """The frame at ``clip_fps`` nearest in time to output frame ``index`` (at ``fps``)."""
+    return int(Fraction(index * clip_fps, fps) + Fraction(1, 2))
+
+
+def clip_source(src: Path, *, fps: int, count: int, width: int, height: int) -> Iterator[YuvFrame]:
+    """The first ``count`` frames of ``src`` at ``fps``, each ``width`` x ``height``: frame
+    ``j`` is the source frame shown at ``j / fps`` (as ``render`` picks them for its own
+    rate), in the source's YUV matrix. A video that ends early holds its last frame.
+    Each frame is a new one, the caller's to keep."""
+    with av.open(str(src), metadata_errors="ignore") as inp:
+        stream = inp.streams.video[0]
+        stream.thread_type = "AUTO"
+        matrix = matrix_for(stream.codec_context.colorspace, stream.codec_context.height)
+        held: av.VideoFrame | None = None
+        t0: float | None = None
+        emitted = 0
+
+        def sized(frame: av.VideoFrame) -> YuvFrame:
+            return YuvFrame.of_video_frame(_output_frame(frame, width, height), matrix)
+
+        for frame in inp.decode(stream):
+            t = _frame_time(frame)
+            t0 = t if t0 is None else t0
+            while held is not None and emitted < count and emitted / fps < t - t0 - 1e-9:
+                yield sized(held)
+                emitted += 1
+            if emitted >= count:
+                return
+            held = frame
+        if held is None:
+            raise ValueError("the video stream has no decodable frame")
+        while emitted < count:
+            yield sized(held)
+            emitted += 1
 
 
 def _decoded_frames(

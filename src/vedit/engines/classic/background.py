@@ -125,7 +125,14 @@ class BackgroundEditor:
         self.camera = CameraMotion()
         self.offset = [float(mx), float(my)]  # where the frame sits in the new background
 
-    def __call__(self, frame: YuvFrame, index: int) -> None:
+    def person(self, frame: YuvFrame, index: int) -> np.ndarray:
+        """The person in ``frame`` (``index``: the frame's number in the edit), 0..1 at chroma
+        size (half the frame's): what both models see, with what was seen before. Engine
+        vace regenerates all but this."""
+        return self._see(frame, index)[2]
+
+    def _see(self, frame: YuvFrame, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frame at the selfie model's size (Y, Cb, Cr), its selfie mask and the person."""
         size = self.segmenter.input_size
         small = frame.small_yuv(*size)
         rgb = yuv_to_rgb(small, frame.matrix)
@@ -152,9 +159,12 @@ class BackgroundEditor:
                     self._near = None
         # With no person near, nothing of the selfie mask counts: all new background.
         if self._near is None:
-            person_c = np.zeros_like(selfie)
-        else:
-            person_c = self.segmenter.feathered(selfie, also=self._body, within=self._near)
+            return small, selfie, np.zeros_like(selfie)
+        return small, selfie, self.segmenter.feathered(selfie, also=self._body, within=self._near)
+
+    def __call__(self, frame: YuvFrame, index: int) -> None:
+        small, selfie, person_c = self._see(frame, index)
+        size = self.segmenter.input_size
         behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
         small_y = np.ascontiguousarray(small[..., 0])
         sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)

@@ -86,7 +86,26 @@ class ClothingEditor:
         self._person: np.ndarray | None = None
         self.matte = EdgeMatte(width, height)
 
+    def garment(self, frame: YuvFrame, index: int) -> np.ndarray | None:
+        """The garment in ``frame`` (``index``: the frame's number in the edit), 0..1 at
+        chroma size (half the frame's), cut to the person's outline; None where there is no
+        person. Engine vace regenerates this."""
+        seen = self._see(frame, index)
+        return None if seen is None else seen[0]
+
     def __call__(self, frame: YuvFrame, index: int) -> None:
+        seen = self._see(frame, index)
+        if seen is None:
+            self.tally.count(False)
+            self.matte.reset()
+            return
+        garment_c, grey = seen
+        assert self._anchor is not None
+        self.tally.count(self._dress(frame, self._anchor * 2, garment_c, grey))
+
+    def _see(self, frame: YuvFrame, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The garment (chroma size) and the luma at the selfie model's size, or None where
+        there is no person."""
         ch, cw = frame.u.shape
         # The selfie model on every frame: the person's outline as it is now, which the
         # garment never leaves (the pose model's mask is wider, and held between its runs).
@@ -118,10 +137,8 @@ class ClothingEditor:
         self._person = outline if self._body is None else np.minimum(outline, self._body)
         # A person who left fades out where they were last seen.
         if self._anchor is None or float(garment_c.max()) < 0.05:
-            self.tally.count(False)
-            self.matte.reset()
-            return
-        self.tally.count(self._dress(frame, self._anchor * 2, garment_c, grey))
+            return None
+        return garment_c, grey
 
     def _pin(self, points: np.ndarray) -> None:
         """Move the texture's pins (shoulders, hips) only when the body moved: landmark jitter
