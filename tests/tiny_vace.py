@@ -65,3 +65,21 @@ def build_tiny_vace(folder: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(folder)
     return folder
+
+
+def require_vace() -> None:
+    """Skip (or, with ``CI=true``, fail) unless the ``vace`` extra is installed."""
+    import importlib.util
+    import os
+
+    import pytest
+
+    missing = [
+        m for m in ("torch", "diffusers", "transformers", "ftfy") if not importlib.util.find_spec(m)
+    ]
+    if not missing:
+        return
+    reason = f"engine vace's extra is not installed ({', '.join(missing)} missing): pip install -e '.[vace]'"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)

@@ -34,6 +34,7 @@ from vedit.media.frames import YuvFrame
 GREY = 127  # a region's control pixels: nothing for the model to copy
 GARMENT_GROWTH = 0.03  # the garment's region grows by this share of the short side
 EDGE = 0.01  # the person's outermost edge (this share of the short side) is redrawn too
+PERSON_SHORT_SIDE = 360  # the person models see frames at least this tall (or wide)
 
 # (English, Chinese) descriptions of the video to make, per operation.
 DESCRIPTIONS = {
@@ -111,21 +112,26 @@ class Conditioner:
         width: int,
         height: int,
         *,
+        frame_size: tuple[int, int] | None = None,
         models_dir: Path | None = None,
         tally: PersonTally | None = None,
     ) -> None:
+        """Conditions of ``width`` x ``height`` (the model's size) from frames of
+        ``frame_size`` (the person models' size: see :func:`person_frame_size`)."""
         self.operation = plan.operation
         self.width, self.height = width, height
+        self.frame_size = frame_size or (width, height)
         self.tally = tally if tally is not None else PersonTally()
         short = min(width, height)
         self._grow = _disc(max(1, round(short * GARMENT_GROWTH)))
         self._edge = _disc(max(1, round(short * EDGE)))
         self._background: BackgroundEditor | None = None
         self._clothing: ClothingEditor | None = None
+        fw, fh = self.frame_size
         if plan.operation == "replace_background":
-            self._background = BackgroundEditor(references[0], width, height, models_dir=models_dir)
+            self._background = BackgroundEditor(references[0], fw, fh, models_dir=models_dir)
         elif plan.operation == "restyle_clothing":
-            self._clothing = ClothingEditor(references[0], width, height, models_dir=models_dir)
+            self._clothing = ClothingEditor(references[0], fw, fh, models_dir=models_dir)
 
     @property
     def tracker(self) -> PoseTracker | None:
@@ -150,6 +156,17 @@ class Conditioner:
             return _region_condition(rgb, cv2.dilate(inside, self._grow).astype(np.float32))
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         return Condition(cv2.merge([grey, grey, grey]), None)
+
+
+def person_frame_size(width: int, height: int) -> tuple[int, int]:
+    """The size the person models look at frames of the model's ``width`` x ``height``: the
+    same, or, for a small model size, scaled up to a short side of ``PERSON_SHORT_SIDE``
+    (their masks are scaled down to the model's size after)."""
+    short = min(width, height)
+    if short >= PERSON_SHORT_SIDE:
+        return width, height
+    scale = PERSON_SHORT_SIDE / short
+    return 2 * round(width * scale / 2), 2 * round(height * scale / 2)
 
 
 def _region_condition(rgb: np.ndarray, region: np.ndarray) -> Condition:

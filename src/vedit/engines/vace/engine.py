@@ -28,7 +28,7 @@ from vedit.engines.classic.engine import (
     look_for_person,
 )
 from vedit.engines.plan import person_checked
-from vedit.engines.vace.conditions import Conditioner, describe
+from vedit.engines.vace.conditions import Conditioner, describe, person_frame_size
 from vedit.engines.vace.weights import check_model_dir
 from vedit.engines.vace.windows import check_window
 from vedit.media.video import sample_frames
@@ -79,12 +79,15 @@ class VaceEngine:
             return PreparedEdit(Unchanged(), plan)
         width, height = working_size(job.width, job.height, self.area)
         tally = PersonTally() if plan.operation in PERSON_OPERATIONS else None
+        frame_size = person_frame_size(width, height) if tally is not None else None
         conditioner = Conditioner(
-            plan, job.references, width, height, models_dir=job.models_dir, tally=tally
-        )
+            plan, job.references, width, height, frame_size=frame_size,
+            models_dir=job.models_dir, tally=tally,
+        )  # fmt: skip
         if conditioner.tracker is not None and job.source is not None:
+            fw, fh = conditioner.frame_size
             samples = sample_frames(
-                job.source, width=width, height=height, fps=job.fps, frames=job.frames,
+                job.source, width=fw, height=fh, fps=job.fps, frames=job.frames,
                 count=PERSON_SAMPLES,
             )  # fmt: skip
             with closing(samples):
@@ -102,7 +105,7 @@ class VaceEngine:
             window=s.vace_window,
             overlap=s.vace_overlap,
         )
-        clip = VaceClip(self._pipeline(), conditioner, sampling, width, height)
+        clip = VaceClip(self._pipeline(), conditioner, sampling)
         return PreparedClip(clip, plan, tally)
 
     def _pipeline(self) -> Any:

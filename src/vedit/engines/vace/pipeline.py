@@ -114,11 +114,12 @@ class VaceClip:
 
     fps = MODEL_FPS
 
-    def __init__(
-        self, pipe: Any, conditioner: Conditioner, sampling: Sampling, width: int, height: int
-    ) -> None:
+    def __init__(self, pipe: Any, conditioner: Conditioner, sampling: Sampling) -> None:
         self.pipe, self.conditioner, self.sampling = pipe, conditioner, sampling
-        self.width, self.height = width, height
+        # The frames it takes are the conditioner's (the person models' size); the model
+        # works at the conditioner's width x height.
+        self.width, self.height = conditioner.frame_size
+        self.size = (conditioner.width, conditioner.height)
 
     def __call__(
         self, frames: Iterator[YuvFrame], count: int, progress: Callable[[float], None]
@@ -128,6 +129,12 @@ class VaceClip:
         embeds = self._encode_prompt()
         generator = torch.Generator("cpu").manual_seed(s.seed)  # the same noise on any device
         references = [Image.fromarray(ref) for ref in s.references] or None
+        log.info(
+            "engine vace: %d frames at %d fps, %dx%d, in %d window(s) of up to %d (%d shared), "
+            "%d step(s), %d reference image(s); prompt: %s",
+            count, self.fps, *self.size, len(windows), s.window, s.overlap,
+            s.steps, len(s.references), s.prompt,
+        )  # fmt: skip
         source = enumerate(frames)
         conditions: dict[int, Condition] = {}
         made: dict[int, np.ndarray] = {}  # frames of the last window that the next one shares
@@ -136,6 +143,11 @@ class VaceClip:
             while len(conditions) + window.start < window.stop:  # the window's new frames
                 index, frame = next(source)
                 conditions[index] = self.conditioner(frame, index)
+            log.info(
+                "engine vace: window %d/%d: frames %d-%d (%d shared, %d run)",
+                number + 1, len(windows), window.start, window.stop - 1, window.shared,
+                window.length,
+            )  # fmt: skip
             out = self._run(window, conditions, made, embeds, references, generator,
                             lambda step, n=number: progress((n * s.steps + step) / total_steps))  # fmt: skip
             upto = windows[number + 1].start if number + 1 < len(windows) else window.stop
@@ -169,8 +181,8 @@ class VaceClip:
         """One window through the pipeline: its frames as uint8 RGB (``window.length``)."""
         video: list[Image.Image] = []
         masks: list[Image.Image] = []
-        keep = Image.new("L", (self.width, self.height), 0)
-        everything = Image.new("L", (self.width, self.height), 255)
+        keep = Image.new("L", self.size, 0)
+        everything = Image.new("L", self.size, 255)
         for j in range(window.start, window.stop):
             if j - window.start < window.shared:  # already made: the model goes on from it
                 video.append(Image.fromarray(made[j]))
@@ -196,8 +208,8 @@ class VaceClip:
                 reference_images=references,
                 prompt_embeds=embeds[0],
                 negative_prompt_embeds=embeds[1],
-                height=self.height,
-                width=self.width,
+                height=self.size[1],
+                width=self.size[0],
                 num_frames=window.length,
                 num_inference_steps=self.sampling.steps,
                 guidance_scale=self.sampling.guidance,
@@ -209,7 +221,7 @@ class VaceClip:
             torch.cuda.empty_cache()
             raise EngineFailed(
                 f"engine vace ran out of GPU memory making {window.length} frames of "
-                f"{self.width}x{self.height}: set VEDIT_VACE_OFFLOAD=model, or a smaller "
+                f"{self.size[0]}x{self.size[1]}: set VEDIT_VACE_OFFLOAD=model, or a smaller "
                 "VEDIT_VACE_SIZE or VEDIT_VACE_WINDOW"
             ) from None
         frames = np.asarray(result.frames[0], dtype=np.float32)
