@@ -502,8 +502,7 @@ def main() -> int:
         traceback.print_exc()
         summary["error"] = f"{type(exc).__name__}: {exc}"
     finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the results are outside it with --keep
     summary["results"] = [asdict(r) for r in results]
     summary["total_s"] = round(time.perf_counter() - began, 1)
     failed = [r for r in results if not r.ok]
