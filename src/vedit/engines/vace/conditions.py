@@ -89,7 +89,7 @@ def describe(plan: EditPlan, prompt: str) -> str:
         text = text.format(style=style[chinese])
         if plan.reference_role == "style_tint":
             text = text[:-1] + TINTED[chinese] + text[-1]
-    return f"{text} {prompt.strip()}".strip()
+    return f"{text}{'' if chinese else ' '}{prompt.strip()}".strip()
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,12 @@ from vedit.media.frames import YuvFrame
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+
+try:  # the vace extra: this module is imported only when VEDIT_ENGINE=vace
+    import torch
+except ImportError as exc:
+    raise ImportError(f"{exc}; engine vace needs: pip install -e '.[vace]'") from exc
 
 log = logging.getLogger("vedit.engines.vace")
 
