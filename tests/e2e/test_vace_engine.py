@@ -51,6 +51,7 @@ def vace(tmp_path_factory: pytest.TempPathFactory, media, tiny_model: Path):
 
 
 LOOK_CLIP = "vace-look.mp4"
+LOOKS: dict[int, str] = {}  # seed -> the look's result's sha256, made by the first test
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,6 +88,7 @@ def test_a_look_runs_the_model_window_by_window_into_the_contract(
     # 56 frames at the model's 16 fps: windows of 17 sharing 4 -> 0-16, 13-29, 26-42, 39-55.
     data = _edit(vace, media, LOOK_CLIP, "coffee.jpg", "give it the colours of the photo")
     out = vace.download(data["result_url"], tmp_path / "out.mp4")
+    LOOKS[5] = hashlib.sha256(out.read_bytes()).hexdigest()
     info = probe_output(out)
     assert (info["width"], info["height"], info["fps"], info["frames"]) == (1280, 720, 24, 84)
     assert info["audio"]["codec"] == "aac" and info["audio"]["duration"] == pytest.approx(
@@ -115,11 +117,12 @@ def test_a_look_runs_the_model_window_by_window_into_the_contract(
 
 def test_one_seed_makes_the_same_video_and_another_seed_another(vace, media, tmp_path) -> None:
     digests = []
-    for seed in (5, 5, 6):
+    for seed in (5, 6) if 5 in LOOKS else (5, 5, 6):  # seed 5's first run: the test above
         data = _edit(vace, media, LOOK_CLIP, "coffee.jpg", "give it the colours of the photo", seed)
         out = vace.download(data["result_url"], tmp_path / f"{len(digests)}.mp4")
         digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
-    assert digests[0] == digests[1] != digests[2]
+    first, again, other = [LOOKS[5], *digests] if 5 in LOOKS else digests
+    assert first == again != other
 
 
 def test_person_edits_regenerate_only_their_region(
