@@ -96,9 +96,27 @@ DATA_DIR = typer.Option(
 )
 
 
+def load_settings() -> Settings:
+    """The settings from the environment; a value that cannot be its setting's is one line
+    naming the variable, the value and what it must be, and exit 1."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "VEDIT_" + "_".join(str(part) for part in error["loc"]).upper()
+            why = str(error["msg"]).removeprefix("Value error, ")
+            if why.startswith(name):  # the setting's own check already names it
+                typer.echo(f"vedit: {why}", err=True)
+            else:
+                typer.echo(f"vedit: {name} is {error.get('input')!r}: {why}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _settings(data_dir: Path | None) -> Settings:
     """The settings, with ``--data-dir`` over ``VEDIT_DATA_DIR``."""
-    settings = Settings()
+    settings = load_settings()
     return settings if data_dir is None else settings.model_copy(update={"data_dir": data_dir})
 
 
@@ -212,7 +230,7 @@ def serve(
     from vedit.api.http_server import run_server
     from vedit.keys import count_active_keys, create_key, hash_key, list_keys
 
-    settings = Settings()
+    settings = load_settings()
     update: dict[str, object] = {}
     if workers is not None:
         update["workers"] = workers
@@ -368,7 +386,7 @@ def worker(
 
     from vedit.dispatch.local import LocalDispatcher
 
-    settings = Settings()
+    settings = load_settings()
     if workers is not None:
         settings = settings.model_copy(update={"workers": workers})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -521,7 +539,7 @@ def edit(
         bar = progress.add_task("edit", total=100)
         try:
             task = edit_files(
-                video, [reference], prompt, output, settings=Settings(),
+                video, [reference], prompt, output, settings=load_settings(),
                 resolution=resolution, watermark=not no_watermark, seed=seed,
                 audio_setting=audio,
                 on_progress=lambda p: progress.update(bar, completed=p),

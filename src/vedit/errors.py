@@ -308,5 +308,11 @@ class WorkerLost(TaskFailure):
     code = dashscope_code = "InternalError.WorkerLost"
 
 
+class EngineUnavailable(RuntimeError):
+    """The engine chosen cannot run here (a setting, a folder, a package, a device); the
+    message says which and why, in one line: ``vedit serve``/``vedit worker`` print it and
+    exit, with no traceback."""
+
+
 class TaskAborted(Exception):
     """Raised inside a worker when its task was taken away (lease lost); not reported."""

@@ -289,6 +289,7 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
         frames=spec.frames,
         models_dir=s.models_dir,
         source=checked.video,
+        task_id=task.id,
     )
     try:
         prepared = ctx.engine.prepare(job)

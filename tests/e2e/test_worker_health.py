@@ -152,9 +152,10 @@ def test_an_unknown_engine_stops_the_server_with_the_reason(tmp_path) -> None:
     done = run_vedit("serve", "--port", str(free_port()), "--workers", "1", env=env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert (
-        "vedit: the workers cannot start: ValueError: unknown engine 'nope'; "
-        "available: classic, dashscope"
+        "vedit: the workers cannot start: VEDIT_ENGINE is 'nope'; it must be classic, vace "
+        "or dashscope"
     ) in done.stderr.splitlines()
+    assert "Traceback" not in done.stderr, "a setting that cannot be needs no traceback"
 
 
 # --- workers that die after a good start --------------------------------------------------

@@ -48,6 +48,7 @@ from vedit.dispatch.local import (
     purge_expired,
     worker_id_for,
 )
+from vedit.errors import EngineUnavailable
 from vedit.storage import open_storage
 from vedit.storage.base import Area
 from vedit.tasks.store import Recovery, TaskStore
@@ -410,6 +411,8 @@ def run_worker(settings: Settings) -> int:
         from vedit.worker import run_task  # noqa: F401  (PyAV and NumPy, shared by the forks)
 
         get_engine(settings)
+    except EngineUnavailable as exc:  # says why, in one line
+        raise WorkersCannotStart(str(exc)) from None
     except Exception as exc:
         log.error("the engine %r cannot load", settings.engine, exc_info=True)
         raise WorkersCannotStart(f"{type(exc).__name__}: {exc}") from None

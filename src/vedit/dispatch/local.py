@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from vedit.config import Settings
 from vedit.db import make_engine
-from vedit.errors import StorageUnavailable
+from vedit.errors import EngineUnavailable, StorageUnavailable
 from vedit.storage import open_storage
 from vedit.storage.base import Area, Storage
 from vedit.tasks.store import TaskStore
@@ -129,9 +129,13 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
             stop=stop,
         )
     except Exception as exc:  # a missing module, an unknown engine, a broken install
-        # The server logs it, with this traceback, as the cause of this worker's death.
-        error = f"{type(exc).__name__}: {exc}"
-        report.send(StartReport(ready=False, error=error, traceback=traceback.format_exc()))
+        # The server logs it, with this traceback, as the cause of this worker's death; an
+        # engine that says why it cannot run here needs no traceback.
+        if isinstance(exc, EngineUnavailable):
+            report.send(StartReport(ready=False, error=str(exc)))
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            report.send(StartReport(ready=False, error=error, traceback=traceback.format_exc()))
         sys.exit(1)
     report.send(StartReport(ready=True))
     report.close()
@@ -323,10 +327,11 @@ class LocalDispatcher:
                     return
                 assert slot.process is not None
                 if slot.start_error:
-                    log.error(
-                        "worker %d (pid %s) could not start\n%s",
-                        slot.number, slot.process.pid, slot.start_traceback.rstrip(),
-                    )  # fmt: skip
+                    if slot.start_traceback:
+                        log.error(
+                            "worker %d (pid %s) could not start\n%s",
+                            slot.number, slot.process.pid, slot.start_traceback.rstrip(),
+                        )  # fmt: skip
                     raise WorkersCannotStart(slot.start_error)
                 if not slot.process.is_alive():
                     self._read_report(slot)  # a report written just before the end

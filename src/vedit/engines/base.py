@@ -27,6 +27,7 @@ import numpy as np
 
 from vedit.config import Settings
 from vedit.engines.plan import EditPlan, carried_out
+from vedit.errors import EngineUnavailable
 from vedit.media.frames import YuvFrame
 from vedit.media.video import FrameEditor
 
@@ -48,6 +49,7 @@ class EditJob:
     frames: int
     models_dir: Path | None = None
     source: Path | None = None  # the source video, for an engine that looks at the clip first
+    task_id: str = ""  # for the engine's log lines
 
 
 @dataclass
@@ -158,4 +160,6 @@ def get_engine(settings: Settings) -> Engine | RelayEngine:
         from vedit.engines.relay import RelayEngine
 
         return RelayEngine(settings)
-    raise ValueError(f"unknown engine {settings.engine!r}; available: classic, vace, dashscope")
+    raise EngineUnavailable(
+        f"VEDIT_ENGINE is {settings.engine!r}; it must be classic, vace or dashscope"
+    )

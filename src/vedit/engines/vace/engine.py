@@ -12,6 +12,7 @@ back to the whole-frame look when there is none.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from contextlib import closing
@@ -31,11 +32,13 @@ from vedit.engines.plan import person_checked
 from vedit.engines.vace.conditions import Conditioner, describe, person_frame_size
 from vedit.engines.vace.weights import check_model_dir
 from vedit.engines.vace.windows import check_window
+from vedit.errors import EngineUnavailable
 from vedit.media.video import sample_frames
+
+log = logging.getLogger("vedit.engines.vace")
 
 AREAS = {"480p": 832 * 480, "720p": 1280 * 720}  # Wan2.1's own sizes
 SIDE = 16  # the pipeline's sides are multiples of this (autoencoder 8 x patch 2)
-EXTRA = "pip install -e '.[vace]' (torch, diffusers, transformers, ftfy, accelerate)"
 
 
 class VaceEngine:
@@ -47,21 +50,37 @@ class VaceEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.folder = check_model_dir(settings.vace_model_dir)
-        check_window(settings.vace_window, settings.vace_overlap)
-        self.area = working_area(settings.vace_size)
         try:
-            from vedit.engines.vace import pipeline
-        except ImportError as exc:
-            raise RuntimeError(f"engine vace needs the vace extra ({exc}): {EXTRA}") from None
-        for module in ("diffusers", "transformers", "ftfy"):
-            try:
-                __import__(module)
-            except ImportError as exc:
-                raise RuntimeError(f"engine vace needs {module} ({exc}): {EXTRA}") from None
-        self.device = pipeline.pick_device(settings.vace_device)
+            self.folder = check_model_dir(settings.vace_model_dir)
+            check_window(settings.vace_window, settings.vace_overlap)
+            self.area = working_area(settings.vace_size)
+        except ValueError as exc:  # the folder's, the window's, the size's: they say which
+            raise EngineUnavailable(str(exc)) from None
+        from vedit.engines.vace import pipeline  # EngineUnavailable without the vace extra
+
+        try:
+            self.device = pipeline.pick_device(settings.vace_device)
+        except RuntimeError as exc:
+            raise EngineUnavailable(str(exc)) from None
         self.dtype = pipeline.pick_dtype(settings.vace_dtype, self.device)
+        self.offload = settings.vace_offload
+        if self.device == "cpu":
+            if not settings.vace_device:
+                log.warning(
+                    "engine vace: torch sees no GPU, so the model runs on the CPU (hours "
+                    "per task with real weights); VEDIT_VACE_DEVICE=cpu says it is meant"
+                )
+            if self.offload != "none":
+                log.warning(
+                    "engine vace: VEDIT_VACE_OFFLOAD=%s means nothing on the CPU", self.offload
+                )
+                self.offload = "none"
         self.missing = _missing_models(settings.models_dir)
+        if self.missing:
+            log.warning(
+                "engine vace: clothing and background edits need the person models, and fall "
+                "back to the whole-frame look without them: %s", self.missing,
+            )  # fmt: skip
         frame_ops = frozenset({"color_grade", "stylize", "none"})
         self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
         self._pipe: Any = None
@@ -97,6 +116,7 @@ class VaceEngine:
                 conditioner, tally = Conditioner(plan, job.references, width, height), None
         s = self.settings
         sampling = Sampling(
+            task_id=job.task_id,
             prompt=describe(plan, job.prompt),
             references=job.references,
             seed=job.seed,
@@ -117,7 +137,7 @@ class VaceEngine:
             shift = s.vace_flow_shift
             if shift is None:
                 shift = 3.0 if self.area <= AREAS["480p"] * 1.5 else 5.0
-            self._pipe = load_pipeline(self.folder, self.device, self.dtype, s.vace_offload, shift)
+            self._pipe = load_pipeline(self.folder, self.device, self.dtype, self.offload, shift)
         return self._pipe
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from vedit.engines.base import ClipFrame
 from vedit.engines.vace.conditions import NEGATIVE, Condition, Conditioner
 from vedit.engines.vace.windows import Window, crossfade, plan_windows
-from vedit.errors import EngineFailed
+from vedit.errors import EngineFailed, EngineUnavailable
 from vedit.media.frames import YuvFrame
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported
@@ -29,9 +29,15 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 from PIL import Image  # noqa: E402
 
 try:  # the vace extra: this module is imported only when VEDIT_ENGINE=vace
+    import diffusers  # noqa: F401
+    import ftfy  # noqa: F401  (the pipeline cleans prompts with it)
     import torch
+    import transformers  # noqa: F401
 except ImportError as exc:
-    raise ImportError(f"{exc}; engine vace needs: pip install -e '.[vace]'") from exc
+    raise EngineUnavailable(
+        f"engine vace needs the vace extra ({exc}): install it with pip install -e '.[vace]' "
+        "(torch, diffusers, transformers, ftfy, accelerate)"
+    ) from None
 
 log = logging.getLogger("vedit.engines.vace")
 
@@ -103,6 +109,7 @@ def load_pipeline(
 class Sampling:
     """How the model is run for one task."""
 
+    task_id: str
     prompt: str
     references: list[np.ndarray]
     seed: int
@@ -134,9 +141,9 @@ class VaceClip:
         generator = torch.Generator("cpu").manual_seed(s.seed)  # the same noise on any device
         references = [Image.fromarray(ref) for ref in s.references] or None
         log.info(
-            "engine vace: %d frames at %d fps, %dx%d, in %d window(s) of up to %d (%d shared), "
-            "%d step(s), %d reference image(s); prompt: %s",
-            count, self.fps, *self.size, len(windows), s.window, s.overlap,
+            "engine vace: task %s: %d frames at %d fps, %dx%d, in %d window(s) of up to %d "
+            "(%d shared), %d step(s), %d reference image(s); prompt: %s",
+            s.task_id, count, self.fps, *self.size, len(windows), s.window, s.overlap,
             s.steps, len(s.references), s.prompt,
         )  # fmt: skip
         source = enumerate(frames)
@@ -148,8 +155,8 @@ class VaceClip:
                 index, frame = next(source)
                 conditions[index] = self.conditioner(frame, index)
             log.info(
-                "engine vace: window %d/%d: frames %d-%d (%d shared, %d run)",
-                number + 1, len(windows), window.start, window.stop - 1, window.shared,
+                "engine vace: task %s: window %d/%d: frames %d-%d (%d shared, %d run)",
+                s.task_id, number + 1, len(windows), window.start, window.stop - 1, window.shared,
                 window.length,
             )  # fmt: skip
             out = self._run(window, conditions, made, embeds, references, generator,

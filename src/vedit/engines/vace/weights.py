@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vedit.errors import EngineUnavailable
+
 PIPELINE = "WanVACEPipeline"
 MODELS = ("transformer", "vae", "text_encoder")  # each: config.json and weights
 WEIGHTS = ("*.safetensors", "*.bin")
@@ -18,7 +20,7 @@ TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # either one
 LFS_POINTER = b"version https://git-lfs"  # a clone without git-lfs leaves these for weights
 
 
-class ModelFolderUnusable(RuntimeError):
+class ModelFolderUnusable(EngineUnavailable):
     """``VEDIT_VACE_MODEL_DIR`` is unset, absent or not a Wan2.1-VACE model; says why."""
 
 
