@@ -47,7 +47,7 @@ class ClassicEngine:
     kind = "frame"
 
     def __init__(self, models_dir: Path | None = None) -> None:
-        self.missing = _missing_models(models_dir)
+        self.missing = missing_person_models(models_dir)
         frame_ops = frozenset({"color_grade", "stylize", "none"})
         self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
 
@@ -130,7 +130,7 @@ class Unchanged:
         return None
 
 
-def _missing_models(models_dir: Path | None) -> str:
+def missing_person_models(models_dir: Path | None) -> str:
     """Why the person models cannot run here, or "" when they can."""
     try:
         import ai_edge_litert.interpreter  # noqa: F401

@@ -25,8 +25,8 @@ from vedit.engines.classic.engine import (
     PERSON_SAMPLES,
     PERSON_SAMPLES_NEEDED,
     Unchanged,
-    _missing_models,
     look_for_person,
+    missing_person_models,
 )
 from vedit.engines.plan import person_checked
 from vedit.engines.vace.conditions import Conditioner, describe, person_frame_size
@@ -75,7 +75,7 @@ class VaceEngine:
                     "engine vace: VEDIT_VACE_OFFLOAD=%s means nothing on the CPU", self.offload
                 )
                 self.offload = "none"
-        self.missing = _missing_models(settings.models_dir)
+        self.missing = missing_person_models(settings.models_dir)
         if self.missing:
             log.warning(
                 "engine vace: clothing and background edits need the person models, and fall "
