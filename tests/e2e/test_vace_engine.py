@@ -5,8 +5,10 @@ real tasks through the API, real outputs probed frame by frame."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -196,6 +198,34 @@ def test_progress_rises_with_the_steps_and_a_cancel_stops_the_model(vace, media)
         time.sleep(0.2)
     assert re.search(pattern, vace.log()), vace.log()[-3000:]
     assert _edit(vace, media, LOOK_CLIP, "coffee.jpg", "watercolor")["status"] == "SUCCESS"
+
+
+def test_a_worker_asked_to_stop_hands_its_task_back_between_steps(vace, media) -> None:
+    task_id = vace.submit(
+        media.url("long.mp4"), media.url("coffee.jpg"), "sepia film look", resolution="720P"
+    )
+    deadline = time.monotonic() + 240
+    while int(vace.query(task_id).json()["data"]["progress"].rstrip("%") or 0) <= 15:
+        assert time.monotonic() < deadline, vace.log()[-3000:]
+        time.sleep(0.1)
+    ((first,),) = vace.db("select worker_id from tasks where id = ?", task_id)
+    os.kill(int(first.rsplit(":", 1)[1]), signal.SIGTERM)  # as systemd or docker stop would
+    # Between two steps the model stops, the task goes back to the queue with its attempt
+    # unspent, and the worker started in its place takes it up.
+    while not re.search(rf"task {task_id} finished: requeued", vace.log()):
+        assert time.monotonic() < deadline, vace.log()[-3000:]
+        time.sleep(0.2)
+    while True:
+        ((worker, attempts, status),) = vace.db(
+            "select worker_id, attempts, status from tasks where id = ?", task_id
+        )
+        if worker not in (None, first) and status == "running":
+            break
+        assert time.monotonic() < deadline, (worker, status, vace.log()[-3000:])
+        time.sleep(0.2)
+    assert attempts == 1
+    r = vace.client.post(f"/api/v1/tasks/{task_id}/cancel", headers=vace.headers())
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize(
