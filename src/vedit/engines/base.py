@@ -64,6 +64,10 @@ class PersonTally:
         self.frames += 1
         self.with_person += found
 
+    def carried_out(self, plan: EditPlan) -> EditPlan:
+        """``plan`` (a person edit) as carried out, by this count."""
+        return carried_out(plan, self.frames, self.with_person)
+
 
 @dataclass(frozen=True)
 class PreparedEdit:
@@ -76,9 +80,7 @@ class PreparedEdit:
 
     def outcome(self) -> EditPlan:
         """The plan as carried out, once every frame went through ``editor``."""
-        if self.person is None:
-            return carried_out(self.plan)
-        return carried_out(self.plan, self.person.frames, self.person.with_person)
+        return self.person.carried_out(self.plan) if self.person else carried_out(self.plan)
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,7 @@ class PreparedClip:
 
     def outcome(self) -> EditPlan:
         """The plan as carried out, once the whole clip went through ``editor``."""
-        if self.person is None:
-            return carried_out(self.plan)
-        return carried_out(self.plan, self.person.frames, self.person.with_person)
+        return self.person.carried_out(self.plan) if self.person else carried_out(self.plan)
 
 
 class Engine(Protocol):
