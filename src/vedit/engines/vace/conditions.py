@@ -118,7 +118,6 @@ class Conditioner:
     ) -> None:
         """Conditions of ``width`` x ``height`` (the model's size) from frames of
         ``frame_size`` (the person models' size: see :func:`person_frame_size`)."""
-        self.operation = plan.operation
         self.width, self.height = width, height
         self.frame_size = frame_size or (width, height)
         self.tally = tally if tally is not None else PersonTally()
