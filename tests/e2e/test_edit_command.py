@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mediagen import probe_output
+import pytest
+
+from mediagen import make_image, make_person_video, probe_output
+from vedit.engines.classic.engine import missing_person_models
 from vedit.engines.plan import plan_in_words
 
 
@@ -34,6 +37,24 @@ def test_edit_writes_the_same_output_and_prints_the_plan(media_dir, tmp_path) ->
     assert got["frames"] == 120 and got["audio"] is not None
     # No server, no data folder: nothing is left behind where it ran.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("prompt", ["replace the background with the image", "wear the sweater"])
+def test_a_person_edit_prints_only_vedit_s_own_lines(tmp_path, prompt) -> None:
+    """The person models' runtime (TensorFlow Lite) writes its own lines to fd 2 ("INFO:
+    Created TensorFlow Lite XNNPACK delegate for CPU."): none of them reach the user."""
+    if missing := missing_person_models(None):
+        pytest.skip(f"the person models are not installed: {missing}")
+    clip = make_person_video(tmp_path / "walk.mp4", width=640, height=360, seconds=3)
+    photo = make_image(tmp_path / "rocket.jpg", kind="rocket", fmt="JPEG")
+    run = vedit("edit", str(clip), str(photo), "-p", prompt, "-o", "out.mp4", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    lines = run.stdout.splitlines()
+    assert (
+        len(lines) == 2 and lines[0].startswith("plan: ") and lines[1].startswith("wrote out.mp4")
+    )
+    assert "the person was edited in 100% of the frames" in lines[0]
 
 
 def test_edit_refuses_what_the_api_refuses(media_dir, tmp_path) -> None:

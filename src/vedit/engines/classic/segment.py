@@ -53,8 +53,11 @@ def interpreter(path: Path, threads: int) -> object:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:  # pragma: no cover - a dependency of vedit
         raise ModelUnavailable(f"ai-edge-litert is not installed: {exc}") from exc
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
+    from vedit.engines.quiet import native_chatter_dropped
+
+    with native_chatter_dropped():  # "INFO: Created TensorFlow Lite XNNPACK delegate…"
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
     return interpreter
 
 
