@@ -228,7 +228,14 @@ def serve(
 
     from vedit.api.app import create_app
     from vedit.api.http_server import run_server
-    from vedit.keys import count_active_keys, create_key, hash_key, list_keys
+    from vedit.keys import (
+        KeyNameTaken,
+        count_active_keys,
+        create_key,
+        free_name,
+        hash_key,
+        list_keys,
+    )
 
     settings = load_settings()
     update: dict[str, object] = {}
@@ -256,10 +263,11 @@ def serve(
         base = settings.public_base_url.rstrip("/")
         known = {k.key_hash for k in list_keys(sessions)}
         if settings.api_key and hash_key(settings.api_key) not in known:
-            try:
-                create_key(sessions, "VEDIT_API_KEY", key=settings.api_key)
-                console.print("API key from VEDIT_API_KEY added.")
-            except IntegrityError:  # another server on this database added it just now
+            try:  # named VEDIT_API_KEY, or VEDIT_API_KEY-2… when an earlier one is active
+                name = free_name(sessions, "VEDIT_API_KEY")
+                create_key(sessions, name, key=settings.api_key)
+                console.print(f"API key from VEDIT_API_KEY added as {name!r}.")
+            except (IntegrityError, KeyNameTaken):  # another server here added it just now
                 pass
         if count_active_keys(sessions) == 0:
             key, _ = create_key(sessions, "default")
@@ -448,13 +456,35 @@ def keys_create(
     ),
     data_dir: Path | None = DATA_DIR,
 ) -> None:
-    """Make a key and print it (it is shown only this once)."""
-    from vedit.keys import create_key
+    """Make a key and print it (it is shown only this once). NAME is unique among active
+    keys."""
+    from vedit.keys import KeyRefused, check_name, create_key
 
+    try:  # before the data folder is made
+        check_name(name)
+    except KeyRefused as exc:
+        raise typer.BadParameter(str(exc), param_hint="--name") from None
+    if rate_limit is not None and not rate_limit >= 0:
+        raise typer.BadParameter(
+            f"{rate_limit:g} is not a rate: 0 (no limit) or more creates per second",
+            param_hint="--rate-limit",
+        )
     settings = _settings(data_dir)
     _prepare(settings)
-    key, _ = create_key(_sessions(settings), name, rate_limit_per_s=rate_limit)
+    try:
+        key, _ = create_key(_sessions(settings), name, rate_limit_per_s=rate_limit)
+    except KeyRefused as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(key)
+
+
+def _rate_in_words(per_s: float | None, settings: Settings) -> str:
+    """A key's rate limit as `keys list` shows it: ``2.5/s``, ``unlimited`` (0), or
+    ``default: 10/s`` (VEDIT_RATE_LIMIT_PER_S, which may be unlimited too)."""
+    if per_s is None:
+        return f"default: {_rate_in_words(settings.rate_limit_per_s, settings)}"
+    return "unlimited" if per_s <= 0 else f"{per_s:g}/s"
 
 
 @keys_app.command("list", cls=_Command)
@@ -479,27 +509,36 @@ def keys_list(data_dir: Path | None = DATA_DIR) -> None:
             k.name,
             k.prefix + "…",
             time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at)),
-            "default" if k.rate_limit_per_s is None else f"{k.rate_limit_per_s:g}/s",
+            _rate_in_words(k.rate_limit_per_s, settings),
             "revoked" if k.revoked_at else "active",
         )
-    console.print(table)
+    # Piped, the table keeps one line per key (rich would wrap it at 80 columns).
+    (console if console.is_terminal else Console(width=1000)).print(table)
 
 
 @keys_app.command("revoke", cls=_Command)
 def keys_revoke(
-    ref: str = typer.Argument(..., metavar="KEY", help="The key's id, name or prefix."),
+    ref: str = typer.Argument(
+        ..., metavar="KEY", help="The key's id or name (as `vedit keys list` shows), or prefix."
+    ),
     data_dir: Path | None = DATA_DIR,
 ) -> None:
-    """Revoke keys by id, name or prefix."""
-    from vedit.keys import revoke_key
+    """Revoke one key, by its id, name or prefix."""
+    from vedit.keys import KeyNotFound, revoke_key, shown
 
     settings = _settings(data_dir)
     sessions = _existing_sessions(settings)
-    n = 0 if sessions is None else revoke_key(sessions, ref)
-    if n == 0:
-        typer.echo(f"no active key matches {ref!r}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"revoked {n} key(s)")
+    try:
+        if sessions is None:
+            raise KeyNotFound(
+                f"no active key matches {ref!r}: there is no database in "
+                f"{settings.data_dir.resolve()} yet"
+            )
+        row = revoke_key(sessions, ref)
+    except KeyNotFound as exc:
+        typer.echo(f"vedit: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {shown(row)}")
 
 
 @app.command(cls=_Command)
