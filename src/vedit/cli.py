@@ -567,8 +567,19 @@ def edit(
     from vedit.engines.plan import plan_in_words
     from vedit.errors import VeditError
     from vedit.local_edit import edit_files
+    from vedit.media.local_files import LocalFileRefused, NeedsConversion, check_local
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+    settings = load_settings()
+    for path, kind in ((video, "video"), (reference, "image")):
+        try:  # a format the API refuses: what it is, what is taken, how to convert it
+            check_local(path, kind, settings)
+        except NeedsConversion as exc:
+            how = cli_client.how_to_convert(str(path), kind, option=None)
+            typer.echo(f"vedit: {exc.message}: {how}", err=True)
+            raise typer.Exit(2) from None
+        except LocalFileRefused:  # said by the edit's own checks, in the API's words
+            pass
     progress = Progress(
         TextColumn("editing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), console=console, transient=True,
@@ -578,7 +589,7 @@ def edit(
         bar = progress.add_task("edit", total=100)
         try:
             task = edit_files(
-                video, [reference], prompt, output, settings=load_settings(),
+                video, [reference], prompt, output, settings=settings,
                 resolution=resolution, watermark=not no_watermark, seed=seed,
                 audio_setting=audio,
                 on_progress=lambda p: progress.update(bar, completed=p),

@@ -1,4 +1,5 @@
-"""The client commands of ``vedit``: submit, status, wait, download, cancel.
+"""The client commands of ``vedit``: submit, status, wait, download, cancel, and convert
+(a local file into one the API takes).
 
 They talk to a running server through :class:`vedit.Client` (``client.py``);
 the server's own commands (serve, worker, keys) are in ``cli.py``, which
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -159,28 +162,74 @@ def _wait_and_save(
         typer.echo(path)
 
 
-def _media_arg(value: str, name: str, kind: str) -> str:
-    """``value`` if it is a URL or a local file of ``kind`` (video, image) by its first bytes."""
+def _refuse(message: str) -> NoReturn:
+    """One line on stderr and exit 2 (what the API would refuse, said before anything is sent)."""
+    _say(f"vedit: {message}")
+    raise typer.Exit(2)
+
+
+def how_to_convert(value: str, kind: str, option: str | None = "--convert") -> str:
+    """What to run to convert the file ``value`` of ``kind`` into one the API takes (this
+    command's ``option`` too, when it has one)."""
+    src = Path(value)
+    dest = src.with_suffix(".mp4" if kind == "video" else ".png")
+    if dest == src:
+        dest = src.with_name(f"{src.stem}-converted{src.suffix}")
+    into = "an H.264 MP4" if kind == "video" else "a PNG"
+    command = f"`vedit convert {shlex.quote(value)} {shlex.quote(str(dest))}`"
+    if option is None:
+        return f"convert it into {into} on this machine (no ffmpeg needed) with {command}"
+    return (
+        f"convert it into {into} on this machine (no ffmpeg needed) with {option} here, or "
+        f"first with {command}"
+    )
+
+
+def _convert_into(path: Path, kind: str, what: str, folder: Path) -> Path:
+    """``path`` converted into ``folder`` (an H.264 MP4, or a PNG), under its own name."""
+    from vedit.media.convert import ConversionFailed, convert_image, convert_video
+
+    dest = folder / f"{path.stem or kind}{'.mp4' if kind == 'video' else '.png'}"
+    _say(f"converting {path}, {what}, into {'an H.264 MP4' if kind == 'video' else 'a PNG'}")
+    try:
+        made = convert_video(path, dest) if kind == "video" else convert_image(path, dest)
+    except ConversionFailed as exc:
+        _refuse(str(exc))
+    sound = ", with its sound" if made.has_audio else ""
+    frames = f"{made.frames} frames of " if kind == "video" else ""
+    _say(f"converted {path}: {frames}{made.width}x{made.height}{sound} "
+         f"({dest.stat().st_size:,} bytes)")  # fmt: skip
+    return dest
+
+
+def _local_media(
+    value: str, name: str, kind: str, *, convert: bool, folder: Callable[[], Path], settings: Any
+) -> str:
+    """``value`` as it will be sent: a URL as it is; a local file checked from its headers
+    against the media limits (exit 2 naming the file, the limit and the value seen), or with
+    ``convert`` its conversion when its format is refused."""
     from vedit.client import is_url
+    from vedit.media.local_files import LocalFileRefused, NeedsConversion, check_local
 
     if is_url(value):
         return value
-    if not Path(value).is_file():
+    path = Path(value)
+    if not path.is_file():
         raise typer.BadParameter(f"{value!r} is neither an http(s) URL nor a file", param_hint=name)
-    from vedit.uploads.intake import ACCEPTED, SNIFF_BYTES, sniff
-
-    with open(value, "rb") as f:
-        found = sniff(f.read(SNIFF_BYTES))
-    if found is None:
-        raise typer.BadParameter(f"{value!r} is not {ACCEPTED}", param_hint=name)
-    if found.kind != kind:
-        raise typer.BadParameter(
-            f"{value!r} is {'an' if found.kind == 'image' else 'a'} {found.kind} "
-            f"({found.content_type}), not {'an' if kind == 'image' else 'a'} {kind}: "
-            "the clip comes first, then the reference image",
-            param_hint=name,
-        )
-    return value
+    try:
+        check_local(path, kind, settings, label=f"{value} ({name})")
+        return value
+    except NeedsConversion as exc:
+        if not convert:
+            _refuse(f"{exc.message}: {how_to_convert(value, kind)}")
+        made = _convert_into(path, kind, exc.what, folder())
+    except LocalFileRefused as exc:
+        _refuse(exc.message)
+    try:
+        check_local(made, kind, settings, label=f"{value} ({name}, converted)")
+    except LocalFileRefused as exc:
+        _refuse(exc.message)
+    return str(made)
 
 
 def submit(
@@ -210,42 +259,61 @@ def submit(
         None, "--audio", metavar="auto|origin", help="audio_setting (the server's default: auto)."
     ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the end and save the video."),
+    convert: bool = typer.Option(
+        False,
+        "--convert",
+        help="Convert a local file in a format the API refuses first, on this machine: a "
+        "video (AVI, MKV, WebM…) into an H.264 MP4, an image (GIF, TIFF…) into a PNG.",
+    ),
     output: Path | None = OUTPUT,
     timeout: float | None = TIMEOUT,
     as_json: bool = JSON,
     server: str = SERVER,
     key: str | None = KEY,
 ) -> None:
-    """Create an edit task; local files are uploaded first. Prints the task id."""
-    _media_arg(video, "VIDEO", "video")
-    _media_arg(reference, "REF", "image")
-    # Checked here too, before any file is uploaded: a typo is a usage error (exit 2).
+    """Create an edit task; local files are checked against the media limits (from their
+    headers) and uploaded first. Prints the task id."""
+    # Everything is checked before the first byte is sent: a typo is a usage error (exit 2).
     if resolution is not None and resolution not in ("720P", "1080P"):
         raise typer.BadParameter(f"{resolution!r} is not 720P or 1080P", param_hint="--resolution")
     if audio is not None and audio not in ("auto", "origin"):
         raise typer.BadParameter(f"{audio!r} is not auto or origin", param_hint="--audio")
+    from vedit.cli import load_settings
     from vedit.client import is_url
 
-    with _client(server, key) as client:
-        urls = []
-        # The image first: it is small, and a refused image then costs no clip upload.
-        for value in (reference, video):
-            if is_url(value):
-                urls.append(value)
-                continue
-            up = client.upload(value)
-            _say(f"uploaded {value} ({up.bytes:,} bytes, {up.kind}) as {up.id}")
-            urls.append(up.url)
-        task = client.create(
-            urls[1], urls[0], prompt, resolution=resolution, watermark=watermark, seed=seed,
-            audio_setting=audio,
-        )  # fmt: skip
-        if as_json and not wait:
-            _print_json(task)
-        elif not as_json:
-            typer.echo(task.id)
-        if wait:
-            _wait_and_save(client, task.id, output, timeout, as_json)
+    settings = load_settings()  # the media limits (VEDIT_VIDEO_*, VEDIT_IMAGE_*)
+    converted = contextlib.ExitStack()
+
+    def folder() -> Path:
+        """A folder for a converted copy, removed once the files are uploaded."""
+        return Path(converted.enter_context(tempfile.TemporaryDirectory(prefix="vedit-")))
+
+    with converted:
+        sent = [
+            _local_media(value, name, kind, convert=convert, folder=folder, settings=settings)
+            for value, name, kind in ((video, "VIDEO", "video"), (reference, "REF", "image"))
+        ]
+        with _client(server, key) as client:
+            urls = []
+            # The image first: it is small, and a refused image then costs no clip upload.
+            for value, given in ((sent[1], reference), (sent[0], video)):
+                if is_url(value):
+                    urls.append(value)
+                    continue
+                up = client.upload(value)
+                _say(f"uploaded {given} ({up.bytes:,} bytes, {up.kind}) as {up.id}")
+                urls.append(up.url)
+            converted.close()  # uploaded: the converted copies are no longer needed
+            task = client.create(
+                urls[1], urls[0], prompt, resolution=resolution, watermark=watermark, seed=seed,
+                audio_setting=audio,
+            )  # fmt: skip
+            if as_json and not wait:
+                _print_json(task)
+            elif not as_json:
+                typer.echo(task.id)
+            if wait:
+                _wait_and_save(client, task.id, output, timeout, as_json)
 
 
 def status(
@@ -317,7 +385,63 @@ def cancel(
         typer.echo(f"{task.id} {task.task_status}")
 
 
-COMMANDS: tuple[Callable[..., None], ...] = (submit, status, wait, download, cancel)
+def convert(
+    src: Path = typer.Argument(..., metavar="IN", help="The file to convert."),
+    dest: Path = typer.Argument(
+        ...,
+        metavar="OUT",
+        help="Where to write: .mp4 or .mov for a video (H.264, AAC), .png, .jpg, .webp or "
+        ".bmp for an image.",
+    ),
+) -> None:
+    """Convert a video (AVI, MKV, WebM, FLV…) into an H.264 MP4 or MOV, or an image (GIF,
+    TIFF…) into a PNG, JPEG, WEBP or BMP, on this machine (PyAV and Pillow: no ffmpeg
+    command needed). Frames, size, rate and sound are kept. Prints OUT."""
+    from vedit.cli import load_settings
+    from vedit.media.convert import (
+        IMAGE_SUFFIXES,
+        VIDEO_SUFFIXES,
+        ConversionFailed,
+        convert_image,
+        convert_video,
+    )
+    from vedit.media.local_files import LocalFileRefused, check_local
+
+    suffix = dest.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+        raise typer.BadParameter(
+            f"{str(dest)!r} ends in {suffix or 'no suffix'!r}; OUT ends in .mp4 or .mov (a "
+            "video) or .png, .jpg, .webp or .bmp (an image)",
+            param_hint="OUT",
+        )
+    if not src.is_file():
+        raise typer.BadParameter(f"{str(src)!r} is not a file", param_hint="IN")
+    if dest.resolve() == src.resolve():
+        raise typer.BadParameter("OUT must be another file than IN", param_hint="OUT")
+    kind = "video" if suffix in VIDEO_SUFFIXES else "image"
+    partial = dest.with_name(f".{dest.name}.part{suffix}")  # never a half-written OUT
+    try:
+        if kind == "video":
+            made = convert_video(src, partial, container="mov" if suffix == ".mov" else "mp4")
+        else:
+            made = convert_image(src, partial)
+        partial.replace(dest)
+    except ConversionFailed as exc:
+        _refuse(str(exc).replace(str(partial), str(dest)))
+    finally:
+        partial.unlink(missing_ok=True)
+    sound = ", with its sound" if made.has_audio else ""
+    frames = f"{made.frames} frames of " if kind == "video" else ""
+    _say(f"wrote {dest}: {frames}{made.width}x{made.height}{sound} "
+         f"({dest.stat().st_size:,} bytes)")  # fmt: skip
+    try:
+        check_local(dest, kind, load_settings())
+    except LocalFileRefused as exc:  # converted, but still outside a limit
+        _say(f"vedit: note: the API will refuse it as it is: {exc.message}")
+    typer.echo(dest)
+
+
+COMMANDS: tuple[Callable[..., None], ...] = (submit, status, wait, download, cancel, convert)
 
 
 def register(app: typer.Typer, command_cls: type) -> None:

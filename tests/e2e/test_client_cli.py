@@ -12,17 +12,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import free_port
-from mediagen import probe_output
+from mediagen import make_video, probe_output
 
 PROMPT = "make it look like the reference photo"
 
 
-def vedit(*args: str, cwd: Path, server=None, timeout: float = 120) -> subprocess.CompletedProcess:
+def vedit(
+    *args: str, cwd: Path, server=None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``vedit ARGS`` with no VEDIT_* from the test's environment but the server's address and
-    key (as a user's shell would have them), stdout and stderr captured: not a terminal."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEDIT_")}
+    key (as a user's shell would have them) and ``env``, stdout and stderr captured: not a
+    terminal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEDIT_")} | (env or {})
     if server is not None:
         env |= {"VEDIT_BASE_URL": server.base, "VEDIT_API_KEY": server.key}
     return subprocess.run(
@@ -126,8 +130,10 @@ def test_api_errors_exit_3_with_status_code_and_message(server, media, media_dir
     assert bad_tier.returncode == 2 and "'4K' is not 720P or 1080P" in bad_tier.stderr
     unknown = vedit("status", "asyntask_nosuchtask", cwd=tmp_path, server=server)
     assert unknown.returncode == 3 and "HTTP 404 task_not_exist" in unknown.stderr
+    # A file this shell's limits let through (VEDIT_IMAGE_MIN_SIDE) is still the server's to
+    # refuse, by its own limits.
     too_small = vedit("submit", media.url("wide.mp4"), str(media_dir / "tiny.png"), "-p", PROMPT,
-                      cwd=tmp_path, server=server)  # fmt: skip
+                      cwd=tmp_path, server=server, env={"VEDIT_IMAGE_MIN_SIDE": "100"})  # fmt: skip
     assert too_small.returncode == 3 and too_small.stdout == ""
     assert "HTTP 400 invalid_file: upload of tiny.png: " in too_small.stderr
     assert "size is 280x280; width and height must be at least 300 px" in too_small.stderr
@@ -153,7 +159,10 @@ def test_usage_errors_exit_2(server, media, media_dir, tmp_path) -> None:
     assert "is an image (image/jpeg), not a video: the clip comes first" in swapped.stderr
     (tmp_path / "notes.txt").write_text("not a medium")
     text = vedit("submit", clip, "notes.txt", "-p", PROMPT, cwd=tmp_path, server=server)
-    assert text.returncode == 2 and "'notes.txt' is not a video (MP4 or MOV)" in text.stderr
+    assert text.returncode == 2 and text.stderr == (
+        "vedit: notes.txt (REF) is not an image vedit can read (JPEG, PNG, BMP or WEBP); it "
+        "holds 12 bytes of text\n"
+    )
     no_key = vedit("status", "x", cwd=tmp_path)
     assert no_key.returncode == 2 and "pass --key or set VEDIT_API_KEY" in no_key.stderr
     bad_seed = vedit("submit", "a", "b", "-p", "x", "--seed", "many", cwd=tmp_path, server=server)
@@ -213,3 +222,104 @@ def test_ctrl_c_while_waiting_says_the_task_goes_on(api_server, tmp_path) -> Non
     assert proc.returncode == 130, stderr
     assert f"stopped waiting; task {task_id} goes on" in stderr and "Traceback" not in stderr
     assert api_server.query(task_id).json()["data"]["status"] == "QUEUED"
+
+
+# --- local files: checked before anything is sent; --convert; vedit convert -----------------
+
+
+def test_submit_checks_every_local_file_before_the_first_byte_is_sent(
+    api_server, media_dir, tmp_path
+) -> None:
+    """Each file is checked from its headers against the media limits — kind, order, format,
+    bytes, duration, frame rate, size, aspect — and a refused one is one line naming the file,
+    the limit and the value seen, exit 2, with nothing uploaded."""
+    clip, photo = str(media_dir / "wide.mp4"), str(media_dir / "coffee.jpg")
+    refused = [
+        ((str(media_dir / "short.mp4"), photo), {},
+         "short.mp4 (VIDEO): duration is 2.00 s; it must be within 3-60 s"),
+        ((str(media_dir / "long.mp4"), photo), {"VEDIT_VIDEO_MAX_DURATION_S": "15"},
+         "long.mp4 (VIDEO): duration is 20.00 s; it must be within 3-15 s"),
+        ((str(media_dir / "lowfps.mp4"), photo), {},
+         "lowfps.mp4 (VIDEO): frame rate is 6.00 fps; it must be above 8 fps"),
+        ((str(media_dir / "small.mp4"), photo), {},
+         "small.mp4 (VIDEO): size is 480x270; the short side must be at least 360 px"),
+        ((str(media_dir / "sliver.mp4"), photo), {},
+         "sliver.mp4 (VIDEO): aspect ratio is 3200:384 (8.33:1); it must be within 1:8 to 8:1"),
+        ((clip, photo), {"VEDIT_VIDEO_MAX_BYTES": "100000"},
+         f"wide.mp4 (VIDEO): the file is {(media_dir / 'wide.mp4').stat().st_size:,} bytes; a "
+         "video is at most 100,000 bytes (VEDIT_VIDEO_MAX_BYTES)"),
+        ((clip, str(media_dir / "tiny.png")), {},
+         "tiny.png (REF): size is 280x280; width and height must be at least 300 px"),
+        ((clip, str(media_dir / "strip.png")), {},
+         "strip.png (REF): aspect ratio is 900:320 (2.81:1); it must be within 1:2.5 to 2.5:1"),
+        ((clip, str(media_dir / "garbage.mp4")), {},
+         "garbage.mp4 (REF) is not an image vedit can read (JPEG, PNG, BMP or WEBP); it holds "
+         "50,000 bytes of data starting with "),
+        ((photo, clip), {},
+         "coffee.jpg (VIDEO) is an image (image/jpeg), not a video: the clip comes first"),
+    ]  # fmt: skip
+    uploads = api_server.db("select count(*) from uploads")[0][0]
+    for args, env, said in refused:
+        out = vedit("submit", *args, "-p", PROMPT, cwd=tmp_path, server=api_server, env=env)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stdout == "" and len(out.stderr.splitlines()) == 1, out.stderr
+        assert out.stderr.startswith("vedit: ") and said in out.stderr, (said, out.stderr)
+    assert api_server.db("select count(*) from uploads")[0][0] == uploads  # not one byte sent
+
+
+def test_a_refused_format_says_what_is_taken_and_convert_makes_it_so(
+    server, media_dir, tmp_path
+) -> None:
+    """An AVI and a GIF: refused with what they are, what is accepted and the two ways to
+    convert; --convert converts them here (PyAV, Pillow) and the edit runs; `vedit convert`
+    writes an H.264 MP4 that the API takes."""
+    make_video(tmp_path / "clip.avi", container="avi", codec="mpeg4", seconds=4)
+    gif = tmp_path / "look.gif"
+    Image.open(media_dir / "coffee.jpg").save(gif)
+    out = vedit("submit", "clip.avi", "look.gif", "-p", PROMPT, cwd=tmp_path, server=server)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (
+        "vedit: clip.avi (VIDEO) is an AVI video (avi); a video must be MP4 or MOV (H.264 "
+        "recommended): convert it into an H.264 MP4 on this machine (no ffmpeg needed) with "
+        "--convert here, or first with `vedit convert clip.avi clip.mp4`\n"
+    )
+    mkv = vedit("submit", str(media_dir / "clip.mkv"), "look.gif", "-p", PROMPT, cwd=tmp_path,
+                server=server)  # fmt: skip
+    assert mkv.returncode == 2 and "is a Matroska / WebM video (matroska,webm)" in mkv.stderr
+    image = vedit("submit", str(media_dir / "wide.mp4"), "look.gif", "-p", PROMPT, cwd=tmp_path,
+                  server=server)  # fmt: skip
+    assert image.returncode == 2 and image.stderr == (
+        "vedit: look.gif (REF) is a GIF image; an image must be JPEG, PNG, BMP or WEBP: convert "
+        "it into a PNG on this machine (no ffmpeg needed) with --convert here, or first with "
+        "`vedit convert look.gif look.png`\n"
+    )
+
+    done = vedit("submit", "clip.avi", "look.gif", "-p", PROMPT, "--convert", "--resolution",
+                 "720P", "--wait", "-o", "edited.mp4", cwd=tmp_path, server=server)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "converting clip.avi, an AVI video (avi), into an H.264 MP4" in done.stderr
+    assert "converted clip.avi: 100 frames of 640x360, with its sound (" in done.stderr
+    assert "converting look.gif, a GIF image, into a PNG" in done.stderr
+    assert "uploaded clip.avi (" in done.stderr and "uploaded look.gif (" in done.stderr
+    task_id = done.stdout.split()[0]
+    media = server.query(task_id).json()["data"]["data"]
+    assert media["usage"]["input_video_duration"] == 4
+    result = probe_output(tmp_path / "edited.mp4")
+    assert (result["codec"], result["frames"], result["audio"] is not None) == ("h264", 96, True)
+
+    made = vedit("convert", "clip.avi", "clip.mp4", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == "clip.mp4\n"
+    assert made.stderr.startswith("wrote clip.mp4: 100 frames of 640x360, with its sound (")
+    mp4 = probe_output(tmp_path / "clip.mp4")
+    assert (mp4["codec"], mp4["width"], mp4["height"], mp4["frames"]) == ("h264", 640, 360, 100)
+    assert mp4["fps"] == 25 and mp4["audio"]["codec"] == "aac"
+    assert vedit("convert", "look.gif", "look.png", cwd=tmp_path).returncode == 0
+    assert Image.open(tmp_path / "look.png").format == "PNG"
+    # Converted, but still outside a limit: said, as a note.
+    short = make_video(tmp_path / "short.avi", container="avi", codec="mpeg4", seconds=2)
+    note = vedit("convert", str(short), "short.mp4", cwd=tmp_path)
+    assert note.returncode == 0 and "vedit: note: the API will refuse it as it is: " in note.stderr
+    assert "duration is 2.00 s; it must be within 3-60 s" in note.stderr
+    bad = vedit("convert", "clip.avi", "clip.txt", cwd=tmp_path)
+    assert bad.returncode == 2 and "OUT ends in .mp4 or .mov (a video)" in bad.stderr
