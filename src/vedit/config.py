@@ -223,14 +223,29 @@ class Settings(BaseSettings):
         description="Bytes of live uploads one key may hold; one more upload is a 413 "
         "upload_quota_exceeded (0: no quota).",
     )
-    upload_body_timeout_s: float = Field(
-        1800.0,
-        description="An upload's body (POST /v1/uploads, POST /api/v1/uploads) must arrive "
-        "within this long of its headers; other requests have VEDIT_HTTP_BODY_TIMEOUT_S.",
+    upload_min_rate_bps: int = Field(
+        64 * 1024,
+        gt=0,
+        description="An upload's body (POST /v1/uploads, POST /api/v1/uploads) must arrive at "
+        "this many bytes per second on average, counted from its headers after "
+        "VEDIT_UPLOAD_RATE_GRACE_S; a slower one is answered 408 and closed (a 100 MB file at "
+        "the default takes at most about 26 minutes). Other bodies have VEDIT_HTTP_BODY_TIMEOUT_S.",
+    )
+    upload_rate_grace_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds an upload's body is given before VEDIT_UPLOAD_MIN_RATE_BPS counts "
+        "(a client's start, a slow first round trip).",
     )
     metrics_token: SecretStr = Field(
         SecretStr(""),
-        description="Bearer token that /metrics asks for; empty: open, as Prometheus expects.",
+        description="Bearer token that /metrics asks for, from any address; empty: /metrics "
+        "answers loopback clients only (unless VEDIT_METRICS_PUBLIC=true).",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics to any client without a token (when VEDIT_METRICS_TOKEN is "
+        "empty). Off: only loopback clients (127.0.0.0/8, ::1) get it, others a 403.",
     )
 
     # --- HTTP server ----------------------------------------------------------
@@ -246,6 +261,15 @@ class Settings(BaseSettings):
         description="Open connections per client IP address (IPv6: per /64); one more is answered "
         "503 and closed at once (0: no per-client cap). Behind a reverse proxy the proxy is the "
         "one client: set 0 there and cap clients at the proxy (docs/deploy.md).",
+    )
+    http_max_upload_connections: int = Field(
+        100,
+        gt=0,
+        description="Connections per `vedit serve` process that may be in an upload "
+        "(POST /v1/uploads, POST /api/v1/uploads: the routes that read bodies of up to 100 MB "
+        "before, or without, a bearer key); one more upload is answered 503 at its headers and "
+        "closed. The other VEDIT_HTTP_MAX_CONNECTIONS minus these stay for creates, queries "
+        "and downloads.",
     )
     http_max_header_bytes: int = Field(
         16 * 1024,
@@ -360,6 +384,13 @@ class Settings(BaseSettings):
             return self.broker_visibility_timeout_s
         longest = 3 * self.media_total_timeout_s + self.upstream_deadline_s
         return max(3600.0, 2 * longest)
+
+    @property
+    def upload_longest_s(self) -> float:
+        """The longest an upload's body may take: the grace, then the largest file (and its
+        form, at most 1 MiB more) at ``upload_min_rate_bps``."""
+        largest = max(self.video_max_bytes, self.image_max_bytes) + 1024 * 1024
+        return self.upload_rate_grace_s + largest / self.upload_min_rate_bps
 
     @property
     def migrates_on_start(self) -> bool:

@@ -199,11 +199,30 @@ class SignatureInvalid(VeditError):
     dashscope_code = "AccessDenied"
 
 
+class AccessDenied(VeditError):
+    """A route this client may not use (``/metrics`` from an address that is not loopback,
+    unless ``VEDIT_METRICS_TOKEN`` or ``VEDIT_METRICS_PUBLIC`` open it)."""
+
+    http_status = 403
+    code = "access_denied"
+    dashscope_code = "AccessDenied"
+
+
+class RangeNotSatisfiable(VeditError):
+    """A download's ``Range`` starts past the end of the file (the answer carries
+    ``Content-Range: bytes */<size>``)."""
+
+    http_status = 416
+    code = "range_not_satisfiable"
+    dashscope_code = "InvalidRange"
+
+
 # --- connection errors (answered by the HTTP server, then the connection is closed) ---
 
 
 class RequestTimeout(VeditError):
-    """The request line and headers, or the body, did not arrive in time."""
+    """The request line and headers, or the body, did not arrive in time (an upload's body:
+    slower than ``VEDIT_UPLOAD_MIN_RATE_BPS``)."""
 
     http_status = 408
     code = "request_timeout"

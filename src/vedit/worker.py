@@ -314,8 +314,10 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     try:
         stats = render(checked.video, work / "out.mp4", spec, editor, s, on_progress=rendered)
     except av.FFmpegError as exc:
+        log.info("%s: FFmpeg stopped decoding: %s", checked.video_label, exc)
         raise MediaCorrupt(
-            f"{checked.video_label}: the video could not be decoded to the end: {exc}"
+            f"{checked.video_label}: the video could not be decoded to the end (the file is "
+            "damaged or cut short)"
         ) from None
 
     # 6. What the plan, the query answer and usage report.

@@ -5,6 +5,7 @@ The limits themselves are tested against a live server in ``e2e/test_connection_
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -50,6 +51,18 @@ def test_the_book_refuses_past_the_per_client_cap_then_past_the_process_cap() ->
     book.release("a")
     assert book.admit("c") is None
     assert book.open == 3 and book.open_by_client == {"a": 1, "b": 1, "c": 1}
+
+
+def test_uploads_have_their_own_budget_within_the_connections() -> None:
+    book = ConnectionBook(dataclasses.replace(LIMITS, max_upload_connections=2))
+    assert book.admit("a") is None and book.admit("b") is None
+    assert book.admit_upload("a") is None and book.admit_upload("b") is None
+    refusal = book.admit_upload("a")
+    assert refusal is not None and refusal.http_status == 503
+    assert "VEDIT_HTTP_MAX_UPLOAD_CONNECTIONS" in refusal.message
+    assert refusal.headers == {"Retry-After": "1"}
+    book.release_upload()
+    assert book.admit_upload("a") is None and book.uploads == 2 and book.open == 2
 
 
 def fitted_in_a_process_with_descriptor_limit(soft: int, hard: int, cap: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,14 @@ from vedit.api.writer import TaskWriter
 from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
 from vedit.dispatch.local import LocalDispatcher
-from vedit.errors import InvalidRequest, MethodNotAllowed, RouteNotFound, Unauthorized, VeditError
+from vedit.errors import (
+    AccessDenied,
+    InvalidRequest,
+    MethodNotAllowed,
+    RouteNotFound,
+    Unauthorized,
+    VeditError,
+)
 from vedit.media.urls import escape_invisible
 from vedit.storage import open_storage
 from vedit.tasks.store import TaskStore
@@ -39,6 +47,7 @@ from vedit.uploads.store import UploadStore
 
 log = logging.getLogger("vedit.api")
 DOCS_ASSETS = "/docs/assets"
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def error_response(request: Request | Scope, exc: VeditError) -> JSONResponse:
@@ -170,8 +179,13 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         "/metrics",
         tags=["operations"],
         summary="Prometheus metrics",
+        description="Loopback clients only, unless VEDIT_METRICS_TOKEN is set (then any client "
+        "that sends it as a bearer token) or VEDIT_METRICS_PUBLIC=true (any client).",
         response_class=PlainTextResponse,
-        responses={401: {"description": "When VEDIT_METRICS_TOKEN is set and not sent"}},
+        responses={
+            401: {"description": "When VEDIT_METRICS_TOKEN is set and not sent"},
+            403: {"description": "A client that is not on loopback, with neither setting"},
+        },
     )
     def prometheus_metrics(request: Request) -> PlainTextResponse:
         token = settings.metrics_token.get_secret_value()
@@ -179,6 +193,13 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
             sent = request.headers.get("authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
                 raise Unauthorized("/metrics needs 'Authorization: Bearer <VEDIT_METRICS_TOKEN>'")
+        elif not settings.metrics_public and not _is_loopback(request):
+            raise AccessDenied(
+                "/metrics answers loopback clients only, and this request came from "
+                f"{escape_invisible(request.client.host if request.client else '?')[:64]}; set "
+                "VEDIT_METRICS_TOKEN (then send it as 'Authorization: Bearer <token>') or "
+                "VEDIT_METRICS_PUBLIC=true to serve it to other addresses"
+            )
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # The interactive docs, with Swagger UI's files served from the installed wheel: no CDN.
@@ -201,6 +222,21 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     return app
 
 
+def _is_loopback(request: Request) -> bool:
+    """Whether the request's client is on this host: 127.0.0.0/8 or ::1 (IPv4-mapped
+    included), or a Unix socket. Behind a proxy on this host, uvicorn takes the client
+    from ``X-Forwarded-For``, so a request that came through the proxy is not local."""
+    if request.client is None:
+        return True
+    try:
+        address = ipaddress.ip_address(request.client.host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 def _allowed_methods(routes: list[Any], path: str) -> str:
     """Every method some route takes at ``path`` (Starlette's 405 names only the first
     route's, where two routes share a path, such as GET and POST /api/v1/uploads)."""
@@ -220,12 +256,13 @@ def _answer_head(routes: list[Any]) -> None:
 
 
 class _Guard:
-    """The outermost middleware, one layer for two jobs.
+    """The outermost middleware, one layer for three jobs.
 
-    It times every request for ``/metrics``; and nothing a request does reaches the
-    client as a traceback: whatever escapes a route is logged once, with its
-    traceback, and answered with a 500 in the request's dialect (the connection stays
-    open for the next request).
+    It times every request for ``/metrics``; it adds ``X-Content-Type-Options: nosniff``
+    to every answer that lacks it (a browser must never take an error or a download for
+    a page); and nothing a request does reaches the client as a traceback: whatever
+    escapes a route is logged once, with its traceback, and answered with a 500 in the
+    request's dialect (the connection stays open for the next request).
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -243,6 +280,9 @@ class _Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = message.get("headers") or []
+                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
+                    message = {**message, "headers": [*headers, NOSNIFF]}
             await send(message)
 
         try:

@@ -4,7 +4,8 @@ How a signed link is answered depends on the storage, and only here: a local fil
 sent as it is; an object of an S3 bucket is redirected to (307) as a presigned URL
 of the bucket that expires with the link, or, with ``VEDIT_S3_PROXY=true``, streamed
 from the bucket, the client's ``Range`` passed on. HEAD is answered too (every GET
-route takes HEAD: ``api/app.py``).
+route takes HEAD: ``api/app.py``). A ``Range`` that cannot be served is an error like
+any other, in JSON: 400 when malformed, 416 past the end (with ``Content-Range``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from vedit.api.deps import services
+from vedit.errors import InvalidRequest, RangeNotSatisfiable
+from vedit.media.urls import escape_invisible
 from vedit.storage import Storage
 from vedit.storage.base import StoredFile
 
@@ -41,6 +46,37 @@ async def download(
     return await stored_response(storage, found, request, lambda _path: "video/mp4", filename=name)
 
 
+def _shown(range_header: str) -> str:
+    return repr(escape_invisible(range_header)[:100])
+
+
+def range_past_the_end(range_header: str, size: int | str) -> RangeNotSatisfiable:
+    size_text = f"{size:,}" if isinstance(size, int) else size
+    return RangeNotSatisfiable(
+        f"the Range header {_shown(range_header)} starts past the end of the file, which "
+        f"is {size_text} bytes",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+class _FileResponse(FileResponse):
+    """Starlette's file answer, whose Range errors are vedit's (JSON, in the dialect)
+    instead of Starlette's plain text."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            raise InvalidRequest(
+                f"the Range header {_shown(http_range)} is malformed; send "
+                "'bytes=<first>-<last>' with first <= last, 'bytes=<first>-' or "
+                "'bytes=-<suffix length>' (ranges separated by commas)"
+            ) from None
+        except StarletteRangeNotSatisfiable:
+            raise range_past_the_end(http_range, file_size) from None
+
+
 async def stored_response(
     storage: Storage,
     found: StoredFile,
@@ -54,7 +90,7 @@ async def stored_response(
     path = storage.local_path(found)
     if path is not None:
         kind = await run_in_threadpool(media_type, path)
-        return FileResponse(path, media_type=kind, filename=filename)
+        return _FileResponse(path, media_type=kind, filename=filename)
     url = await run_in_threadpool(storage.redirect_url, found, filename)
     if url is not None:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
@@ -62,7 +98,11 @@ async def stored_response(
         storage.read, found, request.headers.get("range"), request.method == "HEAD"
     )
     headers = dict(got.headers)
-    if filename and got.status != 416:
+    if got.status == 416:
+        size = headers.get("Content-Range", "").rpartition("/")[2]
+        sent = request.headers.get("range", "")
+        raise range_past_the_end(sent, int(size) if size.isdigit() else size or "*")
+    if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     if got.body is None:
         return Response(status_code=got.status, headers=headers)

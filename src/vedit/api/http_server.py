@@ -17,11 +17,24 @@ Each limit is enforced before the application sees the request:
   read is never counted as head;
 - a head not complete ``http_header_timeout_s`` after the connection opened (or
   after the first byte of a later request on it): closed if nothing came, else 408;
-- a body not complete ``http_body_timeout_s`` after its head (``upload_body_timeout_s``
-  for an upload, ``api/uploads.py``): 408 and closed (the
+- a body not complete ``http_body_timeout_s`` after its head: 408 and closed (the
   application's next ``receive`` is ``http.disconnect``), or just closed once the
   response has started;
+- an upload (``POST`` to ``UPLOAD_PATHS``, ``api/uploads.py``: bodies of up to 100 MB,
+  read before a key is checked or, in DashScope's flow, with no key at all) holds one of
+  ``http_max_upload_connections`` from its head to its answer: one more is answered 503
+  at its head; a body declared larger than an upload can be is 413 at its head; and its
+  body must arrive at ``upload_min_rate_bps`` on average once ``upload_rate_grace_s`` has
+  passed (time the server itself stopped reading is not counted), else 408. So uploads,
+  however slow or many, never hold the connections that creates, queries and downloads need;
+- an answer sent before its request's body was read (a 401, 403 or 413 from the headers)
+  carries ``Connection: close``: the rest of the body is not read, the connection is
+  half-closed and what still comes is discarded for at most ``LINGER_S``, then closed;
 - an idle keep-alive connection: closed after ``http_keepalive_s`` (uvicorn's timer).
+
+Every answer written here is JSON in the dialect of the request's path, uvicorn's own
+400 for a request that is not HTTP included, and carries ``X-Content-Type-Options:
+nosniff`` like every answer of the application (``api/app.py``).
 """
 
 from __future__ import annotations
@@ -37,17 +50,31 @@ import resource
 import signal
 import socket
 import time
+import urllib.parse
 from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
+from vedit.api.multipart import MAX_FIELD_BYTES, MAX_FIELDS
 from vedit.api.uploads import UPLOAD_PATHS
 from vedit.config import Settings
-from vedit.errors import HeadersTooLarge, RequestTimeout, TooManyConnections, VeditError
+from vedit.errors import (
+    BodyTooLarge,
+    HeadersTooLarge,
+    InvalidRequest,
+    RequestTimeout,
+    TooManyConnections,
+    VeditError,
+)
 
 logger = logging.getLogger("vedit.http")
 
@@ -59,6 +86,17 @@ FDS_PER_CONNECTION = 2
 
 REFUSAL_WARNING_EVERY_S = 10.0
 """Refused connections are logged at most this often, as a count (a flood must not flood the log)."""
+
+LINGER_S = 2.0
+"""How long a connection answered before its body was read goes on discarding the body
+before it is closed. Closing a socket with unread bytes resets the connection, and a reset
+may destroy the answer before the client has read it."""
+
+FORM_ALLOWANCE = MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024
+"""What an upload's body may hold besides its file: the form's text fields at their caps,
+part headers and boundaries."""
+
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +110,11 @@ class ConnectionLimits:
     header_timeout_s: float
     body_timeout_s: float
     keepalive_s: float
-    upload_body_timeout_s: float = 1800.0  # for the bodies of UPLOAD_PATHS
+    # Uploads: POST to UPLOAD_PATHS.
+    max_upload_connections: int = 100
+    upload_min_rate_bps: int = 64 * 1024
+    upload_rate_grace_s: float = 5.0
+    upload_max_body_bytes: int = 100_000_000 + FORM_ALLOWANCE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
@@ -84,7 +126,11 @@ class ConnectionLimits:
             header_timeout_s=settings.http_header_timeout_s,
             body_timeout_s=settings.http_body_timeout_s,
             keepalive_s=settings.http_keepalive_s,
-            upload_body_timeout_s=settings.upload_body_timeout_s,
+            max_upload_connections=settings.http_max_upload_connections,
+            upload_min_rate_bps=settings.upload_min_rate_bps,
+            upload_rate_grace_s=settings.upload_rate_grace_s,
+            upload_max_body_bytes=max(settings.video_max_bytes, settings.image_max_bytes)
+            + FORM_ALLOWANCE,
         )
 
     def fitted_to_descriptor_limit(self) -> ConnectionLimits:
@@ -140,6 +186,7 @@ class ConnectionBook:
         self.limits = limits
         self.open = 0
         self.open_by_client: dict[str, int] = {}
+        self.uploads = 0  # connections in an upload, from its head to its answer
         self._refused_unlogged = 0
         self._warned_at = float("-inf")
 
@@ -174,6 +221,23 @@ class ConnectionBook:
         else:
             del self.open_by_client[client]
 
+    def admit_upload(self, client: str) -> TooManyConnections | None:
+        """Counts an upload on a connection already admitted, or says why it is refused."""
+        if self.uploads < self.limits.max_upload_connections:
+            self.uploads += 1
+            return None
+        refusal = TooManyConnections(
+            f"the server holds {self.uploads:,} uploads at once, its limit for uploads "
+            "(VEDIT_HTTP_MAX_UPLOAD_CONNECTIONS); retry later",
+            headers={"Retry-After": "1"},
+        )
+        self._note_refusal(client, refusal.message)
+        return refusal
+
+    def release_upload(self) -> None:
+        """Uncounts an upload that ``admit_upload`` counted."""
+        self.uploads -= 1
+
     def _note_refusal(self, client: str, message: str) -> None:
         self._refused_unlogged += 1
         now = time.monotonic()
@@ -198,6 +262,7 @@ def error_response_bytes(
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
+        NOSNIFF,
         *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
     ]
     parts = [STATUS_LINE[error.http_status]]
@@ -222,6 +287,61 @@ class _TooManyHeaders(Exception):
     """Raised inside a parser callback to stop the parser at a head with too many fields."""
 
 
+class _Refused(Exception):
+    """Raised inside a parser callback to stop the parser at a head answered with ``error``
+    before the application sees it (an upload over the budget or over the size)."""
+
+    def __init__(self, error: VeditError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _TimedFlowControl(FlowControl):
+    """uvicorn's flow control, which also counts how long reading has been paused (the
+    application had not taken the body so far yet): an upload's rate is the client's, so
+    that time is not counted against it."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__(transport)
+        self._paused_s = 0.0
+        self._paused_at = 0.0
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self._paused_at = time.monotonic()
+        super().pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self._paused_s += time.monotonic() - self._paused_at
+        super().resume_reading()
+
+    def paused_s(self, now: float) -> float:
+        """Seconds reading has been paused since the connection opened, until ``now``."""
+        return self._paused_s + (now - self._paused_at if self.read_paused else 0.0)
+
+
+def _request_path(url: bytes) -> str:
+    """The path of a request target, decoded as uvicorn decodes it for the application."""
+    path = httptools.parse_url(url).path.decode("ascii")
+    return urllib.parse.unquote(path) if "%" in path else path
+
+
+def _parser_complaint(exc: httptools.HttpParserError) -> str:
+    """What is wrong with a request the parser refused, in a sentence."""
+    if isinstance(exc, httptools.HttpParserCallbackError):  # e.g. a target that is not ASCII
+        return "the request is not valid HTTP/1.1: its target cannot be read"
+    reason = str(exc).strip().rstrip(".") or "it cannot be parsed"
+    return f"the request is not valid HTTP/1.1: {reason[:1].lower()}{reason[1:]}"
+
+
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if (name == b"content-length" and value.strip(b" \t0")) or name == b"transfer-encoding":
+            return True
+    return False
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, holding each connection to vedit's limits (see above)."""
 
@@ -243,9 +363,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         # A byte of a request has arrived, and the request is not complete yet.
         self._request_begun = False
-        # The head or body timer, whichever runs.
+        # The head, body or linger timer, whichever runs.
         self._deadline: asyncio.TimerHandle | None = None
-        self._body_timeout_s = self._limits.body_timeout_s  # this request's
+        # The upload in progress on this connection, if any: its cycle (None until the
+        # application is handed it), its clock and the bytes of its body so far.
+        self._upload = False
+        self._upload_cycle: RequestResponseCycle | None = None
+        self._upload_started = 0.0
+        self._upload_paused_before = 0.0
+        self._body_bytes = 0
+        # Answered before its body was read: what still arrives is discarded.
+        self._lingering = False
 
     # --- connection --------------------------------------------------------
 
@@ -259,10 +387,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._counted_as = client
         super().connection_made(transport)
+        self.flow = _TimedFlowControl(transport)
         self._deadline = self.loop.call_later(self._limits.header_timeout_s, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._end_upload()
         if self._counted_as is not None:
             self._book.release(self._counted_as)
             self._counted_as = None
@@ -271,7 +401,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # --- reading -----------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._counted_as is None:  # refused: closing, and never read
+        if self._counted_as is None or self._lingering:  # refused, or answered: never read
             return
         self._unset_keepalive_if_required()
         room = (
@@ -287,10 +417,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _TooManyHeaders):
                 self._close_in_head(self._too_many_headers())
-                return
-            msg = "Invalid HTTP request received."
-            self.logger.warning(msg)
-            self.send_400_response(msg)
+            elif isinstance(exc.__context__, _Refused):
+                self._answer_and_linger(exc.__context__.error, self._path())
+            else:
+                self.logger.warning("Invalid HTTP request received: %s", exc)
+                self._close_in_head(InvalidRequest(_parser_complaint(exc)))
             return
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
@@ -310,7 +441,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                         self._limits.header_timeout_s, self._head_timed_out
                     )
         elif self._deadline is None:
-            self._deadline = self.loop.call_later(self._body_timeout_s, self._body_timed_out)
+            if self._upload:
+                self._deadline = self.loop.call_later(
+                    self._limits.upload_rate_grace_s, self._check_upload_rate
+                )
+            else:
+                self._deadline = self.loop.call_later(
+                    self._limits.body_timeout_s, self._body_timed_out
+                )
 
     def _feed_in_pieces(self, view: memoryview) -> None:
         """Feeds a read larger than the head's budget: while a head is read, no more than
@@ -330,6 +468,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.parser.feed_data(piece)
             view = view[len(piece) :]
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what is not HTTP, in the dialect's JSON instead of text."""
+        self._close_in_head(InvalidRequest(f"the request is not valid HTTP/1.1: {msg}"))
+
     # The parser's callbacks; the base class is called directly (cheaper than super()).
 
     def on_message_begin(self) -> None:
@@ -343,12 +485,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        upload = self.parser.get_method() == b"POST" and _request_path(self.url) in UPLOAD_PATHS
+        if upload:
+            self._begin_upload()  # raises _Refused
         HttpToolsProtocol.on_headers_complete(self)
-        self._body_timeout_s = (
-            self._limits.upload_body_timeout_s
-            if self.scope.get("path") in UPLOAD_PATHS
-            else self._limits.body_timeout_s
-        )
+        cycle = self.cycle
+        if upload:
+            self._upload_cycle = cycle
+        if _declares_body(self.headers):
+            self._close_if_answered_early(cycle)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        HttpToolsProtocol.on_body(self, body)
 
     def on_message_complete(self) -> None:
         self._reading_head = True
@@ -358,6 +507,118 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
         HttpToolsProtocol.on_message_complete(self)
+
+    def on_response_complete(self) -> None:
+        if self._upload_cycle is not None and self._upload_cycle.response_complete:
+            self._end_upload()
+        HttpToolsProtocol.on_response_complete(self)
+
+    # --- uploads -----------------------------------------------------------
+
+    def _begin_upload(self) -> None:
+        """Counts the upload whose head was just read, and starts its clock; raises
+        :class:`_Refused` for one over the budget, or declared larger than an upload can be."""
+        declared = next((v for n, v in self.headers if n == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > self._limits.upload_max_body_bytes:
+            raise _Refused(
+                BodyTooLarge(
+                    f"the upload's body is {int(declared):,} bytes (Content-Length); at most "
+                    f"{self._limits.upload_max_body_bytes:,} are accepted (the largest file "
+                    "allowed, VEDIT_VIDEO_MAX_BYTES or VEDIT_IMAGE_MAX_BYTES, and its form)"
+                )
+            )
+        refusal = self._book.admit_upload(self._counted_as or "")
+        if refusal is not None:
+            raise _Refused(refusal)
+        self._upload = True
+        self._upload_started = time.monotonic()
+        self._upload_paused_before = self.flow.paused_s(self._upload_started)
+        self._body_bytes = 0
+
+    def _end_upload(self) -> None:
+        """Uncounts this connection's upload, if it holds one (its answer is complete, or
+        the connection is gone)."""
+        if self._upload:
+            self._upload = False
+            self._upload_cycle = None
+            self._book.release_upload()
+
+    def _check_upload_rate(self) -> None:
+        """408 for an upload's body that arrives slower than the minimum rate on average,
+        once the grace has passed; else the next check, when the bytes so far fall due."""
+        self._deadline = None
+        now = time.monotonic()
+        paused = self.flow.paused_s(now) - self._upload_paused_before
+        elapsed = now - self._upload_started - paused
+        rate, grace = self._limits.upload_min_rate_bps, self._limits.upload_rate_grace_s
+        if self.flow.read_paused or self._body_bytes >= rate * (elapsed - grace):
+            due_at = grace + self._body_bytes / rate  # in seconds of the clock above
+            self._deadline = self.loop.call_later(
+                max(1.0, due_at - elapsed), self._check_upload_rate
+            )
+            return
+        self._answer_in_body(
+            RequestTimeout(
+                f"the upload's body arrived at {self._body_bytes / max(elapsed, 1e-3):,.0f} "
+                f"bytes/s on average ({self._body_bytes:,} bytes in {elapsed:.1f} s); at "
+                f"least {rate:,} bytes/s (VEDIT_UPLOAD_MIN_RATE_BPS) is required after the "
+                f"first {grace:g} s"
+            )
+        )
+
+    # --- answers before the body -------------------------------------------
+
+    def _close_if_answered_early(self, cycle: RequestResponseCycle) -> None:
+        """An answer that starts before ``cycle``'s body was all received says
+        ``Connection: close``; once it is sent, the connection lingers, then closes. The
+        rest of the body is never read into the request."""
+        send = cycle.send
+        early = False
+
+        async def send_then_close(message: Any) -> None:
+            nonlocal early
+            if message["type"] == "http.response.start" and cycle.more_body:
+                early = True
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+            if not early:
+                return
+            if message["type"] == "http.response.start":
+                cycle.keep_alive = True  # closed by _linger, not at once by the cycle
+            elif cycle.response_complete and not self._lingering:
+                self._linger()
+
+        cycle.send = send_then_close  # type: ignore[method-assign]
+
+    def _linger(self) -> None:
+        """Half-closes the connection after its last answer, discards what still arrives,
+        and closes it when the client does, or after ``LINGER_S``."""
+        self._lingering = True
+        self._cancel_deadline()
+        self._unset_keepalive_if_required()
+        self._end_upload()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.flow.resume_reading()
+        self._deadline = self.loop.call_later(LINGER_S, transport.close)
+
+    def _answer_and_linger(self, error: VeditError, path: str) -> None:
+        """Answers ``error`` for the request whose head was just read, then lingers; after
+        an earlier pipelined answer still being written, just closes."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(
+                error_response_bytes(error, path, self.server_state.default_headers)
+            )
+            self._linger()
+        else:
+            self.transport.close()
+
+    def _path(self) -> str:
+        return self.url.decode("latin-1") if self._request_begun else ""
 
     # --- timers ------------------------------------------------------------
 
@@ -381,6 +642,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _body_timed_out(self) -> None:
         self._deadline = None
+        self._answer_in_body(
+            RequestTimeout(
+                f"the request body did not arrive within {self._limits.body_timeout_s:g} s "
+                "of its headers"
+            )
+        )
+
+    def _answer_in_body(self, error: VeditError) -> None:
+        """Answers ``error`` for the request whose body is being read, and closes the
+        connection (just closes it once an answer has started)."""
         cycle = self.cycle
         if cycle is None or cycle.response_started or self.pipeline:
             self.transport.close()
@@ -388,13 +659,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # The application's next receive() is http.disconnect; what it sends is dropped.
         cycle.disconnected = True
         cycle.message_event.set()
-        error = RequestTimeout(
-            f"the request body did not arrive within {self._body_timeout_s:g} s of its headers"
-        )
         self.transport.write(
             error_response_bytes(error, cycle.scope["path"], self.server_state.default_headers)
         )
-        self.transport.close()
+        self._linger()
 
     # --- refusals ----------------------------------------------------------
 
@@ -416,9 +684,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         is added to it: the connection is just closed.
         """
         if self.cycle is None or self.cycle.response_complete:
-            path = self.url.decode("latin-1") if self._request_begun else ""
             self.transport.write(
-                error_response_bytes(error, path, self.server_state.default_headers)
+                error_response_bytes(error, self._path(), self.server_state.default_headers)
             )
         self.transport.close()
 
@@ -459,15 +726,18 @@ def run_server(app: Any, settings: Settings, listeners: list[socket.socket]) -> 
     for sock in listeners:
         logger.info("listening on %s", _url_of(sock))
     logger.info(
-        "connections: %d at once, %s per client; heads: %d bytes, %d fields; "
-        "timeouts: head %g s, body %g s, keep-alive %g s",
+        "connections: %d at once, %s per client, %d in uploads; heads: %d bytes, %d fields; "
+        "timeouts: head %g s, body %g s, keep-alive %g s; uploads at %d bytes/s or more after %g s",
         limits.max_connections,
         limits.max_connections_per_client or "no cap",
+        limits.max_upload_connections,
         limits.max_header_bytes,
         limits.max_headers,
         limits.header_timeout_s,
         limits.body_timeout_s,
         limits.keepalive_s,
+        limits.upload_min_rate_bps,
+        limits.upload_rate_grace_s,
     )
     # Start-up objects never die: keep them out of the collector's way on the hot path.
     gc.collect()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MAX_BOUNDARY_LENGTH, MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from vedit.errors import BodyTooLarge, InvalidRequest
@@ -159,20 +159,31 @@ async def receive_form(
             "the body must be multipart/form-data with a boundary and a 'file' part; "
             f"Content-Type is {escape_invisible(sent)[:100]!r}"
         )
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidRequest(
+            f"the multipart boundary of Content-Type is {len(boundary):,} bytes long; at most "
+            f"{MAX_BOUNDARY_LENGTH} are accepted (RFC 2046 asks for 1 to 70)"
+        )
     reader = _Reader(dest, file_field, cap, limit_for)
-    parser = MultipartParser(
-        boundary,
-        callbacks={  # type: ignore[arg-type]
-            "on_part_begin": reader.on_part_begin,
-            "on_header_field": reader.on_header_field,
-            "on_header_value": reader.on_header_value,
-            "on_header_end": reader.on_header_end,
-            "on_headers_finished": reader.on_headers_finished,
-            "on_part_data": reader.on_part_data,
-            "on_part_end": reader.on_part_end,
-            "on_end": reader.on_end,
-        },
-    )
+    try:
+        parser = MultipartParser(
+            boundary,
+            callbacks={  # type: ignore[arg-type]
+                "on_part_begin": reader.on_part_begin,
+                "on_header_field": reader.on_header_field,
+                "on_header_value": reader.on_header_value,
+                "on_header_end": reader.on_header_end,
+                "on_headers_finished": reader.on_headers_finished,
+                "on_part_data": reader.on_part_data,
+                "on_part_end": reader.on_part_end,
+                "on_end": reader.on_end,
+            },
+        )
+    except Exception:  # whatever else the parser refuses of a boundary: the client's input
+        raise InvalidRequest(
+            f"the multipart boundary of Content-Type {escape_invisible(sent)[:100]!r} cannot "
+            "be used; send one of 1 to 70 characters"
+        ) from None
     try:
         async for chunk in request.stream():
             try:

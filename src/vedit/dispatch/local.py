@@ -186,7 +186,7 @@ def purge_expired(
             break
     else:
         undeleted.clear()
-    stale = time.time() - 2 * settings.upload_body_timeout_s
+    stale = time.time() - 2 * settings.upload_longest_s
     for path in storage.incoming_dir.glob("*"):
         with contextlib.suppress(OSError):
             if path.stat().st_mtime < stale:

@@ -6,6 +6,7 @@ limit and the value measured. Corrupt or truncated files fail here too.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from vedit.errors import (
     MediaFrameRate,
     MediaResolution,
 )
+
+log = logging.getLogger("vedit.media")
 
 VIDEO_FORMATS = {"mov", "mp4"}
 IMAGE_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
@@ -64,7 +67,8 @@ def what_was_received(path: Path) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    """An FFmpeg or Pillow error without the file's path on this server."""
+    """An FFmpeg or Pillow error without the file's path on this server, for the log only:
+    clients get vedit's own words, never a library's."""
     if isinstance(exc, av.FFmpegError) and exc.strerror:
         return str(exc.strerror)
     return str(exc).split(" '/")[0].split(' "/')[0]
@@ -90,7 +94,10 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
             f"{label}: not a video file FFmpeg can read; received {what_was_received(path)}"
         ) from None
     except av.FFmpegError as exc:
-        raise MediaCorrupt(f"{label}: cannot open the file: {_reason(exc)}") from None
+        log.info("%s: FFmpeg cannot open the file: %s", label, _reason(exc))
+        raise MediaCorrupt(
+            f"{label}: the file cannot be opened as a video; received {what_was_received(path)}"
+        ) from None
     with container:
         names = set(container.format.name.split(","))
         if not names & VIDEO_FORMATS:
@@ -113,8 +120,10 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
         try:
             frame = next(container.decode(stream), None)
         except av.FFmpegError as exc:
+            log.info("%s: FFmpeg cannot decode the video stream: %s", label, _reason(exc))
             raise MediaCorrupt(
-                f"{label}: the video stream cannot be decoded: {_reason(exc)}"
+                f"{label}: the video stream cannot be decoded (the file is damaged or cut "
+                f"short); received {what_was_received(path)}"
             ) from None
         if frame is None:
             raise MediaCorrupt(f"{label}: the video stream has no decodable frame")
@@ -159,9 +168,10 @@ def load_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
             img.format  # noqa: B018  (read the header now)
-    except Image.DecompressionBombError as exc:
+    except Image.DecompressionBombError:
         raise MediaResolution(
-            f"{label}: {exc}; at most {s.image_max_pixels:,} pixels are accepted"
+            f"{label}: the image declares over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; "
+            f"at most {s.image_max_pixels:,} pixels are accepted"
         ) from None
     except (OSError, ValueError):
         raise MediaFormat(
@@ -196,9 +206,10 @@ def load_image(
                 rgb = ImageOps.exif_transpose(img).convert("RGB")
                 return np.asarray(rgb, dtype=np.uint8).copy()
         except (OSError, ValueError, SyntaxError) as exc:
+            log.info("%s: Pillow cannot decode the image: %s", label, _reason(exc))
             raise MediaCorrupt(
-                f"{label}: the image cannot be decoded: {_reason(exc)}; received "
-                f"{what_was_received(path)}"
+                f"{label}: the image cannot be decoded (the file is damaged or cut short); "
+                f"received {what_was_received(path)}"
             ) from None
 
 
@@ -234,7 +245,8 @@ def check_result(
                     last = float(frame.time)
             rate = float(v.average_rate or 0) or (frames / last if last else 0.0)
     except av.FFmpegError as exc:
-        raise EngineFailed(f"{label}: not a video that decodes: {_reason(exc)}") from None
+        log.info("%s: FFmpeg cannot decode the result: %s", label, _reason(exc))
+        raise EngineFailed(f"{label}: not a video that decodes to the end") from None
     if codec != "h264":
         raise EngineFailed(f"{label}: the video is {codec}, not H.264")
     duration = frames / rate if rate else 0.0
