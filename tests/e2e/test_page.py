@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 
 from conftest import MediaServer, VeditServer
-from mediagen import make_image, make_person_video
+from mediagen import make_image, make_person_video, make_video
 
 CHROMIUM = os.environ.get("VEDIT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("VEDIT_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
@@ -304,16 +306,25 @@ def test_a_file_too_large_or_not_a_video_is_refused_in_plain_words(
         assert "The file is too large for this server: pick a smaller one" in text
         assert page.locator("#video-upload-text").inner_text() == "Upload failed"
 
+        # Not a video whatever its name: said when it is picked, from its first bytes, and
+        # never uploaded.
         notes = tmp_path / "notes.mp4"
         notes.write_text("not a video at all\n" * 100)
+        uploads = [u for u in b.requests if "/v1/uploads" in u]
         page.locator("#video-file").set_input_files(notes)
-        page.get_by_role("button", name="Edit the video").click()
         page.wait_for_function(
-            "() => document.getElementById('form-error').textContent.includes('starts with')"
+            "() => document.getElementById('form-error').textContent.includes('notes.mp4')"
         )
         text = alert.inner_text()
-        assert text.startswith("Could not upload the video: the file is not a video"), text
-        assert "Choose another file, within the limits shown under its box." in text
+        assert text.startswith(
+            "notes.mp4 is not a video this server can take: it does not start like MP4 or MOV."
+        ), text
+        assert "vedit convert notes.mp4 notes-converted.mp4" in text
+        assert page.locator("#video-picked").is_hidden()
+        page.get_by_role("button", name="Edit the video").click()  # it says so again
+        page.wait_for_function("() => !document.getElementById('form-error').hidden")
+        assert alert.inner_text().startswith("notes.mp4 is not a video this server can take")
+        assert [u for u in b.requests if "/v1/uploads" in u] == uploads
         assert page.locator("li.task").count() == 0
     finally:
         b.close()
@@ -389,3 +400,164 @@ def test_every_control_is_labelled_and_reached_with_tab(
     page.get_by_role("button", name="Clear").first.press("Enter")
     assert page.locator("#video-picked").is_hidden()
     assert page.evaluate("document.activeElement.id") == "video-file"
+
+
+# --- a format the API refuses, said when it is picked --------------------------------------
+
+
+def test_a_picked_file_in_a_refused_format_says_what_is_taken_and_how_to_convert(
+    browsing: Browsing, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    page = browsing.page
+    avi = make_video(tmp_path / "holiday clip.avi", container="avi", codec="mpeg4", seconds=4)
+    gif = tmp_path / "look.gif"
+    Image.open(clips["image"]).save(gif)
+    alert = page.get_by_role("alert")
+
+    def said(selector: str, path: Path) -> str:
+        page.locator(selector).set_input_files(path)
+        page.wait_for_function(
+            "(name) => document.getElementById('form-error').textContent.includes(name)",
+            arg=path.name,
+        )
+        return alert.inner_text()
+
+    text = said("#video-file", avi)
+    assert text.startswith(
+        "holiday clip.avi is an AVI video: this server takes a video as MP4 or MOV (H.264 "
+        "recommended)."
+    ), text
+    assert "Convert it into an H.264 MP4 on your computer with vedit (no ffmpeg needed): " in text
+    assert "vedit convert 'holiday clip.avi' 'holiday clip.mp4'" in text
+    assert "vedit submit holiday clip.avi … --convert converts and submits it in one go" in text
+    assert page.locator("#video-picked").is_hidden()
+
+    text = said("#image-file", gif)
+    assert text.startswith("look.gif is a GIF image: this server takes an image as JPEG, PNG,")
+    assert "vedit convert look.gif look.png" in text
+    assert page.locator("#image-picked").is_hidden()
+
+    text = said("#video-file", clips["image"])
+    assert text.startswith("rocket.jpg is an image, not a video."), text
+
+    # Dropped, it is the same (the type the browser gives it, video/x-msvideo, says nothing).
+    transfer = page.evaluate_handle(
+        """([name, bytes]) => { const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], name, {type: 'video/x-msvideo'}));
+            return dt; }""",
+        ["dropped.avi", list(avi.read_bytes()[:4096])],
+    )
+    page.dispatch_event("#video-drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_function(
+        "() => document.getElementById('form-error').textContent.includes('dropped.avi')"
+    )
+    assert alert.inner_text().startswith("dropped.avi is an AVI video")
+    assert page.locator("#video-picked").is_hidden()
+    assert not [u for u in browsing.requests if "/v1/uploads" in u]  # nothing was sent
+
+
+# --- the words follow the task's real state --------------------------------------------------
+
+# Every change of the first card's words and progress, as the page showed them.
+RECORD = """() => {
+  window.seen = [];
+  const note = () => {
+    const t = document.querySelector('li.task');
+    if (!t) return;
+    const shown = [t.dataset.status, t.querySelector('.task-status').textContent,
+                   t.querySelector('.task-percent').textContent,
+                   t.querySelector('.plan').hidden ? '' : t.querySelector('.plan').innerText];
+    const last = window.seen[window.seen.length - 1];
+    if (!last || last.join('|') !== shown.join('|')) window.seen.push(shown);
+  };
+  new MutationObserver(note).observe(document.getElementById('tasks'),
+      {subtree: true, childList: true, characterData: true, attributes: true});
+  note();
+}"""
+
+
+def _submit_urls(page: Any, key: str, video: str, image: str, prompt: str) -> None:
+    page.get_by_label("API key").fill(key)
+    page.get_by_label("…or the video's URL").fill(video)
+    page.get_by_label("…or the image's URL").fill(image)
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_label("Resolution").select_option("720P")
+    page.get_by_role("button", name="Edit the video").click()
+    page.wait_for_selector("li.task")
+    page.evaluate(RECORD)
+
+
+def test_a_late_answer_never_takes_a_cancelled_task_back(
+    browsing: Browsing, server: VeditServer, media: MediaServer
+) -> None:
+    """A query answered slowly, after the cancel's answer came: the page keeps the newer."""
+    page = browsing.page
+    held: list[tuple[Any, Any]] = []
+    hold = {"on": False}
+
+    def answer(route: Any) -> None:
+        if hold["on"] and route.request.method == "GET" and not held:
+            held.append((route, route.fetch()))  # the server's answer now, delivered later
+        else:
+            route.continue_()
+
+    page.route("**/v1/video/generations/asyntask_*", answer)
+    _submit_urls(page, server.key, media.url("/slow?file=wide.mp4&seconds=6"),
+                 media.url("astronaut.png"), PROMPT)  # fmt: skip
+    task = page.locator("li.task").first
+    page.wait_for_selector("li.task[data-status=IN_PROGRESS]", timeout=20_000)
+    hold["on"] = True
+    for _ in range(150):  # the next query goes out within the poll's backoff
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "no query was held"
+    task.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("li.task[data-inner=CANCELED]", timeout=20_000)
+    route, stale = held[0]
+    assert stale.json()["data"]["status"] == "IN_PROGRESS"
+    route.fulfill(response=stale)  # the answer from before the cancel arrives now
+    page.wait_for_timeout(2500)
+    seen = page.evaluate("window.seen")
+    after = seen[[s[1] for s in seen].index("Cancelled") :]
+    assert {s[1] for s in after} == {"Cancelled"}, seen
+    assert task.locator(".badge").inner_text() == "CANCELED"
+    assert task.get_by_role("button", name="Cancel").is_hidden()
+
+
+def test_the_words_follow_a_task_that_starts_over_and_the_plan_is_told_in_time(
+    browser: Any, make_server: Any, media: MediaServer, media_dir: Path
+) -> None:
+    """One worker; SIGTERM to it mid-edit hands the task back (QUEUED, 0 %) and the worker
+    started in its place edits it from the start. The page says so whenever its progress goes
+    back, and tells the plan in the future tense while it runs, in the past once done."""
+    srv = make_server(workers=1)
+    make_person_video(media_dir / "page-walk.mp4", width=640, height=360, seconds=8)
+    b = Browsing(browser, srv)
+    try:
+        page = b.page
+        _submit_urls(page, srv.key, media.url("page-walk.mp4"), media.url("astronaut.png"), PROMPT)
+        page.wait_for_function(
+            """() => { const t = document.querySelector('li.task');
+                       return t.dataset.status === 'IN_PROGRESS'
+                           && !t.querySelector('.plan').hidden; }""",
+            timeout=60_000,
+        )
+        plan = page.locator("li.task .plan").inner_text()
+        assert plan.startswith("What will be done"), plan
+        assert "The background will be replaced by the reference image; the person will be " in plan
+        assert "was replaced" not in plan
+        worker = srv.db("select worker_id from tasks")[0][0]
+        os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGTERM)
+        page.wait_for_selector("li.task[data-status=SUCCESS]", timeout=120_000)
+        plan = page.locator("li.task .plan").inner_text()
+        assert plan.startswith("What was done") and "The background was replaced" in plan
+        seen = page.evaluate("window.seen")
+        restarted = [s for s in seen if "again" in s[1] or "started over" in s[1]]
+        assert restarted, seen
+        percents = [(s[1], int(s[2].rstrip(" %") or 0)) for s in seen if s[0] == "IN_PROGRESS"]
+        for (_, before), (words, now) in zip(percents, percents[1:], strict=False):
+            assert now >= before or "started over" in words, seen  # back only when said
+    finally:
+        b.close()
+    assert not b.problems, b.problems

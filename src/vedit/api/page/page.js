@@ -175,6 +175,68 @@ function setupKey() {
 // --- picking media ----------------------------------------------------------------------------
 
 const uploaded = new WeakMap(); // File -> the upload's answer, reused while it is valid
+const SNIFF_BYTES = 64;
+const ACCEPTED = { video: "MP4 or MOV (H.264 recommended)", image: "JPEG, PNG, BMP or WEBP" };
+const QT_ATOMS = ["ftyp", "moov", "mdat", "wide", "free", "skip", "pnot"];
+
+/** What a file's first bytes show it to be, as the server sniffs them: {kind, ok, what};
+ *  ok is false for a format the API refuses (what names it); null when nothing is known. */
+function sniffHead(b) {
+  const text = (from, to) => String.fromCharCode(...b.slice(from, to));
+  const starts = (...bytes) => bytes.every((v, i) => b[i] === v);
+  if (starts(0x89, 0x50, 0x4e, 0x47)) return { kind: "image", ok: true };
+  if (starts(0xff, 0xd8, 0xff)) return { kind: "image", ok: true };
+  if (text(0, 4) === "RIFF" && text(8, 12) === "WEBP") return { kind: "image", ok: true };
+  if (text(0, 2) === "BM" && b.length >= 26) return { kind: "image", ok: true };
+  if (QT_ATOMS.includes(text(4, 8))) return { kind: "video", ok: true };
+  if (text(0, 4) === "RIFF" && text(8, 12) === "AVI ") return { kind: "video", ok: false, what: "an AVI video" };
+  if (starts(0x1a, 0x45, 0xdf, 0xa3)) return { kind: "video", ok: false, what: "a Matroska or WebM video" };
+  if (text(0, 3) === "FLV") return { kind: "video", ok: false, what: "an FLV video" };
+  if (starts(0x30, 0x26, 0xb2, 0x75)) return { kind: "video", ok: false, what: "a WMV (ASF) video" };
+  if (starts(0x00, 0x00, 0x01, 0xba) || starts(0x00, 0x00, 0x01, 0xb3)) return { kind: "video", ok: false, what: "an MPEG video" };
+  if (text(0, 4) === "GIF8") return { kind: "image", ok: false, what: "a GIF image" };
+  if (starts(0x49, 0x49, 0x2a, 0x00) || starts(0x4d, 0x4d, 0x00, 0x2a)) return { kind: "image", ok: false, what: "a TIFF image" };
+  return null;
+}
+
+/** The command that converts ``name`` (of ``kind``) into a file this server takes. */
+function convertCommand(name, kind) {
+  const quote = (n) => (/^[\w.,+@%/-]+$/.test(n) ? n : `'${n.replace(/'/g, "'\\''")}'`);
+  const stem = name.replace(/\.[^.]*$/, "") || kind;
+  let out = `${stem}.${kind === "video" ? "mp4" : "png"}`;
+  if (out === name) out = `${stem}-converted.${kind === "video" ? "mp4" : "png"}`;
+  return `vedit convert ${quote(name)} ${quote(out)}`;
+}
+
+/** Why the picked ``f`` cannot be this box's ``kind`` (a problem to show), or null. Only its
+ *  first bytes are read, as the server reads them: the name and type say nothing. */
+async function pickProblem(f, kind) {
+  let head;
+  try {
+    head = new Uint8Array(await f.slice(0, SNIFF_BYTES).arrayBuffer());
+  } catch (_e) {
+    return { text: `${f.name} cannot be read.`, hint: "Choose the file again." };
+  }
+  const found = sniffHead(head);
+  const a = kind === "video" ? "a video" : "an image";
+  if (found && found.kind !== kind) {
+    return {
+      text: `${f.name} is ${found.kind === "video" ? "a video" : "an image"}, not ${a}.`,
+      hint: kind === "video" ? "Pick the clip here, and the picture under Reference image." : "Pick the picture here, and the clip under Video.",
+    };
+  }
+  if (found && found.ok) return null;
+  const into = kind === "video" ? "an H.264 MP4" : "a PNG";
+  const how = `Convert it into ${into} on your computer with vedit (no ffmpeg needed): ${convertCommand(f.name, kind)}` +
+    (kind === "video" ? ` — or vedit submit ${f.name} … --convert converts and submits it in one go.` : ".");
+  if (found) {
+    return { text: `${f.name} is ${found.what}: this server takes ${a} as ${ACCEPTED[kind]}.`, hint: how };
+  }
+  return {
+    text: `${f.name} is not ${a} this server can take: it does not start like ${ACCEPTED[kind].replace(" (H.264 recommended)", "")}.`,
+    hint: `Choose ${a} in ${ACCEPTED[kind]}. ${how}`,
+  };
+}
 
 function sizeText(bytes) {
   if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
@@ -195,6 +257,8 @@ function mediaBox(kind) {
   const wanted = kind === "video" ? "video/" : "image/";
   let chosen = null;
   let previewUrl = null;
+  let checking = Promise.resolve();
+  let refused = null; // why the file picked last was dropped
 
   const show = (f) => {
     chosen = f;
@@ -214,12 +278,31 @@ function mediaBox(kind) {
     url.value = "";
   };
 
-  file.addEventListener("change", () => show(file.files[0] || null));
+  /** Pick ``f``, then read its first bytes: one the server would refuse is dropped again,
+   *  saying what it is, what is taken and how to convert it. */
+  const pick = (f) => {
+    show(f);
+    refused = null;
+    if (!f) return;
+    checking = pickProblem(f, kind).then((problem) => {
+      if (!problem || chosen !== f) return;
+      show(null);
+      refused = problem;
+      showError($("form-error"), problem);
+    });
+  };
+
+  file.addEventListener("change", () => {
+    showError($("form-error"), null);
+    pick(file.files[0] || null);
+  });
   url.addEventListener("input", () => {
     if (url.value.trim() && chosen) show(null);
+    refused = null;
   });
   $(`${kind}-clear`).addEventListener("click", () => {
     show(null);
+    refused = null;
     file.focus();
   });
   drop.addEventListener("dragover", (e) => {
@@ -240,7 +323,7 @@ function mediaBox(kind) {
       return;
     }
     showError($("form-error"), null);
-    show(f);
+    pick(f);
   });
 
   return {
@@ -250,6 +333,10 @@ function mediaBox(kind) {
     url: () => url.value.trim(),
     urlField: url,
     fileField: file,
+    /** Until the picked file's first bytes are checked. */
+    checked: () => checking,
+    /** Why the file picked last was dropped (a problem), or null. */
+    refused: () => refused,
     /** The URL to send for this medium: the file's upload (made now, or reused) or the URL. */
     async resolve() {
       if (!chosen) return { url: this.url() };
@@ -302,12 +389,15 @@ function setupForm(video, image) {
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    await Promise.all([video.checked(), image.checked()]);
     showError(errorBox, null);
     if (!currentKey()) {
       return refuse("Paste your API key first.", "vedit serve printed it at its first start; vedit keys create makes another.", $("key"));
     }
     for (const box of [video, image]) {
       if (!box.file() && !box.url()) {
+        const why = box.refused();  // the file picked last was refused: say why again
+        if (why) return refuse(why.text, why.hint, box.fileField);
         return refuse(`Choose ${box.label} or give its URL.`, "", box.fileField);
       }
       if (!box.file() && !/^https?:\/\/\S+$/i.test(box.url())) {
@@ -390,13 +480,18 @@ function isFinal(t) {
   return t.status === "SUCCESS" || t.status === "FAILURE" || t.gone;
 }
 
+// What each operation does, once the video is made (done) and while it is being made.
 const OPERATIONS = {
-  color_grade: "The colours and light of the video were matched to the reference image (its look).",
-  replace_background: "The background was replaced by the reference image; the person was kept.",
-  restyle_clothing: "The upper-body clothing was re-dressed in the reference image's colours and texture.",
-  stylize: "Every frame was redrawn in a style, tinted toward the reference image's colour.",
-  none: "The video was passed through without an edit.",
-  relay: "The upstream model made the edit.",
+  color_grade: ["The colours and light of the video were matched to the reference image (its look).",
+    "The colours and light of the video will be matched to the reference image (its look)."],
+  replace_background: ["The background was replaced by the reference image; the person was kept.",
+    "The background will be replaced by the reference image; the person will be kept."],
+  restyle_clothing: ["The upper-body clothing was re-dressed in the reference image's colours and texture.",
+    "The upper-body clothing will be re-dressed in the reference image's colours and texture."],
+  stylize: ["Every frame was redrawn in a style, tinted toward the reference image's colour.",
+    "Every frame will be redrawn in a style, tinted toward the reference image's colour."],
+  none: ["The video was passed through without an edit.", "The video will be passed through without an edit."],
+  relay: ["The upstream model made the edit.", "The upstream model is making the edit."],
 };
 const ASKED = {
   color_grade: "the reference's look",
@@ -406,28 +501,31 @@ const ASKED = {
   none: "no edit",
 };
 
-/** The edit plan of the query answer (output.edit_plan), as sentences. */
-function planWords(plan) {
+/** The edit plan of the query answer (output.edit_plan), as sentences: in the past tense
+ *  once the video is made (``done``), in the future while it is being made. */
+function planWords(plan, done) {
   const words = [];
-  let what = OPERATIONS[plan.operation] || `Operation: ${plan.operation}.`;
+  const tense = done ? 0 : 1;
+  let what = (OPERATIONS[plan.operation] || [])[tense] || `Operation: ${plan.operation}.`;
   if (plan.operation === "stylize" && plan.style) {
-    what = `Every frame was redrawn as ${String(plan.style).replace(/_/g, " ")}, tinted toward the reference image's colour.`;
+    const style = String(plan.style).replace(/_/g, " ");
+    what = `Every frame ${done ? "was" : "will be"} redrawn as ${style}, tinted toward the reference image's colour.`;
   }
-  if (plan.applied === false) {
+  if (done && plan.applied === false) {
     what = `Not applied: ${what.charAt(0).toLowerCase()}${what.slice(1)}`;
   }
   words.push(what);
   if (plan.matched === false) {
-    words.push("The prompt named no edit vedit knows, so it made the default: the reference's look.");
+    words.push(`The prompt named no edit vedit knows, so ${done ? "it made" : "it makes"} the default: the reference's look.`);
   }
   if (plan.fallback_from) {
-    words.push(`The prompt asked for ${ASKED[plan.fallback_from] || plan.fallback_from}; this was done instead.`);
+    words.push(`The prompt asked for ${ASKED[plan.fallback_from] || plan.fallback_from}; this ${done ? "was" : "is"} done instead.`);
   }
   const sampledInWords = typeof plan.because === "string" && plan.because.includes("sampled");
   if (!sampledInWords && typeof plan.sampled_frames === "number" && typeof plan.sampled_with_person === "number") {
     words.push(`Person check: a person was found in ${plan.sampled_with_person} of ${plan.sampled_frames} frames sampled from the clip.`);
   }
-  if (typeof plan.person_frame_share === "number") {
+  if (done && typeof plan.person_frame_share === "number") {
     words.push(`The person was found and edited in ${Math.round(plan.person_frame_share * 100)} % of the frames.`);
   }
   if (plan.because) words.push(`Why: ${plan.because}.`.replace(/\.\.$/, "."));
@@ -444,7 +542,9 @@ const FAILURE_HINTS = [
 
 function statusText(t) {
   if (t.gone) return "Not found";
+  if (t.status === "QUEUED" && t.restarted) return "Queued again: its worker stopped, so the edit starts over";
   if (t.status === "QUEUED") return "Queued: waiting for a worker";
+  if (t.status === "IN_PROGRESS" && t.restarted) return "Editing, started over after its worker stopped";
   if (t.status === "IN_PROGRESS") return "Editing";
   if (t.status === "SUCCESS") return "Done";
   if (t.inner === "CANCELED") return "Cancelled";
@@ -509,9 +609,10 @@ function render(t) {
   }
   const planBox = el.querySelector(".plan");
   if (t.plan && typeof t.plan === "object" && (t.status === "SUCCESS" || !isFinal(t))) {
-    planBox.querySelector("h3").textContent = t.status === "SUCCESS" ? "What was done" : "What will be done";
+    const done = t.status === "SUCCESS";
+    planBox.querySelector("h3").textContent = done ? "What was done" : "What will be done";
     const list = planBox.querySelector(".plan-words");
-    const lines = planWords(t.plan);
+    const lines = planWords(t.plan, done);
     if (list.dataset.text !== lines.join("\n")) {
       list.dataset.text = lines.join("\n");
       list.replaceChildren(...lines.map((line) => {
@@ -527,16 +628,32 @@ function render(t) {
   el.querySelector(".cancel").hidden = isFinal(t);
 }
 
-/** Fold a query (or cancel) answer into the task. */
-function absorb(t, data) {
+/** Fold a query (or cancel) answer into the task: the answer to the request sent ``seq``-th
+ *  for it. An answer older than one already shown (requests cross on a slow network), or
+ *  one that would take an ended task back, changes nothing. Progress that goes back on a
+ *  running task is a restart (its worker stopped and the task was handed on): said so. */
+function absorb(t, data, seq) {
+  const card = cards.get(t.id);
+  if (card) {
+    if (seq < card.shown) return false;
+    card.shown = seq;
+  }
+  const ended = data.status === "SUCCESS" || data.status === "FAILURE";
+  if (isFinal(t) && !ended) return false;
+  const progress = parseInt(data.progress, 10) || 0;
+  const wasEditing = t.status === "IN_PROGRESS";
+  if (!ended && wasEditing && (data.status === "QUEUED" || progress < (t.progress || 0))) {
+    t.restarted = true;
+  }
   t.status = data.status;
-  t.progress = parseInt(data.progress, 10) || 0;
+  t.progress = progress;
   const inner = (data.data && data.data.output) || {};
   t.inner = inner.task_status || "";
   t.result = data.result_url || inner.video_url || "";
   t.fail = data.fail_reason || inner.message || "";
   t.code = inner.code || "";
   if (inner.edit_plan) t.plan = inner.edit_plan;
+  return true;
 }
 
 function addCard(t, atTop) {
@@ -559,7 +676,7 @@ function addCard(t, atTop) {
   const list = $("tasks");
   if (atTop) list.prepend(el);
   else list.append(el);
-  cards.set(t.id, { el, timer: null, delay: POLL_FIRST_MS, paused: false, problem: null });
+  cards.set(t.id, { el, timer: null, delay: POLL_FIRST_MS, paused: false, problem: null, sent: 0, shown: 0 });
   $("no-tasks").hidden = true;
   render(t);
   if (!isFinal(t)) schedule(t, 0);
@@ -596,12 +713,13 @@ async function cancelTask(t) {
   if (!card) return;
   const button = card.el.querySelector(".cancel");
   button.disabled = true;
+  const seq = ++card.sent;
   const res = await api("POST", `/v1/video/generations/${encodeURIComponent(t.id)}/cancel`);
   button.disabled = false;
   if (!cards.has(t.id)) return;
   if (res.status === 200 && res.data && res.data.data) {
     card.problem = null;
-    absorb(t, res.data.data);
+    absorb(t, res.data.data, seq);
   } else if (res.status === 404) {
     t.gone = true;
   } else {
@@ -629,12 +747,13 @@ async function poll(t) {
     render(t);
     return;
   }
+  const seq = ++card.sent;
   const res = await api("GET", `/v1/video/generations/${encodeURIComponent(t.id)}`);
   if (!cards.has(t.id)) return;
   let delay;
   if (res.status === 200 && res.data && res.data.data) {
     const before = `${t.status}/${t.progress}`;
-    absorb(t, res.data.data);
+    absorb(t, res.data.data, seq);
     card.problem = null;
     card.delay = before === `${t.status}/${t.progress}` ? Math.min(card.delay * 1.5, POLL_MAX_MS) : POLL_FIRST_MS;
     delay = card.delay;
