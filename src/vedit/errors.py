@@ -315,6 +315,13 @@ class EngineFailed(TaskFailure):
     code = dashscope_code = "InternalError.Engine"
 
 
+class EditUnavailable(TaskFailure):
+    """The edit the prompt asks for cannot be made on this server (a model it needs is not
+    installed): refused before any media is fetched, never replaced by another edit."""
+
+    code = dashscope_code = "InternalError.ModelUnavailable"
+
+
 class StorageFailed(TaskFailure):
     """An upload could not be read from storage, or the result could not be stored."""
 

@@ -28,8 +28,9 @@ from vedit import MODEL_NAME
 from vedit.config import Settings
 from vedit.engines.base import EditJob, Engine, PreparedClip
 from vedit.engines.clip import ClipFrames
-from vedit.engines.plan import fall_back, plan_edit, without_reference
+from vedit.engines.plan import plan_edit, without_reference
 from vedit.errors import (
+    EditUnavailable,
     EngineFailed,
     MediaCorrupt,
     MediaDownloadFailed,
@@ -267,16 +268,19 @@ def _edit(task: Task, ctx: WorkerContext, lease: Lease, work: Path) -> dict[str,
     if ctx.engine.kind == "relay":  # followed by relay_worker, many tasks per process
         raise EngineFailed(f"engine {ctx.engine.name} is not run by run_task")
 
+    # 0. An edit this engine cannot make here (a person edit without the person models) is
+    #    refused before anything is fetched: never made as another edit.
+    plan = plan_edit(task.prompt)
+    if task.media_of("reference_image") and plan.operation not in ctx.engine.operations:
+        raise EditUnavailable(ctx.engine.why_not(plan.operation))
+
     # 1-3. Fetch, validate, plan the output.
     checked = check_inputs(task, ctx, lease, work)
     info, spec, references = checked.info, checked.spec, checked.references
 
-    # 4. Plan the edit from the prompt; what the engine cannot do falls back to the look.
-    plan = plan_edit(task.prompt)
+    # 4. The plan of the prompt; with no reference image, what needs one is not done.
     if not references:
         plan = without_reference(plan)
-    if plan.operation not in ctx.engine.operations:
-        plan = fall_back(plan, ctx.engine.why_not(plan.operation))
     started = time.monotonic()
     job = EditJob(
         prompt=task.prompt,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -196,25 +197,42 @@ def test_a_person_edit_of_a_clip_without_a_person_is_the_look_and_both_dialects_
     assert edited == look
 
 
-def test_without_the_person_models_the_plan_falls_back_and_says_why(
+def test_without_the_person_models_a_person_edit_is_refused_saying_what_is_missing(
     make_server, media, tmp_path
 ) -> None:
+    """Never made as another edit, never a success it could not check: the task fails before
+    any media is fetched, with what is missing and how to install it (and no path of the
+    server); the engine warns at start; a look still runs."""
     # A machine where the mediapipe wheel (the models' carrier) is not installed: an empty
     # package of that name shadows the real one, and no models folder is set.
     shadow = tmp_path / "shadow"
     (shadow / "mediapipe").mkdir(parents=True)
     (shadow / "mediapipe" / "__init__.py").write_text("")
-    server = make_server(env={"PYTHONPATH": str(shadow)}, workers=1)
-    tid = server.submit(
-        media.url("silent.mp4"),
-        media.url("coffee.jpg"),
-        "将视频背景更换为图片中的场景",
-        resolution="720P",
+    server = make_server(
+        env={"PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])},
+        workers=1,
     )
-    data = server.wait(tid)
-    assert data["status"] == "SUCCESS", data["fail_reason"]
-    plan = data["data"]["output"]["edit_plan"]
-    # What the engine cannot do here is said, not faked.
-    assert plan["operation"] == "color_grade" and plan["fallback_from"] == "replace_background"
-    assert "pip install --no-deps mediapipe==0.10.21" in plan["because"]
-    assert plan["because"].endswith("so the reference's look is applied")
+    fetched = len(media.httpd.paths_seen)
+    for prompt, what in [
+        ("将视频背景更换为图片中的场景", "replace the background"),
+        ("make her wear the striped sweater in the image", "restyle the clothing"),
+    ]:
+        tid = server.submit(media.url("silent.mp4"), media.url("coffee.jpg"), prompt,
+                            resolution="720P")  # fmt: skip
+        data = server.wait(tid)
+        assert data["status"] == "FAILURE", data
+        output = data["data"]["output"]
+        assert output["code"] == "InternalError.ModelUnavailable"
+        assert data["fail_reason"] == (
+            f"engine classic cannot {what} on this server: the person models it needs are not "
+            "installed (its operator installs them with pip install --no-deps "
+            "mediapipe==0.10.21, or sets VEDIT_MODELS_DIR); a look or a style can be made"
+        )
+        assert output.get("edit_plan") is None and data["result_url"] == ""
+    assert len(media.httpd.paths_seen) == fetched  # refused before any fetch
+    log = server.log()
+    assert "engine classic: background and clothing edits need the person models, and tasks " in log
+    assert "selfie_segmentation" in log and "pip install --no-deps mediapipe==0.10.21" in log
+    look = server.wait(server.submit(media.url("silent.mp4"), media.url("coffee.jpg"),
+                                     resolution="720P"))  # fmt: skip
+    assert look["status"] == "SUCCESS", look["fail_reason"]

@@ -141,9 +141,10 @@ def test_person_edits_regenerate_only_their_region(
         "make her wear the striped sweater in the image",
         "replace the background with the image",
     ):
-        data = _edit(vace, media, video, sweater, prompt)
+        data = _edit(vace, media, video, sweater, prompt)  # refused without the person models
         plan = data["data"]["output"]["edit_plan"]
-        assert plan["applied"] is True and plan["person_frame_share"] > 0.9, plan
+        assert plan["operation"] != "color_grade", plan
+        assert plan["applied"] is True and (plan["person_frame_share"] or 0) > 0.9, plan
         out = vace.download(data["result_url"], tmp_path / "out.mp4")
         changed[plan["operation"]] = _changed(source, read_frames(out, [36])[0])
     clothing, background = changed["restyle_clothing"], changed["replace_background"]
@@ -157,6 +158,42 @@ def test_person_edits_regenerate_only_their_region(
     rows = np.flatnonzero(kept.any(axis=1))
     top = kept[rows[0] : rows[0] + 40]
     assert not (clothing[rows[0] : rows[0] + 40] & top).any()
+
+
+def test_without_the_person_models_a_person_edit_is_refused_saying_what_is_missing(
+    make_server, media, tiny_model: Path, person, tmp_path
+) -> None:
+    """No edit claimed that could not be checked: with the mediapipe wheel absent (an empty
+    package of that name shadows it), a clothing or background edit fails at once, before
+    any fetch or model load, saying what is missing; the worker warned at start."""
+    shadow = tmp_path / "shadow"
+    (shadow / "mediapipe").mkdir(parents=True)
+    (shadow / "mediapipe" / "__init__.py").write_text("")
+    srv = make_server(
+        {
+            "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]),
+            "VEDIT_VACE_MODEL_DIR": str(tiny_model),
+            **SETTINGS,
+        },
+        workers=1,
+    )
+    video, sweater = person
+    for prompt, what in [
+        ("make her wear the striped sweater in the image", "restyle the clothing"),
+        ("replace the background with the image", "replace the background"),
+    ]:
+        task_id = srv.submit(media.url(video), media.url(sweater), prompt, resolution="720P")
+        data = srv.wait(task_id, timeout=60)
+        assert data["status"] == "FAILURE", data
+        assert data["data"]["output"]["code"] == "InternalError.ModelUnavailable"
+        assert data["fail_reason"].startswith(
+            f"engine vace cannot {what} on this server: the person models it needs are not "
+            "installed (its operator installs them with pip install --no-deps mediapipe==0.10.21"
+        ), data["fail_reason"]
+        assert data["data"]["output"].get("edit_plan") is None
+    log = srv.log()
+    assert "engine vace: clothing and background edits need the person models, and tasks " in log
+    assert "loaded on" not in log and "window(s)" not in log  # the model never ran
 
 
 def test_every_reference_image_of_the_dashscope_dialect_reaches_the_model(vace, media) -> None:

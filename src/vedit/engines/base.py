@@ -134,7 +134,8 @@ class Engine(Protocol):
     operations: frozenset[str]  # the plan operations it carries out (engines/plan.py)
 
     def why_not(self, operation: str) -> str:
-        """Why this engine does not carry out ``operation`` here (shown in the plan)."""
+        """Why this engine does not carry out ``operation`` here: the message of the task
+        that asks for it, which is refused (shown to the client: no path of this server)."""
         ...
 
     def prepare(self, job: EditJob) -> PreparedEdit | PreparedClip:

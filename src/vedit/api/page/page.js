@@ -537,6 +537,7 @@ const FAILURE_HINTS = [
   ["InvalidURL.Refused", "The server fetches media only from public addresses: upload the file from this computer instead, or start vedit serve with --media-allow host:port."],
   ["InvalidURL", "Check that the link opens in a browser and is public."],
   ["InvalidFile", "Use a file within the limits: a video MP4 or MOV, 3–60 s, above 8 fps, short side at least 360 px; an image JPEG, PNG, BMP or WEBP, each side at least 300 px."],
+  ["InternalError.ModelUnavailable", "This server cannot make this edit until its operator installs what it names; a look or a style can be made meanwhile."],
   ["InternalError", "The server failed on this task: submit it again."],
 ];
 

@@ -7,14 +7,17 @@
   (``clothing.py``).
 
 The last two need the person models (``segment.py``, ``pose.py``); where they are
-not installed the engine does not offer those operations, and the plan falls
-back to the look and says why. Where they are, a person edit first looks for
-a person in frames sampled from the clip (``look_for_person``); with none, the
-plan falls back to the look and says so, and the look is what is made.
+not installed the engine does not offer those operations (a warning says so at
+start), and a task that asks for one is refused with what is missing
+(:func:`person_models_refusal`), never made as another edit. Where they are, a
+person edit first looks for a person in frames sampled from the clip
+(``look_for_person``); with none, the plan falls back to the look and says so, and
+the look is what is made.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -33,7 +36,13 @@ from vedit.engines.plan import person_checked
 from vedit.media.frames import YuvFrame
 from vedit.media.video import sample_frames
 
+log = logging.getLogger("vedit.engines.classic")
+
 PERSON_OPERATIONS = frozenset({"replace_background", "restyle_clothing"})
+PERSON_EDITS = {
+    "replace_background": "replace the background",
+    "restyle_clothing": "restyle the clothing",
+}
 PERSON_SAMPLES = 8  # frames sampled from the clip (one in each eighth of the edited span)
 PERSON_SAMPLES_NEEDED = 2  # sampled frames with a person that settle it: the edit runs
 
@@ -48,12 +57,17 @@ class ClassicEngine:
 
     def __init__(self, models_dir: Path | None = None) -> None:
         self.missing = missing_person_models(models_dir)
+        if self.missing:
+            log.warning(
+                "engine classic: background and clothing edits need the person models, and "
+                "tasks that ask for them are refused: %s", self.missing,
+            )  # fmt: skip
         frame_ops = frozenset({"color_grade", "stylize", "none"})
         self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
 
     def why_not(self, operation: str) -> str:
         if self.missing and operation in PERSON_OPERATIONS:
-            return f"engine classic needs the person models for {operation}: {self.missing}"
+            return person_models_refusal(self.name, operation)
         return f"engine classic cannot do {operation}"
 
     def prepare(self, job: EditJob) -> PreparedEdit:
@@ -128,6 +142,16 @@ class Unchanged:
 
     def __call__(self, frame: object, index: int) -> None:
         return None
+
+
+def person_models_refusal(engine: str, operation: str) -> str:
+    """Why a task asking for the person edit ``operation`` is refused where the person models
+    are missing: for the client, so no path of this server (the log has those)."""
+    return (
+        f"engine {engine} cannot {PERSON_EDITS[operation]} on this server: the person models "
+        "it needs are not installed (its operator installs them with pip install --no-deps "
+        "mediapipe==0.10.21, or sets VEDIT_MODELS_DIR); a look or a style can be made"
+    )
 
 
 def missing_person_models(models_dir: Path | None) -> str:

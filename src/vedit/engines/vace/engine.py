@@ -7,7 +7,8 @@ model is loaded at the first task and kept for the worker's life. Per task it tu
 plan into masks, control frames and a prompt (``conditions.py``) and returns a
 :class:`~vedit.engines.base.PreparedClip` whose editor runs the model window by window
 (``pipeline.py``); a person edit first looks for a person as ``classic`` does, and falls
-back to the whole-frame look when there is none.
+back to the whole-frame look when there is none. Without the person models a task that
+asks for a person edit is refused, as with ``classic``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from vedit.engines.classic.engine import (
     Unchanged,
     look_for_person,
     missing_person_models,
+    person_models_refusal,
 )
 from vedit.engines.plan import person_checked
 from vedit.engines.vace.conditions import Conditioner, describe, person_frame_size
@@ -78,8 +80,8 @@ class VaceEngine:
         self.missing = missing_person_models(settings.models_dir)
         if self.missing:
             log.warning(
-                "engine vace: clothing and background edits need the person models, and fall "
-                "back to the whole-frame look without them: %s", self.missing,
+                "engine vace: clothing and background edits need the person models, and "
+                "tasks that ask for them are refused: %s", self.missing,
             )  # fmt: skip
         frame_ops = frozenset({"color_grade", "stylize", "none"})
         self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
@@ -87,7 +89,7 @@ class VaceEngine:
 
     def why_not(self, operation: str) -> str:
         if self.missing and operation in PERSON_OPERATIONS:
-            return f"engine vace needs the person models for {operation}: {self.missing}"
+            return person_models_refusal(self.name, operation)
         return f"engine vace cannot do {operation}"
 
     def prepare(self, job: EditJob) -> PreparedClip | PreparedEdit:
