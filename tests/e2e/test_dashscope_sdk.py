@@ -129,3 +129,39 @@ def test_local_files_through_the_sdks_own_upload_flow(tmp_path, media_dir) -> No
     finally:
         dashscope.base_http_api_url = before
         srv.stop()
+
+
+def test_local_files_with_chinese_names_through_the_sdk(tmp_path, media_dir) -> None:
+    """``file://`` media named in Chinese: the SDK posts them under object keys in Chinese
+    (``<upload_dir>/视频 片段.mp4``), with the raw UTF-8 file name in the form; both are taken,
+    and the task reads them back by their ``oss://`` keys."""
+    import shutil
+
+    clip, look = tmp_path / "视频 片段.mp4", tmp_path / "参考图.png"
+    shutil.copy(media_dir / "silent.mp4", clip)
+    shutil.copy(media_dir / "astronaut.png", look)
+    srv = VeditServer(tmp_path / "data", {}, workers=1).start()
+    before = dashscope.base_http_api_url
+    dashscope.base_http_api_url = f"{srv.base}/api/v1"
+    try:
+        rsp = VideoSynthesis.async_call(
+            model=MODEL,
+            prompt="把整个画面转换为水彩风格",
+            media=[
+                {"type": "video", "url": f"file://{clip}"},
+                {"type": "reference_image", "url": f"file://{look}"},
+            ],
+            api_key=srv.key,
+            resolution="720P",
+        )
+        assert rsp.status_code == HTTPStatus.OK, rsp
+        done = VideoSynthesis.wait(rsp, api_key=srv.key)
+        assert done.output.task_status == "SUCCEEDED", done
+        kept = srv.db("select object_key, filename, kind from uploads order by kind")
+        assert [(k.rsplit("/", 1)[1], f, kind) for k, f, kind in kept] == [
+            ("参考图.png", "参考图.png", "image"),
+            ("视频 片段.mp4", "视频 片段.mp4", "video"),
+        ]
+    finally:
+        dashscope.base_http_api_url = before
+        srv.stop()

@@ -5,14 +5,21 @@ the body is complete; an upload would then be copied a second time. Here the
 file part is written to its destination as the bytes arrive, its size is
 checked as it grows (so an oversized upload is refused at the first byte over
 its cap, not after it was stored), and text fields are capped in count and size.
+
+A part's file name is any UTF-8 text: RFC 7578's raw UTF-8 in ``filename="..."`` (what
+browsers, httpx and requests send), or RFC 5987's ``filename*=UTF-8''...``; it is metadata
+only, never a path. With ``on_file``, the fields before the file part are handed over when
+its headers arrive, before a byte of it is written (DashScope's upload form: its policy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import unquote
 
 from python_multipart.multipart import MAX_BOUNDARY_LENGTH, MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -34,6 +41,7 @@ class ReceivedFile:
     path: Path
     size: int = 0
     head: bytes = b""
+    starts_at: int = 0  # where its first byte is in the body
 
 
 @dataclass
@@ -42,17 +50,72 @@ class ReceivedForm:
     file: ReceivedFile | None = None
 
 
+OnFile = Callable[[dict[str, str], ReceivedFile], Awaitable[tuple[int, str] | None]]
+"""Called when the file part's headers arrive, with the fields before it; may lower the
+file's cap: ``(bytes, "the policy's ")`` makes the error "over the policy's N-byte limit"."""
+
+# One parameter of a header: name, then a quoted string (backslash escapes) or a token.
+_PARAM = re.compile(r';[ \t]*([^\s=;]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;]*)')
+_EXT_VALUE = re.compile(r"([A-Za-z0-9!#$&+^_`{}~-]*)'[^']*'(.*)", re.DOTALL)
+
+
+def disposition(raw: bytes) -> dict[str, str]:
+    """The parameters of a part's Content-Disposition (``name``, ``filename``), decoded.
+
+    The header is UTF-8 as RFC 7578 says (Latin-1 when it is not valid UTF-8); an RFC 5987
+    ``name*=charset'lang'percent-encoded`` value wins over the plain one. A Windows path
+    sent whole (old browsers) keeps only its last part."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    plain: dict[str, str] = {}
+    extended: dict[str, str] = {}
+    for found in _PARAM.finditer(text):
+        key, value = found.group(1).lower(), found.group(2).strip(" \t")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+        if key.endswith("*"):
+            ext = _EXT_VALUE.fullmatch(value)
+            if ext:
+                charset = ext.group(1).lower() or "utf-8"
+                try:
+                    extended.setdefault(key[:-1], unquote(ext.group(2), charset, "replace"))
+                except LookupError:  # a charset Python does not know: read it as UTF-8
+                    extended.setdefault(key[:-1], unquote(ext.group(2), "utf-8", "replace"))
+            continue
+        plain.setdefault(key, value)
+    params = {**plain, **extended}
+    filename = params.get("filename")
+    if filename is not None and (filename[1:3] == ":\\" or filename[:2] == "\\\\"):
+        params["filename"] = filename.rsplit("\\", 1)[-1]
+    return params
+
+
 class _Reader:
-    """The parser's callbacks: part headers, then the part's data to a field or the file."""
+    """The parser's callbacks: part headers, then the part's data to a field or the file.
+
+    With a hook (``on_file``) the file's bytes that arrive with its headers are held until
+    the hook has run (at most one network chunk): :meth:`resume` writes them."""
 
     def __init__(
-        self, dest: Path, file_field: str, cap: int, limit_for: Callable[[bytes], int]
+        self,
+        dest: Path,
+        file_field: str,
+        cap: int,
+        limit_for: Callable[[bytes], int],
+        hooked: bool = False,
     ) -> None:
         self.dest, self.file_field = dest, file_field
         self.cap, self.limit_for = cap, limit_for
+        self.cap_name = ""
+        self.hooked = hooked
         self.form = ReceivedForm()
+        self.fed = 0  # bytes of the body given to the parser before the current chunk
+        self._held: bytearray | None = None  # file bytes waiting for the hook
+        self._held_end = False
         self._out: BinaryIO | None = None
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
         self._header_name = b""
         self._header_value = b""
         self._name: str | None = None
@@ -72,25 +135,48 @@ class _Reader:
 
     def on_header_end(self) -> None:
         name = self._header_name.decode("latin-1").lower()
-        self._headers[name] = self._header_value.decode("utf-8", "replace")
+        self._headers[name] = self._header_value
         self._header_name, self._header_value = b"", b""
 
     def on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get("content-disposition", ""))
-        name = options.get(b"name")
-        if name is None:
+        options = disposition(self._headers.get("content-disposition", b""))
+        self._name = options.get("name")
+        if self._name is None:
             raise InvalidRequest("a part of the multipart body has no name (Content-Disposition)")
-        self._name = name.decode("utf-8", "replace")
         if self._name == self.file_field:
             if self.form.file is not None:
                 raise InvalidRequest(f"the form has more than one {self.file_field!r} part")
-            filename = options.get(b"filename", b"").decode("utf-8", "replace")
-            declared = self._headers.get("content-type", "")
+            filename = options.get("filename", "")
+            declared = self._headers.get("content-type", b"").decode("utf-8", "replace")
             self.form.file = ReceivedFile(filename, declared, self.dest)
-            self._out = self.dest.open("wb")
             self._is_file = True
+            if self.hooked:
+                self._held = bytearray()
+            else:
+                self._out = self.dest.open("wb")
+        elif self.hooked and self.form.file is not None:
+            raise InvalidRequest(
+                f"the form has a field {escape_invisible(self._name)[:64]!r} after its "
+                f"{self.file_field!r} part; the file must be the last part of the form"
+            )
         elif len(self.form.fields) >= MAX_FIELDS:
             raise InvalidRequest(f"the form has more than {MAX_FIELDS} fields")
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the file part's headers arrived and the hook has not run yet."""
+        return self._held is not None
+
+    def resume(self, cap: tuple[int, str] | None) -> None:
+        """After the hook: lower the cap, then write the bytes held meanwhile."""
+        if cap is not None and cap[0] < self.cap:
+            self.cap, self.cap_name = cap
+        held, self._held = self._held, None
+        self._out = self.dest.open("wb")
+        if held:
+            self._write(bytes(held))
+        if self._held_end:
+            self._end_file()
 
     # data of a part
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -103,6 +189,16 @@ class _Reader:
                     f"{MAX_FIELD_BYTES:,} bytes"
                 )
             return
+        file = self.form.file
+        assert file is not None
+        if self._held is not None:  # the hook has not run: nothing is written yet
+            if not self._held and not file.size:
+                file.starts_at = self.fed + start
+            self._held += chunk
+            return
+        self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
         file, out = self.form.file, self._out
         assert file is not None and out is not None
         if len(file.head) < HEAD_BYTES:
@@ -112,20 +208,26 @@ class _Reader:
         file.size += len(chunk)
         if file.size > self.cap:
             raise BodyTooLarge(
-                f"the file is over the {self.cap:,}-byte limit (received {file.size:,} bytes so "
-                "far)"
+                f"the file is over the {self.cap_name}{self.cap:,}-byte limit (received "
+                f"{file.size:,} bytes so far)"
             )
         out.write(chunk)
 
     def on_part_end(self) -> None:
         if self._is_file:
-            self.close()
-            file = self.form.file
-            assert file is not None
-            if len(file.head) < HEAD_BYTES and file.size > self.limit_for(file.head):
-                raise BodyTooLarge(f"the file is over the {self.limit_for(file.head):,}-byte limit")
+            if self._held is not None:
+                self._held_end = True
+                return
+            self._end_file()
         elif self._name is not None:
             self.form.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def _end_file(self) -> None:
+        self.close()
+        file = self.form.file
+        assert file is not None
+        if len(file.head) < HEAD_BYTES and file.size > self.limit_for(file.head):
+            raise BodyTooLarge(f"the file is over the {self.limit_for(file.head):,}-byte limit")
 
     def on_end(self) -> None:
         self.ended = True
@@ -143,11 +245,14 @@ async def receive_form(
     file_field: str = "file",
     cap: int,
     limit_for: Callable[[bytes], int],
+    on_file: OnFile | None = None,
 ) -> ReceivedForm:
     """Read the request's multipart body; its ``file_field`` part is written to ``dest``.
 
     ``cap`` bounds the file before its first bytes are seen; ``limit_for(head)`` bounds it
-    once they are (the cap of the kind of file they show). Raises :class:`InvalidRequest`
+    once they are (the cap of the kind of file they show). ``on_file(fields, file)`` runs
+    when the file part's headers have arrived, before any of its bytes is written, with the
+    fields sent before it; a field after the file part is then refused. Raises :class:`InvalidRequest`
     for a body that is not a form, :class:`BodyTooLarge` over the limit. The caller removes
     ``dest`` when it does not keep it.
     """
@@ -164,7 +269,7 @@ async def receive_form(
             f"the multipart boundary of Content-Type is {len(boundary):,} bytes long; at most "
             f"{MAX_BOUNDARY_LENGTH} are accepted (RFC 2046 asks for 1 to 70)"
         )
-    reader = _Reader(dest, file_field, cap, limit_for)
+    reader = _Reader(dest, file_field, cap, limit_for, hooked=on_file is not None)
     try:
         parser = MultipartParser(
             boundary,
@@ -192,6 +297,13 @@ async def receive_form(
                 raise
             except Exception as exc:  # the parser's own errors: a malformed body
                 raise InvalidRequest(f"the multipart body is malformed: {exc}") from None
+            reader.fed += len(chunk)
+            if reader.waiting:
+                file = reader.form.file
+                assert file is not None and on_file is not None
+                if not file.starts_at:  # its headers ended this chunk: it starts with the next
+                    file.starts_at = reader.fed
+                reader.resume(await on_file(dict(reader.form.fields), file))
         parser.finalize()
     finally:
         reader.close()

@@ -9,32 +9,46 @@
   credential there); the SDK then sends ``oss://<key>`` with
   ``X-DashScope-OssResourceResolve: enable``.
 
-Each file is streamed to disk (``api/multipart.py``), sniffed, and checked against
-the media limits before it is kept (``uploads/intake.py``); it expires with the
-task retention (``VEDIT_TASK_TTL_S``), or later when a task uses it.
+The work is ordered so that a hostile client costs little: the key (or the policy,
+checked as soon as the form's fields before its file part have arrived) and the quota
+(reserved for the declared size) come first, before a byte of the file is written; the
+file is streamed to disk (``api/multipart.py``), sniffed, its header checked against
+the media limits, and only then decoded, within a cost known beforehand and under
+this process's decode budget (``uploads/intake.py``, ``media/bounded.py``). It expires
+with the task retention (``VEDIT_TASK_TTL_S``), or later when a task uses it. Its
+signed link stops working when its key is revoked.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from vedit import MODEL_NAME
 from vedit.api.deps import Services, authenticate, services
 from vedit.api.files import stored_response
-from vedit.api.multipart import receive_form
-from vedit.errors import BodyTooLarge, InvalidRequest, UploadDenied, UploadExists
-from vedit.keys import key_is_live
+from vedit.api.multipart import ReceivedFile, receive_form
+from vedit.errors import (
+    BodyTooLarge,
+    InvalidRequest,
+    SignatureInvalid,
+    UploadExists,
+)
+from vedit.media.bounded import DecodeBudget, budget_bytes
 from vedit.media.urls import escape_invisible
 from vedit.tasks.ids import new_request_id
 from vedit.uploads import intake, policy
 from vedit.uploads.models import Upload
+from vedit.uploads.store import Reservation
 
+log = logging.getLogger("vedit.uploads")
 router = APIRouter(tags=["uploads"])
 
 UPLOAD_PATHS = frozenset({"/v1/uploads", "/api/v1/uploads"})
@@ -67,6 +81,10 @@ _UPLOAD_ANSWER = {
         "bytes": {"type": "integer"},
         "content_type": {"type": "string", "description": "Sniffed from the file's bytes"},
         "kind": {"type": "string", "enum": ["video", "image"]},
+        "filename": {
+            "type": ["string", "null"],
+            "description": "The file name the client sent (any script), as metadata",
+        },
     },
 }
 
@@ -77,17 +95,36 @@ def _incoming(svc: Services) -> Path:
     return svc.storage.incoming_dir / secrets.token_hex(16)
 
 
-async def _receive_checked(
-    request: Request, svc: Services, dest: Path
-) -> tuple[dict[str, str], intake.Sniffed, str]:
-    """The form's fields, and its file at ``dest`` once it passed the media checks."""
+def _declared(request: Request) -> int | None:
+    """The body's Content-Length, when the client declared one."""
+    text = request.headers.get("content-length", "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+
+
+def _budget(request: Request) -> DecodeBudget:
+    """This process's decode budget (one per app: ``media/bounded.py``)."""
+    state = request.app.state
+    budget: DecodeBudget | None = getattr(state, "decode_budget", None)
+    if budget is None:
+        budget = state.decode_budget = DecodeBudget(budget_bytes(services(request).settings))
+    return budget
+
+
+async def _checked(request: Request, svc: Services, dest: Path) -> intake.Sniffed:
+    """The received file's checks: its header at once, then its decode within the budget."""
     s = svc.settings
-    form = await receive_form(
-        request, dest, cap=intake.upload_cap(s), limit_for=intake.limit_for(s)
-    )
-    assert form.file is not None
-    sniffed = await run_in_threadpool(intake.check_content, dest, s)
-    return form.fields, sniffed, form.file.filename
+    inspected = await run_in_threadpool(intake.inspect, dest, s)
+    async with _budget(request).hold(inspected.cost):
+        await run_in_threadpool(intake.verify, dest, inspected, s)
+    return inspected.sniffed
+
+
+async def _release(svc: Services, reservation: Reservation) -> None:
+    """Give back an unused reservation; one left (the store is down) expires by itself."""
+    try:
+        await run_in_threadpool(svc.uploads.release, reservation)
+    except Exception as exc:  # noqa: BLE001  (the janitor purges it when it expires)
+        log.warning("an upload reservation could not be released: %s", exc)
 
 
 def upload_answer(upload: Upload, svc: Services) -> dict[str, Any]:
@@ -99,16 +136,18 @@ def upload_answer(upload: Upload, svc: Services) -> dict[str, Any]:
         "bytes": upload.bytes,
         "content_type": upload.content_type,
         "kind": upload.kind,
+        "filename": upload.filename,
     }
 
 
 @router.post(
     "/v1/uploads",
     summary="Upload a video or a reference image",
-    description="A file for `input.media[].url`: multipart field `file`. It is sniffed "
-    "(MP4/MOV video, JPEG/PNG/BMP/WEBP image) and checked against the media limits at once; "
-    "the answer's `url` is accepted in both dialects without any allow-list entry, and only "
-    "for this key. It expires with the task retention.",
+    description="A file for `input.media[].url`: multipart field `file` (its file name may be "
+    "in any script). It is sniffed (MP4/MOV video, JPEG/PNG/BMP/WEBP image) and checked "
+    "against the media limits at once; the answer's `url` is accepted in both dialects "
+    "without any allow-list entry, and only for this key. It expires with the task "
+    "retention; its link stops working if the key is revoked.",
     responses={
         200: {"content": {"application/json": {"schema": _UPLOAD_ANSWER}}},
         400: {"description": "`invalid_file`: not an accepted medium, or outside the limits"},
@@ -123,16 +162,27 @@ def upload_answer(upload: Upload, svc: Services) -> dict[str, Any]:
 async def create_upload(request: Request) -> JSONResponse:
     key = await authenticate(request)
     svc = services(request)
-    await run_in_threadpool(intake.check_quota, svc.uploads, key.id, svc.settings)
+    s = svc.settings
+    cap = intake.upload_cap(s)
+    reservation = await run_in_threadpool(
+        intake.reserve, svc.uploads, key.id, _declared(request), cap, s
+    )
     dest = _incoming(svc)
+    settled = False
     try:
-        _fields, sniffed, filename = await _receive_checked(request, svc, dest)
+        form = await receive_form(request, dest, cap=cap, limit_for=intake.limit_for(s))
+        assert form.file is not None
+        sniffed = await _checked(request, svc, dest)
         upload = await run_in_threadpool(
-            intake.keep, dest, sniffed=sniffed, name=intake.safe_name(filename, sniffed),
-            key_id=key.id, storage=svc.storage, uploads=svc.uploads, settings=svc.settings,
+            intake.keep, dest, sniffed=sniffed, name=intake.safe_name(form.file.filename, sniffed),
+            filename=intake.client_filename(form.file.filename), key_id=key.id,
+            storage=svc.storage, uploads=svc.uploads, settings=s, reservation=reservation,
         )  # fmt: skip
+        settled = True  # the upload's row holds its bytes now
     finally:
         dest.unlink(missing_ok=True)
+        if not settled:
+            await _release(svc, reservation)
     return JSONResponse(upload_answer(upload, svc))
 
 
@@ -143,7 +193,7 @@ async def create_upload(request: Request) -> JSONResponse:
     description="The `url` an upload was answered with; no key, the signature is the key. "
     "HTTP Range is supported, so it plays in a browser.",
     responses={
-        403: {"description": "Bad or expired signature"},
+        403: {"description": "Bad or expired signature, or the key that uploaded it is revoked"},
         307: {"description": "S3 storage: the bucket's presigned URL of the file"},
     },
 )
@@ -154,9 +204,12 @@ async def download_upload(
     expires: str = Query(""),
     signature: str = Query(""),
 ) -> Response:
-    storage = services(request).storage
-    found = await run_in_threadpool(storage.verify_upload, upload_id, name, expires, signature)
-    return await stored_response(storage, found, request, _sniffed_type)
+    svc = services(request)
+    found = await run_in_threadpool(svc.storage.verify_upload, upload_id, name, expires, signature)
+    refused = await run_in_threadpool(svc.uploads.servable, upload_id)
+    if refused is not None:
+        raise SignatureInvalid(refused)
+    return await stored_response(svc.storage, found, request, _sniffed_type)
 
 
 def _sniffed_type(path: Path) -> str:
@@ -204,9 +257,11 @@ async def get_policy(
     operation_id="uploadUnderPolicy",
     summary="Upload a file under a policy (DashScope's upload_host)",
     description="OSS's form upload: `OSSAccessKeyId`, `Signature`, `policy`, `key` (under "
-    "the policy's `upload_dir`), `x-oss-forbid-overwrite`, `file`. No bearer key: the "
-    "signed policy is the credential. The file is then `oss://<key>` for that key's tasks, "
-    "sent with `X-DashScope-OssResourceResolve: enable`.",
+    "the policy's `upload_dir`), `x-oss-forbid-overwrite`, then `file`, last. No bearer key: "
+    "the signed policy is the credential, checked (with the key's quota) as soon as the "
+    "fields before the file have arrived, before a byte of the file is stored. The file is "
+    "then `oss://<key>` for that key's tasks, sent with "
+    "`X-DashScope-OssResourceResolve: enable`.",
     responses={
         400: {"description": "`InvalidParameter` or `InvalidFile.*`"},
         403: {"description": "`AccessDenied`: a forged or expired policy, a key outside it"},
@@ -217,29 +272,49 @@ async def get_policy(
 )
 async def upload_under_policy(request: Request) -> JSONResponse:
     svc = services(request)
+    s = svc.settings
+    granted: list[tuple[policy.Policy, Reservation]] = []
+
+    async def on_file(fields: dict[str, str], file: ReceivedFile) -> tuple[int, str]:
+        """The policy, the key, the object key and the quota, before the file is written."""
+        found = policy.verify(svc.storage, fields)
+        cap = min(intake.upload_cap(s), found.max_bytes)
+        declared = _declared(request)
+        most = None if declared is None else declared - file.starts_at
+        if most is not None and most - _closing_bytes(request) > cap:
+            raise BodyTooLarge(
+                f"the body declares {declared:,} bytes (Content-Length), so its file is about "
+                f"{most - _closing_bytes(request):,} bytes: over the policy's {cap:,}-byte limit"
+            )
+        reservation = await run_in_threadpool(
+            intake.reserve, svc.uploads, found.key_id, most, cap, s, "this policy was issued to"
+        )
+        granted.append((found, reservation))
+        if _forbids_overwrite(fields) and await run_in_threadpool(
+            svc.uploads.exists, fields["key"]
+        ):
+            raise UploadExists(
+                f"key {escape_invisible(fields['key'])[:300]!r} already holds a file"
+            )
+        return cap, "policy's "
+
     dest = _incoming(svc)
+    settled = False
     try:
-        fields, sniffed, _filename = await _receive_checked(request, svc, dest)
-        granted = policy.verify(svc.storage, fields)
-        if not await run_in_threadpool(key_is_live, svc.keys, granted.key_id):
-            raise UploadDenied("the API key this policy was issued to is revoked")
-        if dest.stat().st_size > granted.max_bytes:
-            raise BodyTooLarge(f"the file is over the policy's {granted.max_bytes:,}-byte limit")
-        object_key = fields["key"]
-        if await run_in_threadpool(svc.uploads.exists, object_key):
-            if fields.get("x-oss-forbid-overwrite", "false").lower() == "true":
-                raise UploadExists(
-                    f"key {escape_invisible(object_key)[:300]!r} already holds a file"
-                )
-            old = await run_in_threadpool(svc.uploads.replace_object, object_key)
-            if old is not None:
-                await run_in_threadpool(svc.storage.delete_upload, old)
-        name = intake.safe_name(object_key, sniffed)
+        form = await receive_form(
+            request, dest, cap=intake.upload_cap(s), limit_for=intake.limit_for(s),
+            on_file=on_file,
+        )  # fmt: skip
+        assert form.file is not None and granted
+        found, reservation = granted[0]
+        object_key = form.fields["key"]
+        sniffed = await _checked(request, svc, dest)
         try:
             upload = await run_in_threadpool(
-                intake.keep, dest, sniffed=sniffed, name=name, key_id=granted.key_id,
-                storage=svc.storage, uploads=svc.uploads, settings=svc.settings,
-                object_key=object_key,
+                intake.keep, dest, sniffed=sniffed, name=intake.safe_name(object_key, sniffed),
+                filename=intake.client_filename(form.file.filename), key_id=found.key_id,
+                storage=svc.storage, uploads=svc.uploads, settings=s, reservation=reservation,
+                object_key=object_key, replace=not _forbids_overwrite(form.fields),
             )  # fmt: skip
         except Exception as exc:
             if await run_in_threadpool(svc.uploads.exists, object_key):  # lost a race for it
@@ -247,6 +322,19 @@ async def upload_under_policy(request: Request) -> JSONResponse:
                     f"key {escape_invisible(object_key)[:300]!r} already holds a file"
                 ) from exc
             raise
+        settled = True  # the upload's row holds its bytes now
     finally:
         dest.unlink(missing_ok=True)
+        if granted and not settled:
+            await _release(svc, granted[0][1])
     return JSONResponse({"key": object_key, "bytes": upload.bytes, "kind": upload.kind})
+
+
+def _forbids_overwrite(fields: dict[str, str]) -> bool:
+    return fields.get("x-oss-forbid-overwrite", "false").strip().lower() == "true"
+
+
+def _closing_bytes(request: Request) -> int:
+    """Bytes after the file part in a form of this request's boundary: ``CRLF--<b>--CRLF``."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    return len(options.get(b"boundary", b"")) + 8

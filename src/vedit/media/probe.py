@@ -86,9 +86,15 @@ class VideoInfo:
 
 
 def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)") -> VideoInfo:
-    """Check the video against the limits; returns what was measured."""
+    """Check the video against the limits; returns what was measured.
+
+    The limits are checked on what the container declares before a frame is decoded; then
+    the first frame is decoded on one thread, and FFmpeg refuses any picture (while opening
+    the file too) over ``video_max_long_side`` squared: a file declaring or holding a huge
+    picture costs at most about 4 bytes a pixel of that bound (``media/bounded.py``)."""
+    bounded = {"threads": "1", "max_pixels": str(settings.video_max_long_side**2)}
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), metadata_errors="ignore", options=bounded)
     except av.error.InvalidDataError:
         raise MediaFormat(
             f"{label}: not a video file FFmpeg can read; received {what_was_received(path)}"
@@ -117,6 +123,9 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
         else:
             duration = 0.0
         has_audio = bool(container.streams.audio)
+        if width and height:  # declared: refused before a frame is decoded
+            _check_video_limits(width, height, fps, duration, settings, label)
+        stream.codec_context.options = bounded
         try:
             frame = next(container.decode(stream), None)
         except av.FFmpegError as exc:
@@ -128,17 +137,15 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
         if frame is None:
             raise MediaCorrupt(f"{label}: the video stream has no decodable frame")
         width, height = width or frame.width, height or frame.height
+    _check_video_limits(width, height, fps, duration, settings, label)
+    return VideoInfo(width, height, fps, duration, has_audio)
 
+
+def _check_video_limits(
+    width: int, height: int, fps: float, duration: float, settings: Settings, label: str
+) -> None:
+    """The size first (what a decode would cost), then the duration and the frame rate."""
     s = settings
-    if not (s.video_min_duration_s <= duration <= s.video_max_duration_s):
-        raise MediaDuration(
-            f"{label}: duration is {duration:.2f} s; it must be within "
-            f"{s.video_min_duration_s:g}-{s.video_max_duration_s:g} s"
-        )
-    if not fps > s.video_min_fps:
-        raise MediaFrameRate(
-            f"{label}: frame rate is {fps:.2f} fps; it must be above {s.video_min_fps:g} fps"
-        )
     short, long = sorted((width, height))
     if short < s.video_min_short_side:
         raise MediaResolution(
@@ -155,7 +162,15 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
             f"{label}: aspect ratio is {width}:{height} ({long / short:.2f}:1); it must be within "
             f"1:{s.video_max_aspect:g} to {s.video_max_aspect:g}:1"
         )
-    return VideoInfo(width, height, fps, duration, has_audio)
+    if not (s.video_min_duration_s <= duration <= s.video_max_duration_s):
+        raise MediaDuration(
+            f"{label}: duration is {duration:.2f} s; it must be within "
+            f"{s.video_min_duration_s:g}-{s.video_max_duration_s:g} s"
+        )
+    if not fps > s.video_min_fps:
+        raise MediaFrameRate(
+            f"{label}: frame rate is {fps:.2f} fps; it must be above {s.video_min_fps:g} fps"
+        )
 
 
 def load_image(

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
+from urllib.parse import quote
 
 from vedit.config import Settings
 from vedit.errors import SignatureInvalid
@@ -153,8 +154,11 @@ class Storage(ABC):
         return self._url(f"{FILES_PREFIX}{task_id}.mp4", expires)
 
     def signed_upload_url(self, upload_id: str, name: str, expires: int) -> str:
-        """vedit's own link to an upload; a task's media URL names the upload by it."""
-        return self._url(f"{UPLOADS_PREFIX}{upload_id}/{name}", expires)
+        """vedit's own link to an upload; a task's media URL names the upload by it. A name
+        in another script than Latin is percent-encoded (UTF-8) in the URL; the signature is
+        over the name itself, as the route reads it."""
+        path = f"{UPLOADS_PREFIX}{upload_id}/{name}"
+        return self._url(path, expires, shown=f"{UPLOADS_PREFIX}{upload_id}/{quote(name, safe='')}")
 
     def verify(
         self, name: str, expires: str, signature: str, now: float | None = None
@@ -209,9 +213,10 @@ class Storage(ABC):
         if int(expires) <= now:
             raise SignatureInvalid(f"the URL expired at {int(expires)} (now {int(now)})")
 
-    def _url(self, path: str, expires: int) -> str:
+    def _url(self, path: str, expires: int, shown: str | None = None) -> str:
         base = self.settings.public_base_url.rstrip("/")
-        return f"{base}{path}?expires={expires}&signature={self._signature(path, expires)}"
+        signature = self._signature(path, expires)
+        return f"{base}{shown or path}?expires={expires}&signature={signature}"
 
 
 def _load_secret(settings: Settings) -> bytes:

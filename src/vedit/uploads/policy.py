@@ -9,8 +9,8 @@ Here the policy is vedit's own: a base64 JSON document (OSS's shape: an
 ``expiration`` and ``conditions``) naming the key it was issued to, an
 ``upload_dir`` of that key's own (``vedit/<key id>/<random>``) and the size
 range, signed with HMAC-SHA256 under the server's secret. ``upload_host`` is
-vedit itself (``POST /api/v1/uploads``), which checks all of it before it keeps
-the file.
+vedit itself (``POST /api/v1/uploads``), which checks all of it as soon as the
+fields before the file part have arrived, before a byte of the file is written.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def verify(storage: Storage, fields: dict[str, str], now: float | None = None) -
     missing = [name for name in FORM_FIELDS if not fields.get(name)]
     if missing:
         raise InvalidRequest(
-            f"the upload form lacks {', '.join(missing)}; get a policy from "
+            f"the upload form lacks {', '.join(missing)} before its file part (the file must "
+            "be the form's last part); get a policy from "
             "GET /api/v1/uploads?action=getPolicy&model=... first"
         )
     encoded = fields["policy"]
