@@ -227,18 +227,19 @@ def verify_image(path: Path, header: ImageHeader, label: str, received: str) -> 
         ) from None
 
 
-def _png_rows(header: ImageHeader, depth: int, colour: int, interlaced: bool) -> list[int]:
-    """The byte length (filter byte included) of each row of the image's pixel stream."""
+def _png_passes(
+    header: ImageHeader, depth: int, colour: int, interlaced: bool
+) -> list[tuple[int, int]]:
+    """Each pass of the image's pixel stream (one, or Adam7's seven): its rows, and the
+    bytes of a row (its filter byte included)."""
     bits = depth * _PNG_CHANNELS[colour]
-    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
-    rows: list[int] = []
-    for x0, y0, dx, dy in passes:
+    passes = []
+    for x0, y0, dx, dy in _ADAM7 if interlaced else ((0, 0, 1, 1),):
         width = -(-(header.width - x0) // dx) if header.width > x0 else 0
         height = -(-(header.height - y0) // dy) if header.height > y0 else 0
         if width and height:
-            rows.append(height)
-            rows.append(1 + -(-(width * bits) // 8))
-    return rows
+            passes.append((height, 1 + -(-(width * bits) // 8)))
+    return passes
 
 
 def _verify_png(path: Path, header: ImageHeader, label: str, received: str) -> None:
@@ -260,8 +261,7 @@ def _verify_png(path: Path, header: ImageHeader, label: str, received: str) -> N
         depth, colour, compression, filtering, interlace = head[16:21]
         if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace > 1:
             raise corrupt(f"bit depth {depth} with colour type {colour} is not a PNG format")
-        layout = _png_rows(header, depth, colour, bool(interlace))
-        passes = [(layout[i], layout[i + 1]) for i in range(0, len(layout), 2)]
+        passes = _png_passes(header, depth, colour, bool(interlace))
         expected = sum(rows * length for rows, length in passes)
         inflate = zlib.decompressobj()
         seen = 0  # bytes of the pixel stream inflated so far
