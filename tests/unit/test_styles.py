@@ -1,8 +1,11 @@
 """Whole-frame styles on real photographs and on real footage: each looks like what it names.
 
-Each style's character is checked on a lit photograph, on a frame of Big Buck Bunny
+The grades' character is checked on a lit photograph, on a frame of Big Buck Bunny
 (tests/corpus.py), and on that frame darkened and flattened (its exposure variants):
-a style must read as itself whatever the exposure.
+a style must read as itself whatever the exposure. The painted styles are checked on
+real footage of people (tests/corpus.py) by the measures of issue 20: how much is
+repainted, whether the scene's structure is kept, strokes where the source was flat,
+the reference's palette for "in the style of the image", and steadiness over time.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from skimage import data
 
 from corpus import EXPOSURES, Corpus
 from mediagen import edit_video, make_video, read_frames
-from vedit.engines.classic.styles import STYLES, StyleEditor
+from vedit.engines.classic.styles import PAINTED, REFERENCE_STYLE, STYLES, StyleEditor
 
 PHOTO = cv2.resize(data.astronaut(), (640, 640))
 REFERENCE = data.coffee()  # warm browns and reds
@@ -73,59 +76,134 @@ def test_pencil_sketch_is_lines_on_light_paper(scenes, scene: str) -> None:
     out = styled("pencil_sketch", scenes[scene])
     grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
     assert grey.mean() > 170  # mostly paper
-    assert (grey < 100).mean() > 0.01  # with dark strokes
+    assert (grey < 120).mean() > 0.01  # with dark strokes
     hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
-    assert hsv[..., 1].mean() < 60  # barely coloured
+    assert hsv[..., 1].mean() < 60  # barely coloured (the reference's tint only)
 
 
-def flat_share(rgb: np.ndarray) -> float:
-    """Share of pixels that match their neighbour two to the right within 2 levels."""
-    step = np.abs(rgb[:, 2:].astype(int) - rgb[:, :-2]).max(axis=2)
-    return float((step <= 2).mean())
+def gradient(rgb: np.ndarray) -> np.ndarray:
+    """The luma's gradient magnitude at a slightly blurred scale: the scene's structure."""
+    g = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.5)
+    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
 
 
-@pytest.mark.parametrize("scene", SCENES)
-def test_cartoon_has_flat_colours_and_ink_lines(scenes, scene: str) -> None:
-    frame = scenes[scene]
-    out = styled("cartoon", frame)
-    assert flat_share(standard(out)) > min(0.95, 1.5 * flat_share(standard(frame)))
-    assert (cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) < 30).mean() > 0.02
+def local_spread(rgb: np.ndarray) -> np.ndarray:
+    """The luma's standard deviation in each pixel's 7x7 neighbourhood."""
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean = cv2.blur(g, (7, 7))
+    return np.sqrt(np.maximum(cv2.blur(g * g, (7, 7)) - mean * mean, 0))
 
 
-@pytest.mark.parametrize("scene", SCENES)
-@pytest.mark.parametrize("style", ["watercolor", "oil_painting"])
-def test_painted_styles_trade_detail_for_washes(scenes, scene: str, style: str) -> None:
-    frame = scenes[scene]
+def chroma_histogram(rgb: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    hist = cv2.calcHist([lab], [1, 2], None, [32, 32], [0, 256, 0, 256])
+    return cv2.normalize(hist, hist, 1, 0, cv2.NORM_L1)
+
+
+@pytest.fixture(scope="module")
+def footage(corpus: Corpus) -> dict[str, np.ndarray]:
+    """A frame of each real clip at 360 lines: a man in a car against a bright window, a man
+    riding past cars in a dark street, pedestrians seen from above, Big Buck Bunny darkened."""
+    frames = {}
+    for name in ("carphone_pristine", "bikes", "vtest", "bigbuckbunny"):
+        frame = read_frames(corpus.clip(name), [40])[0]
+        h, w = frame.shape[:2]
+        size = (round(w * 360 / h / 4) * 4, 360)
+        frames[name] = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    frames["bunny-dark"] = cv2.LUT(frames.pop("bigbuckbunny"), EXPOSURES["dark"].lut())
+    return frames
+
+
+FOOTAGE = ["carphone_pristine", "bikes", "vtest", "bunny-dark"]
+
+
+@pytest.mark.parametrize("scene", FOOTAGE)
+@pytest.mark.parametrize("style", list(PAINTED))
+def test_painted_styles_paint_real_footage(footage, scene: str, style: str) -> None:
+    """Most of the picture is repainted, with strokes where the source was flat, and the
+    scene's structure is kept (the issue's measures: >= 40 % strongly changed, gradient
+    correlation >= 0.2)."""
+    frame = footage[scene]
     out = styled(style, frame)
-    # Fewer colours than the scene holds at full contrast (a dark or flat frame's own few
-    # levels are not washes).
-    assert colours(out) < 0.95 * colours(standard(frame))
-    assert abs(float(out.mean()) - float(frame.mean())) < 40  # the picture is still there
-    # Fine detail goes: measured on the photo's own structure, not on the paper or canvas.
+    changed = (np.abs(out.astype(int) - frame).mean(axis=2) >= 20).mean()
+    assert changed >= 0.4, changed
+    structure = np.corrcoef(gradient(out).ravel(), gradient(frame).ravel())[0, 1]
+    assert structure >= 0.2, structure
+    spread_in, spread_out = local_spread(frame), local_spread(out)
+    flat = spread_in <= np.percentile(spread_in, 25)  # the source's flattest quarter
+    assert spread_out[flat].mean() >= 1.5 * max(float(spread_in[flat].mean()), 0.5)
+
+
+@pytest.mark.parametrize("scene", FOOTAGE)
+def test_in_the_style_of_the_image_takes_the_reference_palette(footage, scene: str) -> None:
+    frame = footage[scene]
+    out = styled(REFERENCE_STYLE, frame)
+    ref = chroma_histogram(REFERENCE)
+    to_reference = cv2.compareHist(chroma_histogram(out), ref, cv2.HISTCMP_BHATTACHARYYA)
+    source_to_reference = cv2.compareHist(chroma_histogram(frame), ref, cv2.HISTCMP_BHATTACHARYYA)
+    assert to_reference < 0.8 * source_to_reference, (to_reference, source_to_reference)
+
+
+def test_style_strength_sets_how_much_is_repainted(footage) -> None:
+    frame = footage["vtest"]
     h, w = frame.shape[:2]
-    plain = StyleEditor(style, REFERENCE, w, h, 3)
-    plain.paper[...] = 255
-    assert sharpness(plain(frame, 0)) < sharpness(frame) / 2
+    change = [
+        np.abs(
+            StyleEditor("oil_painting", REFERENCE, w, h, 3, s)(frame, 0).astype(int) - frame
+        ).mean()
+        for s in (0.2, 0.6, 1.0)
+    ]
+    assert change[0] < change[1] < change[2], change
 
 
-@pytest.mark.parametrize("scene", SCENES)
-def test_vintage_film_is_warm_faded_and_vignetted(scenes, scene: str) -> None:
-    frame = scenes[scene].astype(float)
-    out = styled("vintage_film", scenes[scene]).astype(float)
-    r, b = out[..., 0].mean(), out[..., 2].mean()
-    assert r > b + 10
-    assert out.min() >= 10  # lifted blacks
-    # Darker toward the corners than the scene itself is: the vignette.
-    h, w = out.shape[:2]
-    mid = np.s_[h // 2 - 40 : h // 2 + 40, w // 2 - 40 : w // 2 + 40]
-    centre = out[mid].mean() / (frame[mid].mean() + 1)
-    corners = np.mean(
-        [
-            out[:40, :40].mean() / (frame[:40, :40].mean() + 1),
-            out[-40:, -40:].mean() / (frame[-40:, -40:].mean() + 1),
-        ]
+def test_the_reference_style_needs_a_reference() -> None:
+    with pytest.raises(ValueError, match="reference image"):
+        StyleEditor(REFERENCE_STYLE, None, 64, 64, 1)
+
+
+def flicker(frames: list[np.ndarray]) -> float:
+    """The mean frame-to-frame change (levels)."""
+    return float(
+        np.mean(
+            [np.abs(b.astype(int) - a).mean() for a, b in zip(frames, frames[1:], strict=False)]
+        )
     )
-    assert corners < centre
+
+
+def structure(frames: list[np.ndarray]) -> float:
+    """The mean absolute luma gradient (levels a pixel): how much detail there is to move."""
+    total = 0.0
+    for frame in frames:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        total += np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)).mean()
+        total += np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)).mean()
+    return total / len(frames)
+
+
+@pytest.mark.parametrize("name", ["carphone_pristine", "bikes", "vtest", "bigbuckbunny"])
+def test_painted_video_is_steady_on_real_footage(corpus: Corpus, name: str) -> None:
+    """Painted frame by frame, a video shimmers. Carried along the motion between key frames,
+    the painting changes from frame to frame no more than its strokes moving with the scene
+    make it: its change over the source's is at most its detail over the source's (strokes
+    where the source was smooth move visibly when the camera moves), and well under the
+    frame-by-frame painting's. On the fixed camera (pedestrians) and the animation, the
+    washes' change is within 1.3 times the source's (BENCHMARKS.md has every figure)."""
+    source = read_frames(corpus.clip(name), list(range(20, 44)))
+    h, w = source[0].shape[:2]
+    size = (round(w * 360 / h / 4) * 4, 360)
+    source = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in source]
+    for style in ("watercolor", "cartoon"):
+        editor = StyleEditor(style, REFERENCE, *size, 3)
+        painted = [editor(f, i) for i, f in enumerate(source)]
+        steady = flicker(painted) / flicker(source)
+        detail = structure(painted) / structure(source)
+        few = source[:10]  # frame by frame: every frame a key frame, so fewer of them
+        each = [StyleEditor(style, REFERENCE, *size, 3)(f, 0) for f in few]
+        frame_by_frame = flicker(each) / flicker(few)
+        assert steady <= 1.1 * detail, (style, steady, detail)
+        assert steady <= 0.9 * frame_by_frame, (style, steady, frame_by_frame)
+        if name in ("vtest", "bigbuckbunny") and style != "cartoon":
+            assert steady <= 1.3, (style, steady)
 
 
 def test_colour_styles_move_toward_the_reference_tint() -> None:

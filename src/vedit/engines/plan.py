@@ -50,6 +50,34 @@ STYLES: dict[str, tuple[str, ...]] = {
         "年代感",
     ),
 }
+# "In the style of the image": painted after the reference itself (style "reference").
+REFERENCE_STYLE = re.compile(
+    r"(?<![a-z])(?:style|brushwork|brush strokes|technique) of (?:the |this |that |my |your |a )?"
+    r"(?:reference |given |attached |example |second |first )?"
+    r"(?:image|picture|photo|painting|artwork|art|drawing|reference|ref)(?![a-z])"
+    r"|(?<![a-z])(?:image|picture|photo|painting|artwork|drawing|reference)(?:'s|s')? "
+    r"(?:art |painting |drawing )?style(?![a-z])"
+    r"|(?<![a-z])(?:same|similar) (?:art |painting |drawing )?style as"
+    r"|(?<![a-z])paint(?:ed)? (?:it |this |the video )?like the (?:image|picture|painting|reference)"
+)
+REFERENCE_STYLE_CJK = (("风格", "画风", "笔触", "画法"), ("参考图", "图片", "图中", "这幅画", "这张图", "参考", "这幅", "图像"))
+# How strongly a painted style is laid on, when the prompt says.
+LIGHT = (
+    "lightly", "subtle", "subtly", "slight", "slightly", "a hint of", "a touch of", "hint of",
+    "touch of", "淡淡", "轻微", "稍微", "轻度", "一点",
+)
+STRONG = (
+    "strong", "strongly", "heavy", "heavily", "bold", "intense", "fully", "very", "thick",
+    "浓", "强烈", "浓重", "浓郁", "重度", "完全",
+)
+# The style strength of each painted style (0: the scene's own style, 1: the picture's), and
+# what LIGHT and STRONG make of it.
+STYLE_STRENGTH = {
+    "watercolor": 0.85, "oil_painting": 0.9, "pencil_sketch": 0.9, "cartoon": 0.75,
+    "reference": 0.8,
+}
+LIGHT_SHARE = 0.6  # a light style is this share of the default
+STRONG_STRENGTH = 1.0
 BACKGROUND = (
     "background", "backdrop", "back ground", "surroundings", "environment", "setting",
     "scene behind", "behind the", "背景", "环境", "身后",
@@ -84,9 +112,13 @@ class EditPlan:
     - ``operation``: ``restyle_clothing`` | ``replace_background`` | ``stylize`` |
       ``color_grade`` | ``none`` (no reference image to work from: see ``without_reference``)
     - ``region``: ``upper_body_clothing`` | ``background`` | ``frame``
-    - ``style``: for ``stylize``, one of :data:`STYLES`; else None
-    - ``reference_role``: ``garment`` | ``background_scene`` | ``style_tint`` | ``look`` |
-      ``none``
+    - ``style``: for ``stylize``, one of :data:`STYLES`, or ``reference`` (painted after the
+      reference image itself: "in the style of the image"); else None
+    - ``style_strength``: for a painted style (:data:`STYLE_STRENGTH`), how far the picture's
+      style replaces the scene's own, 0..1 (lighter or stronger when the prompt says so);
+      None for other plans
+    - ``reference_role``: ``garment`` | ``background_scene`` | ``style_tint`` |
+      ``style_source`` (the picture a style is painted after) | ``look`` | ``none``
     - ``matched``: False when the prompt named nothing known (the look is the default)
     - ``because``: the words that decided, for people reading the plan
     - ``fallback_from``: the operation asked for, when the engine cannot do it and does
@@ -113,6 +145,7 @@ class EditPlan:
     sampled_with_person: int | None = None
     applied: bool | None = None
     person_frame_share: float | None = None
+    style_strength: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,7 +263,7 @@ def without_reference(plan: EditPlan) -> EditPlan:
     """The plan for a request with no reference image (DashScope's dialect allows none):
     a style is drawn untinted; what needs a reference (a look, a background, a garment)
     cannot be done, and the video is passed through unedited — the plan says so."""
-    if plan.operation == "stylize":
+    if plan.operation == "stylize" and plan.style != "reference":
         return replace(plan, reference_role="none", because=f"{plan.because}; no reference "
                        "image, so the style is not tinted")  # fmt: skip
     return EditPlan(
@@ -262,10 +295,16 @@ def plan_edit(prompt: str) -> EditPlan:
         if scene and move and not style:
             return _plan("replace_background", f"scene word {scene!r} with {move!r}")
 
-    # 3. A named style for the whole frame, tinted by the reference.
+    # 3. A style for the whole frame: after the reference itself when the prompt says so
+    #    (it wins over a named style), else a named style tinted by the reference.
+    after_reference = _reference_style(text)
+    if after_reference:
+        plan = _plan("stylize", f"style of the reference {after_reference!r}", style="reference")
+        return replace(plan, reference_role="style_source", style_strength=_strength(text, plan))
     if style:
         name, word = style
-        return _plan("stylize", f"style word {word!r}", style=name)
+        plan = _plan("stylize", f"style word {word!r}", style=name)
+        return replace(plan, style_strength=_strength(text, plan))
 
     # 4. The look of the reference: asked for, or the default.
     look = _found(text, LOOK_WORDS)
@@ -276,6 +315,29 @@ def plan_edit(prompt: str) -> EditPlan:
         "the prompt names no known edit: the reference's look is applied",
         matched=False,
     )
+
+
+def _reference_style(text: str) -> str | None:
+    """The words that ask for the reference image's own style, if any."""
+    found = REFERENCE_STYLE.search(text)
+    if found:
+        return found.group(0)
+    style_word, image_word = (_found(text, words) for words in REFERENCE_STYLE_CJK)
+    if style_word and image_word:
+        return f"{image_word}…{style_word}"
+    return None
+
+
+def _strength(text: str, plan: EditPlan) -> float | None:
+    """The style strength of a painted style: the default, lighter or stronger as asked."""
+    default = STYLE_STRENGTH.get(plan.style or "")
+    if default is None:
+        return None
+    if _found(text, LIGHT):
+        return round(default * LIGHT_SHARE, 2)
+    if _found(text, STRONG):
+        return STRONG_STRENGTH
+    return default
 
 
 def _style(text: str) -> tuple[str, str] | None:
@@ -301,8 +363,12 @@ def plan_in_words(plan: dict[str, Any]) -> str:
     and the words that decided it."""
     operation = plan.get("operation") or "none"
     what = _IN_WORDS.get(operation, operation.replace("_", " "))
-    if operation == "stylize" and plan.get("style"):
+    if operation == "stylize" and plan.get("style") == "reference":
+        what += " in the style of the reference image"
+    elif operation == "stylize" and plan.get("style"):
         what += f" as {plan['style'].replace('_', ' ')}"
+    if plan.get("style_strength") is not None:
+        what += f" (style strength {plan['style_strength']:g})"
     if plan.get("fallback_from"):
         what += f" (instead of {plan['fallback_from'].replace('_', ' ')})"
     if plan.get("applied") is False:

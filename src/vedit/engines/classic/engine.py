@@ -1,7 +1,8 @@
 """The ``classic`` engine: edits on the CPU, chosen by the edit plan.
 
 - ``color_grade``: the reference's look (``look.py``), the default;
-- ``stylize``: a whole-frame style tinted by the reference (``styles.py``);
+- ``stylize``: a whole-frame style: painted by a style network after a picture made for
+  the style and tinted by the reference, or after the reference itself (``styles.py``);
 - ``replace_background``: the person kept, the reference behind them (``background.py``);
 - ``restyle_clothing``: the upper-body garment in the reference's colours and texture
   (``clothing.py``).
@@ -74,9 +75,10 @@ class ClassicEngine:
         plan = job.plan
         if plan.operation == "stylize" and plan.style:
             tint = job.references[0] if job.references else None
-            return PreparedEdit(
-                StyleEditor(plan.style, tint, job.width, job.height, job.seed), plan
+            editor = StyleEditor(
+                plan.style, tint, job.width, job.height, job.seed, plan.style_strength
             )
+            return PreparedEdit(editor, plan)
         if plan.operation == "none" or not job.references:
             return PreparedEdit(Unchanged(), plan)
         ref = job.references[0]  # the first reference image; classic uses one

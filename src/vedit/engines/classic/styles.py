@@ -1,106 +1,114 @@
-"""Whole-frame styles on the CPU, tinted by the reference image.
+"""Whole-frame styles on the CPU: painted by a style network, or graded.
 
-Each style is a deterministic function of one frame; the editor around it
-(:class:`StyleEditor`) first brings the frame to a standard exposure, so that a
-style reads the same on a dark, flat or over-exposed scene as on a lit one, and
-afterwards brings the result back to the scene's brightness, lays it on its
-medium (paper, canvas, film: fixed for the video) and tints it toward the
-reference image's average colour (black-and-white stays neutral). The only
-state carried from frame to frame is a few running statistics (exposure,
-average colour), smoothed so that nothing flickers. The edge-preserving
-smoothers run at a quarter of the output's width and height, the rest at half
-or full size.
+The painted styles (watercolour, oil painting, pencil sketch, cartoon, and "in the
+style of the image") are painted by Magenta's arbitrary style network
+(``neural.py``) after a picture: one made for vedit for each named style, or the
+reference image itself. The painting is kept steady over time by ``coherence.py``
+(key frames painted afresh, the frames between carried along the source's motion).
+``strength`` moves the network's style between the scene's own and the picture's, so
+the scene stays recognisable. A named style keeps a share of the scene's own colours
+and is tinted toward the reference image's average colour; "in the style of the
+image" takes the reference's palette as well as its brushwork.
+
+Black-and-white and vintage film are grades, not brushwork: deterministic functions
+of one frame.
+
+Around either, :class:`StyleEditor` first brings the frame to a standard exposure,
+so that a style reads the same on a dark, flat or over-exposed scene as on a lit one,
+and afterwards brings the result back to the scene's brightness (where the medium
+allows), tints it, and lays it on its medium (paper or film: fixed for the video).
+The network paints at a working size (:func:`working_size`: 360 lines for 720P and
+1080P); the rest runs at the output's size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from vedit.engines.classic.coherence import Coherence
+from vedit.engines.classic.neural import blended_style, style_network, style_picture
+from vedit.engines.plan import STYLE_STRENGTH
+
 TINT = 0.35  # how far a colour style's average colour moves toward the reference's
 SMOOTHING = 0.1  # weight of each new frame in the running exposure and tint statistics
-WORK_SHARE = 4  # the edge-preserving smoothers run at a quarter of the output's width and height
 MAX_GAIN = 3.0  # the most the exposure normalisation stretches the frame's range
-STROKE = 90  # the level the darkest 2 % of a pencil sketch's strokes reach
 MID_GREY = 0.45  # where the normalisation puts the frame's mean luma (0..1)
+PAINTED_RESTORE = 0.5  # a painting goes half the way back to a dark or bright scene's brightness
+WORK_LINES = 360  # the network paints at this many lines (the short side), or fewer
+REFERENCE_STYLE = "reference"  # "in the style of the image": painted after the reference
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights of luma in R, G, B
 
 
-def _levels(step: int) -> np.ndarray:
-    """The lookup table that rounds each level down to a multiple of ``step`` and centres it."""
-    return np.minimum(np.arange(256) // step * step + step // 2, 255).astype(np.uint8)
+@dataclass(frozen=True)
+class Painted:
+    """How a painted style is coloured (its strength is the plan's: ``EditPlan.style_strength``).
+
+    - ``scene_colour``: the share of the scene's own colours kept (0: the picture's palette)
+    - ``grey``: drawn in grey (a pencil on paper)
+    """
+
+    scene_colour: float
+    grey: bool = False
 
 
-_WASHES = _levels(32)  # watercolour's flat washes: 8 levels a channel
-_CELS = _levels(48)  # cartoon's cel colours: 6 levels a channel
-
-
-def _shrink(rgb: np.ndarray, share: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    return cv2.resize(rgb, (max(1, w // share), max(1, h // share)), interpolation=cv2.INTER_AREA)
-
-
-def _half(rgb: np.ndarray) -> np.ndarray:
-    return _shrink(rgb, 2)
-
-
-def _full(small: np.ndarray, like: np.ndarray) -> np.ndarray:
-    return cv2.resize(small, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_LINEAR)
+PAINTED: dict[str, Painted] = {
+    "watercolor": Painted(scene_colour=0.7),
+    "oil_painting": Painted(scene_colour=0.6),
+    "pencil_sketch": Painted(scene_colour=0.0, grey=True),
+    "cartoon": Painted(scene_colour=0.5),
+    REFERENCE_STYLE: Painted(scene_colour=0.0),
+}
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def _smooth(rgb: np.ndarray, share: int, sigma_colour: float, like: np.ndarray) -> np.ndarray:
-    """Edge-preserving smoothing of ``rgb`` shrunk ``share`` times (the working size), brought
-    to the size of ``like``: the costly filter runs on few pixels, the washes it makes are
-    broad anyway."""
-    work = cv2.bilateralFilter(_shrink(rgb, share), 5, sigma_colour, 5)
-    return _full(work, like)
+def working_size(width: int, height: int) -> tuple[int, int]:
+    """The size the network paints at: ``WORK_LINES`` on the short side (or the output's own,
+    when smaller), the aspect kept, both sides multiples of 4 (the network halves twice)."""
+    scale = min(1.0, WORK_LINES / min(width, height))
+    return max(4, round(width * scale / 4) * 4), max(4, round(height * scale / 4) * 4)
 
 
-def watercolor(rgb: np.ndarray) -> np.ndarray:
-    """Soft washes of flat colour that bleed a little, on textured paper."""
-    small = _half(rgb)
-    soft = _smooth(rgb, WORK_SHARE, 50, small)
-    small = cv2.addWeighted(soft, 0.45, cv2.LUT(soft, _WASHES), 0.55, 0)
-    return _full(cv2.GaussianBlur(small, (3, 3), 0), rgb)
+class Painter:
+    """Paints frames at the working size in one style, steadily over time (one per video).
 
+    ``picture`` is what the style is learnt from; the scene's own style (learnt from the
+    first frame) is blended in by ``1 - strength``.
+    """
 
-def oil_painting(rgb: np.ndarray) -> np.ndarray:
-    """Thick strokes: colours pooled in patches, edges kept, a canvas weave."""
-    small = cv2.medianBlur(_half(rgb), 5)
-    small = _smooth(small, WORK_SHARE // 2, 60, small)
-    small = cv2.addWeighted(small, 1.4, cv2.GaussianBlur(small, (0, 0), 1), -0.4, 0)
-    return _full(small, rgb)
+    def __init__(self, picture: np.ndarray, look: Painted, strength: float) -> None:
+        self.network = style_network()
+        self.target = self.network.style_of(picture)
+        self.look, self.strength = look, strength
+        self.style: np.ndarray | None = None
+        self.coherence = Coherence(self._paint)
 
+    def _paint(self, rgb: np.ndarray) -> np.ndarray:
+        if self.style is None:
+            own = self.network.style_of(rgb)
+            self.style = blended_style(self.target, own, self.strength)
+        return self._coloured(self.network.paint(rgb, self.style), rgb)
 
-def pencil_sketch(rgb: np.ndarray) -> np.ndarray:
-    """Graphite lines on paper: the luma 'colour-dodged' by its own blurred negative, with the
-    pressure set so that the strongest strokes are dark whatever the scene's contrast."""
-    grey = _luma(rgb)
-    blur = cv2.GaussianBlur(255 - grey, (0, 0), max(2.0, rgb.shape[0] / 240))
-    sketch = cv2.divide(grey, 255 - blur, scale=256)
-    strongest = max(1.0, float(np.percentile(sketch[::4, ::4], 2)))
-    pressure = np.log(STROKE / 255) / np.log(min(strongest, 254.0) / 255)
-    pressure = float(np.clip(np.round(pressure * 20) / 20, 1.0, 4.0))  # quantised: no flicker
-    return cv2.cvtColor(cv2.LUT(sketch, _power_lut(pressure)), cv2.COLOR_GRAY2RGB)
+    def _coloured(self, painted: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """The painting's light, with ``scene_colour`` of the source's colours (in Lab)."""
+        if self.look.grey:
+            return cv2.cvtColor(_luma(painted), cv2.COLOR_GRAY2RGB)
+        if self.look.scene_colour <= 0:
+            return painted
+        lab = cv2.cvtColor(painted, cv2.COLOR_RGB2LAB)
+        scene = cv2.cvtColor(source, cv2.COLOR_RGB2LAB)
+        share = self.look.scene_colour
+        lab[..., 1:] = cv2.addWeighted(scene[..., 1:], share, lab[..., 1:], 1 - share, 0)
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
-
-def cartoon(rgb: np.ndarray) -> np.ndarray:
-    """Flat cel colours with dark ink outlines."""
-    small = _half(rgb)
-    flat = cv2.LUT(_smooth(rgb, WORK_SHARE, 70, small), _CELS)
-    grey = cv2.medianBlur(_luma(small), 5)
-    block = max(3, (min(small.shape[:2]) // 60) | 1)
-    edges = cv2.adaptiveThreshold(
-        grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, 4
-    )
-    ink = cv2.bitwise_and(flat, cv2.cvtColor(edges, cv2.COLOR_GRAY2RGB))
-    return _full(ink, rgb)
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return self.coherence(frame)
 
 
 def black_and_white(rgb: np.ndarray) -> np.ndarray:
@@ -119,20 +127,17 @@ def vintage_film(rgb: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(sepia, alpha=0.85, beta=22)
 
 
-STYLES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "watercolor": watercolor,
-    "oil_painting": oil_painting,
-    "pencil_sketch": pencil_sketch,
-    "cartoon": cartoon,
+GRADES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "black_and_white": black_and_white,
     "vintage_film": vintage_film,
 }
+STYLES = (*PAINTED, *GRADES)  # every style the editor draws
 TINTED = {"watercolor", "oil_painting", "pencil_sketch", "cartoon", "vintage_film"}
-ON_A_SURFACE = {"watercolor", "oil_painting", "pencil_sketch", "vintage_film"}
+ON_A_SURFACE = {"watercolor", "pencil_sketch", "vintage_film"}
 
 
 def surface(style: str, width: int, height: int, seed: int) -> np.ndarray:
-    """The medium under a style, fixed for the whole video: paper, canvas or film (RGB, 0..255).
+    """The medium under a style, fixed for the whole video: paper or film (RGB, 0..255).
 
     Fixed, so that it never flickers; drawn from the task's seed, so a seed
     gives the same video again.
@@ -143,10 +148,6 @@ def surface(style: str, width: int, height: int, seed: int) -> np.ndarray:
         grain = rng.normal(0, 1, (height // 4 + 1, width // 4 + 1)).astype(np.float32)
         grain = cv2.resize(grain, (width, height), interpolation=cv2.INTER_CUBIC)
         flat = 255 - 10 * np.abs(grain)
-    elif style == "oil_painting":
-        y, x = np.mgrid[0:height, 0:width]
-        weave = np.sin(x * 1.3) * np.sin(y * 1.3)
-        flat = 247 + 8 * weave.astype(np.float32)
     elif style == "vintage_film":
         y, x = np.mgrid[0:height, 0:width].astype(np.float32)
         r = np.hypot((x - width / 2) / (width / 2), (y - height / 2) / (height / 2))
@@ -157,21 +158,18 @@ def surface(style: str, width: int, height: int, seed: int) -> np.ndarray:
 
 
 # The styles brought back to the scene's brightness, and the level each keeps as its black
-# (vintage film's blacks are lifted: that is part of it).
+# (vintage film's blacks are lifted: that is part of it). Watercolour and pencil are on paper:
+# light whatever the scene.
 RESTORED = {
-    "watercolor": 0,
     "oil_painting": 0,
     "cartoon": 0,
+    REFERENCE_STYLE: 0,
     "black_and_white": 0,
     "vintage_film": 22,
 }
 
 
 _IDENTITY = np.arange(256, dtype=np.uint8)
-
-
-def _power_lut(gamma: float) -> np.ndarray:
-    return np.clip(np.rint(255 * (np.arange(256) / 255) ** gamma), 0, 255).astype(np.uint8)
 
 
 class Exposure:
@@ -208,13 +206,15 @@ class Exposure:
         curve = 255 * stretch(np.arange(256) / 255) ** gamma
         return np.clip(np.rint(curve), 0, 255).astype(np.uint8)
 
-    def restore(self, styled: np.ndarray, floor: int = 0) -> np.ndarray:
-        """The curve that brings ``styled`` back to the scene's mean brightness: a power curve
-        between ``floor`` (the style's black, kept) and white (kept)."""
+    def restore(self, styled: np.ndarray, floor: int = 0, share: float = 1.0) -> np.ndarray:
+        """The curve that brings ``styled`` back to the scene's mean brightness (``share`` of
+        the way from the standard exposure's): a power curve between ``floor`` (the style's
+        black, kept) and white (kept)."""
         luma = _luma(np.ascontiguousarray(styled[::8, ::8])).astype(np.float64)
         span = 255.0 - floor
         x = np.clip((luma - floor) / span, 0, 1)
-        want = float(np.clip((self.mean * 255 - floor) / span, 1e-3, 0.999))
+        mean = share * self.mean + (1.0 - share) * MID_GREY
+        want = float(np.clip((mean * 255 - floor) / span, 1e-3, 0.999))
         gamma = 1.0
         for _ in range(4):  # a few Newton-like steps on the sample: the mean of x**g, not x
             now = float(np.clip(np.mean(x**gamma), 1e-3, 0.999))
@@ -233,32 +233,60 @@ class StyleEditor:
 
     Each frame is first brought to a standard exposure (its range stretched, its mean at
     mid-grey), so a style reads the same on a dark, flat or bright scene as on a lit one;
-    then styled; then, where the style allows (not a pencil sketch: that is lines on white
-    paper), brought back to the scene's own brightness and tinted; then laid on its medium.
+    then painted (at the working size, steadily over time) or graded; then, where the style
+    allows (not a pencil sketch: that is lines on white paper), brought back to the scene's
+    own brightness and tinted; then laid on its medium. For ``style`` "reference" the
+    reference image is the picture the video is painted after (it is needed), and is not
+    tinted toward: its palette is already the painting's.
     """
 
     pixel_format = "rgb24"
 
     def __init__(
-        self, style: str, reference: np.ndarray | None, width: int, height: int, seed: int
+        self,
+        style: str,
+        reference: np.ndarray | None,
+        width: int,
+        height: int,
+        seed: int,
+        strength: float | None = None,
     ) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
-        self.style = style
-        self.apply = STYLES[style]
+        self.style, self.width, self.height = style, width, height
+        self.painter: Painter | None = None
+        if style in PAINTED:
+            if style == REFERENCE_STYLE:
+                if reference is None:
+                    raise ValueError("the style 'reference' is painted after a reference image")
+                picture, reference = reference, None
+            else:
+                picture = style_picture(style)
+            look = PAINTED[style]
+            self.strength = STYLE_STRENGTH[style] if strength is None else strength
+            self.painter = Painter(picture, look, self.strength)
         self.paper = surface(style, width, height, seed)
         self.exposure = Exposure()
         # No reference: no tint.
         self.reference_mean = None if reference is None else reference.reshape(-1, 3).mean(axis=0)
         self._mean: np.ndarray | None = None  # running average colour of the styled frames
 
+    def _styled(self, frame: np.ndarray) -> np.ndarray:
+        """A standard exposure, then the style: painted at the working size, or graded."""
+        if self.painter is None:
+            return GRADES[self.style](cv2.LUT(frame, self.exposure.normalise(frame)))
+        size = working_size(self.width, self.height)
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        painted = self.painter(cv2.LUT(small, self.exposure.normalise(small)))
+        return cv2.resize(painted, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
-        # 1. A standard exposure; 2. the style.
-        out = self.apply(cv2.LUT(frame, self.exposure.normalise(frame)))
-        # 3. The scene's brightness back and the tint, in one lookup table per channel.
+        out = self._styled(frame)
+        # The scene's brightness back and the tint, in one lookup table per channel.
         curve = _IDENTITY
         if self.style in RESTORED:
-            curve = self.exposure.restore(out, RESTORED[self.style])
+            share = PAINTED_RESTORE if self.style in PAINTED else 1.0
+            curve = self.exposure.restore(out, RESTORED[self.style], share)
         if self.style in TINTED and self.reference_mean is not None:
             curves = curve[:, None] * self._tint(
                 cv2.LUT(np.ascontiguousarray(out[::8, ::8]), curve)
@@ -266,7 +294,7 @@ class StyleEditor:
             out = cv2.LUT(out, np.clip(np.rint(curves), 0, 255).astype(np.uint8)[:, None, :])
         elif curve is not _IDENTITY:
             out = cv2.LUT(out, curve)
-        # 4. The medium.
+        # The medium.
         if self.style in ON_A_SURFACE:
             out = cv2.multiply(out, self.paper, scale=1 / 255)
         return out

@@ -65,6 +65,10 @@ STYLE_WORDS = {
     "pencil_sketch": ("a pencil sketch in grey lines on white paper", "白纸上的铅笔素描"),
     "cartoon": ("a cartoon with clean outlines and flat colours", "线条干净、色块平涂的卡通动画"),
     "black_and_white": ("a black-and-white film", "黑白电影"),
+    "reference": (
+        "a painting in the style of the reference image, with its brushwork and colours",
+        "与参考图风格一致的画作，笔触和色彩与参考图相同",
+    ),
     "vintage_film": (
         "a vintage film with warm, faded colours and grain",
         "色彩温暖褪色、带颗粒感的复古胶片电影",
