@@ -1,6 +1,6 @@
 """Edit throughput: a 15 s clip edited by ``classic`` at 720P and 1080P, against a plain transcode.
 
-Usage: python bench/edit_throughput.py [--repeat 3]
+Usage: python bench/edit_throughput.py [--repeat 3] [--clip bigbuckbunny] [--tiers 720P]
 The baseline is a plain PyAV decode -> resize -> encode of the same clip to the
 same size, 24 fps and encoder settings, written with no vedit code. Each figure
 is the best of ``--repeat`` runs, baseline and edit alternating in one process;
@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 from _harness import machine
 
+from corpus import CLIPS, clip
 from mediagen import make_image, make_person_video, make_video
 from vedit.config import Settings
 from vedit.engines.base import EditJob
@@ -76,10 +77,18 @@ def main() -> None:
         "gradient: flat shapes, unusually cheap to encode; "
         "person: a person walking across a panned room (for background and clothing edits)",
     )
+    ap.add_argument(
+        "--clip",
+        choices=CLIPS,
+        help="real footage from tests/corpus.py instead of a made clip (its first 15 s)",
+    )
+    ap.add_argument("--tiers", default="720P,1080P", help="output tiers, comma-separated")
     args = ap.parse_args()
     s = Settings()
     tmp = Path(tempfile.mkdtemp(prefix="vedit-bench-"))
-    if args.background == "person":
+    if args.clip:
+        src = clip(args.clip)
+    elif args.background == "person":
         src = make_person_video(tmp / "clip.mp4", width=1920, height=1080, fps=30, seconds=15)
     else:
         src = make_video(
@@ -98,13 +107,17 @@ def main() -> None:
     print(
         f"command: python bench/edit_throughput.py --repeat {args.repeat} "
         f"--background {args.background} --prompt {args.prompt!r}"
+        + (f" --clip {args.clip}" if args.clip else "")
+        + f" --tiers {args.tiers}"
     )
     print(f"plan: {plan.operation} {plan.style or ''} (as asked; the engine may revise it)")
-    print(
-        f"clip: 15 s, 1920x1080, 30 fps, {args.background} background, no audio; "
-        f"x264 preset {s.x264_preset}, crf {s.x264_crf}, {s.x264_params}"
+    what = (
+        f"{args.clip} ({info.width}x{info.height}, {info.duration_s:.1f} s)"
+        if args.clip
+        else f"15 s, 1920x1080, 30 fps, {args.background} background, no audio"
     )
-    for tier in ("720P", "1080P"):
+    print(f"clip: {what}; x264 preset {s.x264_preset}, crf {s.x264_crf}, {s.x264_params}")
+    for tier in args.tiers.split(","):
         spec = plan_output(
             info, resolution=tier, watermark=True, audio_setting="auto", settings=s, metadata={}
         )

@@ -20,17 +20,17 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-EVERY = 4  # a key frame painted afresh every this many frames
+EVERY = 5  # a key frame painted afresh every this many frames
 KEEP = 0.9  # a key frame's share of the carried painting, where the motion is trusted
 CARRY = 0.3  # the share of the source's own change (off the carried frame) added back
 TOLERANCE = 25.0  # levels of mismatch at which the motion is not trusted at all
-FLOW_SMOOTHING = 21  # the flow is averaged over this many pixels square, weighted by texture
-# Two-way texture (cv2.cornerMinEigenVal of the grey frame blurred by 2 px, 7x7 blocks): a flat
-# frame's sensor noise stays under NOISE_TEXTURE; NOISE_TEXTURE + TEXTURE is fully trusted.
-NOISE_TEXTURE = 4e-6
-TEXTURE = 2e-5
+FLOW_SMOOTHING = 11  # the flow (at half size) is averaged over this many pixels square
+# Two-way texture (cv2.cornerMinEigenVal at half size, the grey blurred by 1 px, 5x5 blocks): a
+# flat frame's sensor noise stays under NOISE_TEXTURE; NOISE_TEXTURE + TEXTURE is fully trusted.
+NOISE_TEXTURE = 8e-6
+TEXTURE = 4e-5
 MIN_WEIGHT = 0.1  # a neighbourhood's mean weight under which its flow fades to none
-CUT = 0.3  # below this mean trust, the frame starts a new shot: painted afresh, as it is
+CUT = 0.3  # below this mean trust (1 - mean mismatch / TOLERANCE), a frame starts a new shot
 
 
 class Coherence:
@@ -38,79 +38,102 @@ class Coherence:
 
     Every frame between two key frames is the last key frame's painting carried to it in
     one step (the flow from this frame straight back to the key frame), so the painting
-    is resampled once per key frame, not once per frame, and stays sharp.
+    is resampled once per key frame, not once per frame, and stays sharp. The flow is
+    found at half the size (it is smoothed over a neighbourhood anyway).
     """
 
     def __init__(self, paint: Callable[[np.ndarray], np.ndarray], every: int | None = None) -> None:
         self.paint = paint
         self.every = every or EVERY
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self._key: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # src, grey, painted
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._key: _Key | None = None
+        self._grid: np.ndarray | None = None  # (h, w, 2): each pixel's own position
         self._count = 0
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), _half(frame))
         key = self._count % self.every == 0
         self._count += 1
         if self._key is None:
-            out = self.paint(frame)
-            key = True
+            out, key = self.paint(frame), True
         else:
-            carried, change, trust, moved = self._carried(frame, grey)
-            if float(trust.mean()) < CUT:  # a new shot: painted afresh, the count restarted
+            flow = self._flow_to_key(small)
+            source, painted = self._key.carry(self._positions(frame) + flow)
+            change = cv2.blur(cv2.subtract(frame, source, dtype=cv2.CV_16S), (5, 5))
+            if float(np.abs(change).mean()) > (1.0 - CUT) * TOLERANCE:
+                # a new shot (the motion explains little of it): painted afresh, as it is
                 out, key, self._count = self.paint(frame), True, 1
-            else:
-                follow = carried + CARRY * change
-                if key:
-                    # Still and trusted: kept as it is (nothing to refresh, and a fresh painting
-                    # of the same pixels differs in its noise); moved: KEEP of it.
-                    weight = (trust * (1.0 - (1.0 - KEEP) * moved))[..., None]
-                    follow = weight * follow + (1.0 - weight) * self.paint(frame)
+            elif key:
+                # Still and trusted: kept as it is (nothing to refresh, and a fresh painting
+                # of the same pixels differs in its noise); moved: KEEP of it.
+                moved = np.minimum(np.hypot(flow[..., 0], flow[..., 1]), 1.0)
+                weight = (_trust(change) * (1.0 - (1.0 - KEEP) * moved))[..., None]
+                follow = painted.astype(np.float32) + CARRY * change
+                follow = weight * follow + (1.0 - weight) * self.paint(frame)
                 out = np.clip(follow + 0.5, 0, 255).astype(np.uint8)
+            else:  # the painting carried, and a share of what the motion does not explain
+                out = cv2.addWeighted(painted, 1.0, change, CARRY, 0.5, dtype=cv2.CV_8U)
         if key:
-            self._key = (frame, grey, out)
+            self._key = _Key(frame, small, out)
         return out
 
-    def _carried(
-        self, frame: np.ndarray, grey: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The key frame's painting carried to this frame, the source's change that the motion
-        does not explain, how far the motion is trusted at each pixel (0..1), and how far each
-        pixel moved (0..1: a pixel or more)."""
+    def _flow_to_key(self, small: np.ndarray) -> np.ndarray:
+        """Where each pixel of this frame was in the key frame (h, w, 2), at full size."""
         assert self._key is not None
-        source, key_grey, painted = self._key
-        h, w = grey.shape
-        if self._grid is None or self._grid[0].shape != (h, w):
+        flow = _trusted_flow(self._flow.calc(small, self._key.small, None), small)
+        h, w = self._key.source.shape[:2]
+        return cv2.resize(flow, (w, h)) * np.float32(w / small.shape[1])
+
+    def _positions(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if self._grid is None or self._grid.shape[:2] != (h, w):
             ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-            self._grid = (xs, ys)
-        flow = self._trusted_flow(self._flow.calc(grey, key_grey, None), grey)
-        map_x, map_y = self._grid[0] + flow[..., 0], self._grid[1] + flow[..., 1]
+            self._grid = np.dstack([xs, ys])
+        return self._grid
 
-        def carry(image: np.ndarray) -> np.ndarray:
+
+class _Key:
+    """The last key frame: its source (RGB), its grey at half size, its painting."""
+
+    def __init__(self, source: np.ndarray, small: np.ndarray, painted: np.ndarray) -> None:
+        self.source, self.small, self.painted = source, small, painted
+
+    def carry(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The key frame's source and painting, each pixel taken from ``positions`` (h, w, 2:
+        where it was in the key frame), as uint8 RGB."""
+        # Fixed-point maps: whole pixels and the fractions' interpolation table, made once for
+        # both remaps (faster than two remaps from floating-point positions).
+        whole, fraction = cv2.convertMaps(positions, None, cv2.CV_16SC2)
+
+        def carried(image: np.ndarray) -> np.ndarray:
             return cv2.remap(
-                image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            ).astype(np.float32)
+                image, whole, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
 
-        # Averaged over 5x5 pixels: a change of the scene (a mouth that opens) is carried over,
-        # the sensor's noise (new in every frame) is not.
-        change = cv2.blur(frame.astype(np.float32) - carry(source), (5, 5))
-        mismatch = np.abs(change).mean(axis=2)
-        trust = np.clip(1.0 - mismatch / TOLERANCE, 0.0, 1.0)
-        moved = np.minimum(np.hypot(flow[..., 0], flow[..., 1]), 1.0)
-        return carry(painted), change, trust, moved
+        return carried(self.source), carried(self.painted)
 
-    @staticmethod
-    def _trusted_flow(flow: np.ndarray, grey: np.ndarray) -> np.ndarray:
-        """The flow where the picture shows it. Where the picture has no texture in two
-        directions (a wall, the sky, a smooth gradient) the optical flow is a guess — spread
-        from moving things nearby, or following the sensor's noise — and a painting carried
-        by it shimmers. So the flow is averaged over a neighbourhood, weighted by each pixel's
-        two-way texture (the structure tensor's smaller eigenvalue): a flat region takes its
-        textured neighbours' motion, and fades to none where it has none."""
-        smooth = cv2.GaussianBlur(grey, (0, 0), 2)
-        corner = cv2.cornerMinEigenVal(smooth, 7, 3)
-        weight = np.clip((corner - NOISE_TEXTURE) / TEXTURE, 0.0, 1.0)
-        size = (FLOW_SMOOTHING, FLOW_SMOOTHING)
-        spread = np.maximum(cv2.blur(weight, size), MIN_WEIGHT)
-        return cv2.blur(flow * weight[..., None], size) / spread[..., None]
+
+def _half(frame: np.ndarray) -> tuple[int, int]:
+    return max(8, frame.shape[1] // 2), max(8, frame.shape[0] // 2)
+
+
+def _trust(change: np.ndarray) -> np.ndarray:
+    """How far the motion is trusted at each pixel (0..1), from the source's change that it
+    does not explain (averaged over 5x5 pixels: the sensor's noise cancels out)."""
+    mismatch = np.abs(change).sum(axis=2, dtype=np.float32) / 3
+    return np.clip(1.0 - mismatch / TOLERANCE, 0.0, 1.0)
+
+
+def _trusted_flow(flow: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """The flow where the picture shows it. Where the picture has no texture in two
+    directions (a wall, the sky, a smooth gradient) the optical flow is a guess — spread
+    from moving things nearby, or following the sensor's noise — and a painting carried
+    by it shimmers. So the flow is averaged over a neighbourhood, weighted by each pixel's
+    two-way texture (the structure tensor's smaller eigenvalue): a flat region takes its
+    textured neighbours' motion, and fades to none where it has none."""
+    smooth = cv2.GaussianBlur(grey, (0, 0), 1)
+    corner = cv2.cornerMinEigenVal(smooth, 5, 3)
+    weight = np.clip((corner - NOISE_TEXTURE) / TEXTURE, 0.0, 1.0)
+    size = (FLOW_SMOOTHING, FLOW_SMOOTHING)
+    spread = np.maximum(cv2.blur(weight, size), MIN_WEIGHT)
+    return cv2.blur(flow * weight[..., None], size) / spread[..., None]

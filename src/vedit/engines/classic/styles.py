@@ -38,7 +38,7 @@ SMOOTHING = 0.1  # weight of each new frame in the running exposure and tint sta
 MAX_GAIN = 3.0  # the most the exposure normalisation stretches the frame's range
 MID_GREY = 0.45  # where the normalisation puts the frame's mean luma (0..1)
 PAINTED_RESTORE = 0.5  # a painting goes half the way back to a dark or bright scene's brightness
-WORK_LINES = 360  # the network paints at this many lines (the short side), or fewer
+WORK_LINES = 288  # the network paints at this many lines (the short side), or fewer
 REFERENCE_STYLE = "reference"  # "in the style of the image": painted after the reference
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights of luma in R, G, B
 
@@ -125,6 +125,15 @@ def vintage_film(rgb: np.ndarray) -> np.ndarray:
     """Faded sepia-leaning colour, lifted blacks, a vignette and grain."""
     sepia = cv2.transform(rgb, (0.55 * _SEPIA + 0.45 * np.eye(3)).astype(np.float32))
     return cv2.convertScaleAbs(sepia, alpha=0.85, beta=22)
+
+
+def contours(grey: np.ndarray) -> np.ndarray:
+    """A pencil's contour lines from a grey frame, at its full size (RGB, white paper): the
+    grey 'colour-dodged' by its own blurred negative, so edges come out as graphite lines
+    and flat areas as paper."""
+    blur = cv2.GaussianBlur(255 - grey, (0, 0), max(1.5, grey.shape[0] / 360))
+    lines = cv2.divide(grey, 255 - blur, scale=256)
+    return cv2.cvtColor(lines, cv2.COLOR_GRAY2RGB)
 
 
 GRADES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -277,8 +286,12 @@ class StyleEditor:
             return GRADES[self.style](cv2.LUT(frame, self.exposure.normalise(frame)))
         size = working_size(self.width, self.height)
         small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        painted = self.painter(cv2.LUT(small, self.exposure.normalise(small)))
-        return cv2.resize(painted, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+        curve = self.exposure.normalise(small)
+        painted = self.painter(cv2.LUT(small, curve))
+        out = cv2.resize(painted, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+        if self.style == "pencil_sketch":  # the hatching, over the scene's own contours
+            out = cv2.multiply(out, contours(cv2.LUT(_luma(frame), curve)), scale=1 / 255)
+        return out
 
     def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
         out = self._styled(frame)
