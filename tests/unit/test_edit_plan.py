@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from vedit.engines.plan import plan_edit
+from vedit.engines.plan import plan_edit, without_reference
 
 CLOTHES = ("restyle_clothing", "upper_body_clothing", None, "garment")
 BACKGROUND = ("replace_background", "background", None, "background_scene")
 LOOK = ("color_grade", "frame", None, "look")
+AFTER_REFERENCE = ("stylize", "frame", "reference", "style_source")
 
 
 def style(name: str) -> tuple[str, str, str, str]:
@@ -60,6 +61,15 @@ TABLE = [
     ("retro 70s feel", style("vintage_film")),
     ("复古老电影风格", style("vintage_film")),
     ("加上胶片质感，有怀旧感", style("vintage_film")),
+    # in the style of the reference image itself (it wins over a named style)
+    ("paint the video in the style of the image", AFTER_REFERENCE),
+    ("Restyle it in the style of the reference painting", AFTER_REFERENCE),
+    ("use the same style as the picture", AFTER_REFERENCE),
+    ("the painting's style, please", AFTER_REFERENCE),
+    ("a watercolour in the style of the reference image", AFTER_REFERENCE),
+    ("把视频变成参考图的风格", AFTER_REFERENCE),
+    ("按照这幅画的画风重绘视频", AFTER_REFERENCE),
+    ("用图片的笔触和风格重新绘制", AFTER_REFERENCE),
     # the reference's look
     ("make it look like the reference photo", LOOK),
     ("match the colors of the image", LOOK),
@@ -92,3 +102,31 @@ def test_unknown_prompts_get_the_reference_look_and_say_so(prompt: str) -> None:
     assert (plan.operation, plan.region, plan.reference_role) == ("color_grade", "frame", "look")
     assert plan.matched is False and "no known edit" in plan.because
     assert plan.to_dict()["matched"] is False
+
+
+@pytest.mark.parametrize(
+    ("prompt", "strength"),
+    [
+        ("turn it into a watercolour painting", 0.85),
+        ("a subtle watercolour", 0.51),
+        ("稍微有一点水彩效果", 0.51),
+        ("a strong oil painting", 1.0),
+        ("浓重的油画风格", 1.0),
+        ("in the style of the image", 0.8),
+        ("slightly in the style of the image", 0.48),
+        ("make it black and white", None),  # a grade, not a painting
+        ("make it look like the reference photo", None),
+    ],
+)
+def test_a_painted_style_has_a_strength_the_prompt_can_change(
+    prompt: str, strength: float | None
+) -> None:
+    assert plan_edit(prompt).style_strength == strength
+
+
+def test_in_the_style_of_the_image_needs_the_image() -> None:
+    plan = without_reference(plan_edit("in the style of the image"))
+    assert (plan.operation, plan.fallback_from) == ("none", "stylize")
+    assert "no reference image" in plan.because
+    named = without_reference(plan_edit("watercolour"))
+    assert (named.operation, named.style, named.reference_role) == ("stylize", "watercolor", "none")
