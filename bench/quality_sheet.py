@@ -2,15 +2,19 @@
 
 Usage: python bench/quality_sheet.py [--out quality-sheet] [--clips ...] [--ops ...] [--stills]
 
-For each clip (bigbuckbunny as it is and darkened, flat and over-exposed, see
-tests/corpus.py; the person scene of tests/mediagen.py) and each operation (the
-look, each style, background and clothing), the clip is edited as a user's
+For each clip (real footage of people from tests/corpus.py: a man talking in a
+car, ``carphone``; a man riding through a dark street, ``bikes``; pedestrians
+seen from above, ``vtest``; Big Buck Bunny as it is and darkened, flat and
+over-exposed; the person scene of tests/mediagen.py) and each operation (the
+look, each style, "in the style of the image", background and clothing), the
+clip is edited as a user's
 would be — ``vedit.local_edit.edit_files``: the service's own task path, engine
 and output stage, at 720P — and one PNG is written, ``<clip>--<op>.png``: the
 source and the output side by side at three times (a tenth, half and nine
 tenths of the clip), labelled. ``--stills`` also writes the README's stills
 (docs/stills/, 640x360 JPEGs of frame 40) from the person scene's and the dark
-clip's edits, with the reference images.
+clip's edits, with the reference images, and the gallery of painted styles on
+real footage (docs/stills/gallery-*.jpg).
 """
 
 from __future__ import annotations
@@ -42,10 +46,21 @@ OPERATIONS = {
     "cartoon": ("make it a cartoon", "coffee"),
     "black_and_white": ("black and white", "coffee"),
     "vintage_film": ("vintage film look", "coffee"),
+    "style_of_image": ("paint it in the style of the image", "chelsea"),
     "background": ("replace the background with the scene in the image", "rocket"),
     "clothing": ("make the character wear the striped sweater in the image", "stripes"),
 }
-CLIPS = ("bunny", "bunny-dark", "bunny-flat", "bunny-bright", "person")
+CLIPS = (
+    "carphone",
+    "bikes",
+    "vtest",
+    "bunny",
+    "bunny-dark",
+    "bunny-flat",
+    "bunny-bright",
+    "person",
+)
+REAL = {"carphone": "carphone_pristine", "bikes": "bikes", "vtest": "vtest"}  # corpus names
 TIMES = (0.1, 0.5, 0.9)  # where in the clip the rows are taken, as shares of its length
 CELL = (480, 270)
 # The README's stills: (clip, operation) -> the file's name in docs/stills/.
@@ -58,8 +73,21 @@ STILLS = {
     ("bunny-dark", "watercolor"): "bunny-dark-watercolor",
     ("bunny-dark", "cartoon"): "bunny-dark-cartoon",
 }
-STILL_SOURCES = {"person": "before", "bunny-dark": "bunny-dark"}
+# The gallery of painted styles on real footage of people: (clip, operation) -> file name.
+GALLERY = {
+    (clip_name, op): f"gallery-{clip_name}-{op}"
+    for clip_name in ("carphone", "bikes", "vtest")
+    for op in ("watercolor", "oil_painting", "pencil_sketch", "cartoon", "style_of_image")
+}
+STILL_SOURCES = {
+    "person": "before",
+    "bunny-dark": "bunny-dark",
+    "carphone": "gallery-carphone",
+    "bikes": "gallery-bikes",
+    "vtest": "gallery-vtest",
+}
 STILL_SHARE = 40 / 71  # frame 40 of the 72 of a 3 s clip at 24 fps (the person scene's)
+SHARE_OF = {"bikes": 0.4}  # bikes.mp4 is a montage: the rider is in its shot at 1.6 s
 
 
 def reference_image(kind: str, folder: Path) -> Path:
@@ -77,6 +105,8 @@ def source_clip(name: str, corpus: Corpus, folder: Path) -> Path:
     if name == "person":
         path = folder / "person.mp4"
         return path if path.exists() else make_person_video(path)
+    if name in REAL:
+        return corpus.accepted(REAL[name], seconds=4.0)
     _, _, exposure = name.partition("-")
     return corpus.variant("bigbuckbunny", exposure or "as_is")
 
@@ -119,7 +149,9 @@ def contact_sheet(src: Path, out: Path, title: str) -> np.ndarray:
 
 
 def save_still(rgb: np.ndarray, path: Path) -> None:
-    small = cv2.resize(rgb, (640, 360), interpolation=cv2.INTER_AREA)
+    """A JPEG 360 px high (640x360 for a 16:9 frame), the aspect kept."""
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (round(w * 360 / h), 360), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(path), cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 82])
 
 
@@ -141,7 +173,8 @@ def main() -> None:
     ap.add_argument(
         "--stills",
         action="store_true",
-        help="also rewrite the README's stills in docs/stills/ (person scene, dark clip)",
+        help="also rewrite the README's stills in docs/stills/ (person scene, dark clip, the "
+        "gallery of painted styles on real footage)",
     )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +186,8 @@ def main() -> None:
         src = source_clip(clip_name, corpus, tmp)
         if args.stills and clip_name in STILL_SOURCES:
             save_still(
-                frames_at(src, (STILL_SHARE,))[0], stills / f"{STILL_SOURCES[clip_name]}.jpg"
+                frames_at(src, (SHARE_OF.get(clip_name, STILL_SHARE),))[0],
+                stills / f"{STILL_SOURCES[clip_name]}.jpg",
             )
         for op in args.ops:
             prompt, ref = OPERATIONS[op]
@@ -172,9 +206,11 @@ def main() -> None:
             png = args.out / f"{clip_name}--{op}.png"
             cv2.imwrite(str(png), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
             print(f"{png}  ({took:.1f} s)")
-            still = STILLS.get((clip_name, op)) if args.stills else None
+            still = STILLS.get((clip_name, op), GALLERY.get((clip_name, op)))
+            still = still if args.stills else None
             if still is not None:
-                save_still(frames_at(dest, (STILL_SHARE,))[0], stills / f"{still}.jpg")
+                share = SHARE_OF.get(clip_name, STILL_SHARE)
+                save_still(frames_at(dest, (share,))[0], stills / f"{still}.jpg")
                 if clip_name == "person":
                     ref_rgb = cv2.imread(str(reference_image(ref, tmp)))[..., ::-1]
                     save_still(ref_rgb, stills / f"{op}-reference.jpg")

