@@ -141,3 +141,23 @@ def test_the_decode_budget_takes_turns_in_arrival_order() -> None:
         return order
 
     assert asyncio.run(run()) == ["a+", "a-", "b+", "c+", "b-", "c-", "huge+", "huge-"]
+
+
+def test_the_decode_budgets_turns_go_round_the_owners() -> None:
+    """One owner's queue delays another's decode by one turn, not by the whole queue."""
+
+    async def run() -> list[str]:
+        budget = DecodeBudget(100)
+        order: list[str] = []
+
+        async def decode(name: str, owner: str) -> None:
+            async with budget.hold(100, owner=owner):
+                order.append(name)
+                await asyncio.sleep(0.01)
+
+        first = [asyncio.create_task(decode(f"a{i}", "a")) for i in range(4)]
+        await asyncio.sleep(0)  # a0 runs, a1-a3 wait
+        await asyncio.gather(*first, decode("b0", "b"), decode("b1", "b"), decode("c0", "c"))
+        return order
+
+    assert asyncio.run(run()) == ["a0", "a1", "b0", "c0", "a2", "b1", "a3"]

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.responses import FileResponse as StarletteFileResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
@@ -203,7 +204,7 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # The interactive docs, with Swagger UI's files served from the installed wheel: no CDN.
-    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    app.mount(DOCS_ASSETS, _Assets(directory=str(swagger_ui_path)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -220,6 +221,20 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
     app.openapi = lambda: build_openapi(app, settings)  # type: ignore[method-assign]
     app.add_middleware(_Guard, metrics=metrics)
     return app
+
+
+class _Assets(StaticFiles):
+    """Starlette's static files, whose Range errors are vedit's (JSON) instead of plain text."""
+
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if type(response) is StarletteFileResponse:
+            return files.RangedFileResponse(
+                full_path, status_code=status_code, stat_result=stat_result
+            )
+        return response  # not modified (304)
 
 
 def _is_loopback(request: Request) -> bool:

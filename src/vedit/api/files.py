@@ -20,7 +20,7 @@ from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from vedit.api.deps import services
-from vedit.errors import InvalidRequest, RangeNotSatisfiable
+from vedit.errors import InvalidRequest, RangeNotSatisfiable, SignatureInvalid
 from vedit.media.urls import escape_invisible
 from vedit.storage import Storage
 from vedit.storage.base import StoredFile
@@ -31,7 +31,7 @@ router = APIRouter(tags=["files"])
 _DOC = {
     "summary": "Download a result (signed URL)",
     "responses": {
-        403: {"description": "Bad or expired signature"},
+        403: {"description": "Bad or expired signature, or the key that made it is revoked"},
         307: {"description": "S3 storage: the bucket's presigned URL of the file"},
     },
 }
@@ -41,8 +41,12 @@ _DOC = {
 async def download(
     name: str, request: Request, expires: str = Query(""), signature: str = Query("")
 ) -> Response:
-    storage = services(request).storage
+    svc = services(request)
+    storage = svc.storage
     found = await run_in_threadpool(storage.verify, name, expires, signature)
+    refused = await run_in_threadpool(svc.store.result_servable, name.removesuffix(".mp4"))
+    if refused is not None:
+        raise SignatureInvalid(refused)
     return await stored_response(storage, found, request, lambda _path: "video/mp4", filename=name)
 
 
@@ -59,7 +63,7 @@ def range_past_the_end(range_header: str, size: int | str) -> RangeNotSatisfiabl
     )
 
 
-class _FileResponse(FileResponse):
+class RangedFileResponse(FileResponse):
     """Starlette's file answer, whose Range errors are vedit's (JSON, in the dialect)
     instead of Starlette's plain text."""
 
@@ -90,7 +94,7 @@ async def stored_response(
     path = storage.local_path(found)
     if path is not None:
         kind = await run_in_threadpool(media_type, path)
-        return _FileResponse(path, media_type=kind, filename=filename)
+        return RangedFileResponse(path, media_type=kind, filename=filename)
     url = await run_in_threadpool(storage.redirect_url, found, filename)
     if url is not None:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})

@@ -64,7 +64,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
-from vedit.api.multipart import MAX_FIELD_BYTES, MAX_FIELDS
+from vedit.api.multipart import FORM_ALLOWANCE
 from vedit.api.uploads import UPLOAD_PATHS
 from vedit.config import Settings
 from vedit.errors import (
@@ -91,10 +91,6 @@ LINGER_S = 2.0
 """How long a connection answered before its body was read goes on discarding the body
 before it is closed. Closing a socket with unread bytes resets the connection, and a reset
 may destroy the answer before the client has read it."""
-
-FORM_ALLOWANCE = MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024
-"""What an upload's body may hold besides its file: the form's text fields at their caps,
-part headers and boundaries."""
 
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
@@ -517,7 +513,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _begin_upload(self) -> None:
         """Counts the upload whose head was just read, and starts its clock; raises
-        :class:`_Refused` for one over the budget, or declared larger than an upload can be."""
+        :class:`_Refused` for one over the budget, or declared larger than an upload can be.
+
+        A connection holds one upload slot at most: an upload pipelined behind another one
+        whose answer is not complete yet keeps the slot the first took (it is given back
+        when the last upload's answer is complete, or the connection is gone); counting it
+        again would leave a slot counted for good."""
         declared = next((v for n, v in self.headers if n == b"content-length"), b"")
         if declared.isdigit() and int(declared) > self._limits.upload_max_body_bytes:
             raise _Refused(
@@ -527,9 +528,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                     "allowed, VEDIT_VIDEO_MAX_BYTES or VEDIT_IMAGE_MAX_BYTES, and its form)"
                 )
             )
-        refusal = self._book.admit_upload(self._counted_as or "")
-        if refusal is not None:
-            raise _Refused(refusal)
+        if not self._upload:
+            refusal = self._book.admit_upload(self._counted_as or "")
+            if refusal is not None:
+                raise _Refused(refusal)
         self._upload = True
         self._upload_started = time.monotonic()
         self._upload_paused_before = self.flow.paused_s(self._upload_started)

@@ -21,15 +21,27 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
 
-from python_multipart.multipart import MAX_BOUNDARY_LENGTH, MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import (
+    DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADER_SIZE,
+    MAX_BOUNDARY_LENGTH,
+    MultipartParser,
+    parse_options_header,
+)
 from starlette.requests import Request
 
 from vedit.errors import BodyTooLarge, InvalidRequest
 from vedit.media.urls import escape_invisible
 
 HEAD_BYTES = 64  # what the sniffer reads of a file
-MAX_FIELDS = 32
+MAX_FIELDS = 32  # text parts of a form, each of its own name
 MAX_FIELD_BYTES = 16 * 1024  # a DashScope policy is about 300 bytes
+FORM_ALLOWANCE = MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024
+"""What a form may hold besides its file: its text fields at their caps, part headers and
+boundaries. The bytes before the file part are held to it (they are read before anything
+of the request is checked in DashScope's flow, which has no key), and so is what follows
+the file."""
 
 
 @dataclass
@@ -121,6 +133,7 @@ class _Reader:
         self._name: str | None = None
         self._value = bytearray()
         self._is_file = False
+        self._names: set[str] = set()  # of the text parts so far
         self.ended = False
 
     # headers of a part
@@ -159,8 +172,14 @@ class _Reader:
                 f"the form has a field {escape_invisible(self._name)[:64]!r} after its "
                 f"{self.file_field!r} part; the file must be the last part of the form"
             )
-        elif len(self.form.fields) >= MAX_FIELDS:
+        elif self._name in self._names:
+            raise InvalidRequest(
+                f"the form has more than one field {escape_invisible(self._name)[:64]!r}"
+            )
+        elif len(self._names) >= MAX_FIELDS:
             raise InvalidRequest(f"the form has more than {MAX_FIELDS} fields")
+        else:
+            self._names.add(self._name)
 
     @property
     def waiting(self) -> bool:
@@ -296,8 +315,9 @@ async def receive_form(
             except (InvalidRequest, BodyTooLarge):
                 raise
             except Exception as exc:  # the parser's own errors: a malformed body
-                raise InvalidRequest(f"the multipart body is malformed: {exc}") from None
+                raise _malformed(exc, reader.fed) from None
             reader.fed += len(chunk)
+            _check_form_bytes(reader, file_field)
             if reader.waiting:
                 file = reader.form.file
                 assert file is not None and on_file is not None
@@ -312,3 +332,41 @@ async def receive_form(
     if reader.form.file is None:
         raise InvalidRequest(f"the form has no {file_field!r} part (the file to upload)")
     return reader.form
+
+
+def _check_form_bytes(reader: _Reader, file_field: str) -> None:
+    """Refuse a form whose bytes besides its file go past :data:`FORM_ALLOWANCE`: before the
+    file part (a preamble, fields), or in all (what follows the file: a chunked body has no
+    declared length to be refused by at its head)."""
+    if reader.form.file is None and reader.fed > FORM_ALLOWANCE:
+        raise BodyTooLarge(
+            f"the form holds over {FORM_ALLOWANCE:,} bytes before its {file_field!r} part "
+            f"(received {reader.fed:,}); at most {FORM_ALLOWANCE:,} are accepted for its "
+            f"fields ({MAX_FIELDS} of at most {MAX_FIELD_BYTES:,} bytes) and part headers"
+        )
+    if reader.fed > reader.cap + FORM_ALLOWANCE:
+        raise BodyTooLarge(
+            f"the body is over {reader.cap + FORM_ALLOWANCE:,} bytes (received {reader.fed:,}): "
+            f"the file's {reader.cap_name}{reader.cap:,}-byte limit and {FORM_ALLOWANCE:,} "
+            "bytes of form"
+        )
+
+
+def _malformed(exc: Exception, fed: int) -> InvalidRequest:
+    """The parser's complaint about a body, in vedit's words, with where it was found."""
+    offset = getattr(exc, "offset", -1)
+    where = (
+        f" at byte {fed + offset:,} of the body" if isinstance(offset, int) and offset >= 0 else ""
+    )
+    text = str(exc)
+    if isinstance(exc, MultipartParseError) and text.startswith("Maximum header count"):
+        why = f"a part has more than {DEFAULT_MAX_HEADER_COUNT} header lines"
+    elif isinstance(exc, MultipartParseError) and text.startswith("Maximum header size"):
+        why = f"a part's header line is over {DEFAULT_MAX_HEADER_SIZE:,} bytes"
+    else:
+        why = (
+            "it is not a form of the boundary that Content-Type names (each part: "
+            "'--<boundary>' and CRLF, its header lines, an empty line, its data; the form "
+            "ends with '--<boundary>--')"
+        )
+    return InvalidRequest(f"the multipart body is malformed{where}: {why}")

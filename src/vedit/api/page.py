@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
 
+from vedit.api.files import RangedFileResponse as FileResponse
 from vedit.errors import RouteNotFound
 from vedit.media.urls import escape_invisible
 

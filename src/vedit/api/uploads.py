@@ -110,11 +110,12 @@ def _budget(request: Request) -> DecodeBudget:
     return budget
 
 
-async def _checked(request: Request, svc: Services, dest: Path) -> intake.Sniffed:
-    """The received file's checks: its header at once, then its decode within the budget."""
+async def _checked(request: Request, svc: Services, dest: Path, key_id: int) -> intake.Sniffed:
+    """The received file's checks: its header at once, then its decode within the budget,
+    whose turns go round the keys waiting."""
     s = svc.settings
     inspected = await run_in_threadpool(intake.inspect, dest, s)
-    async with _budget(request).hold(inspected.cost):
+    async with _budget(request).hold(inspected.cost, owner=key_id):
         await run_in_threadpool(intake.verify, dest, inspected, s)
     return inspected.sniffed
 
@@ -172,7 +173,7 @@ async def create_upload(request: Request) -> JSONResponse:
     try:
         form = await receive_form(request, dest, cap=cap, limit_for=intake.limit_for(s))
         assert form.file is not None
-        sniffed = await _checked(request, svc, dest)
+        sniffed = await _checked(request, svc, dest, key.id)
         upload = await run_in_threadpool(
             intake.keep, dest, sniffed=sniffed, name=intake.safe_name(form.file.filename, sniffed),
             filename=intake.client_filename(form.file.filename), key_id=key.id,
@@ -308,7 +309,7 @@ async def upload_under_policy(request: Request) -> JSONResponse:
         assert form.file is not None and granted
         found, reservation = granted[0]
         object_key = form.fields["key"]
-        sniffed = await _checked(request, svc, dest)
+        sniffed = await _checked(request, svc, dest, found.key_id)
         try:
             upload = await run_in_threadpool(
                 intake.keep, dest, sniffed=sniffed, name=intake.safe_name(object_key, sniffed),

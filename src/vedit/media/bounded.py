@@ -328,29 +328,47 @@ def _row_starts(passes: list[tuple[int, int]]) -> collections.abc.Iterator[int]:
 
 
 class DecodeBudget:
-    """Bytes that decodes of uploads may hold at once in this process. A decode waits, in
-    arrival order, until its cost fits; one costing more than the whole budget runs alone.
-    Waiting is on the event loop, so waiting uploads hold no thread."""
+    """Bytes that decodes of uploads may hold at once in this process. A decode waits until
+    its cost fits; one costing more than the whole budget runs alone. Turns go round the
+    owners (API keys) waiting, one decode each, and each owner's decodes in arrival order:
+    a key that sends a hundred costly files at once delays another key's file by one
+    decode, not a hundred. Waiting is on the event loop, so waiting uploads hold no thread."""
 
     def __init__(self, capacity: int) -> None:
         return_large_frees()
         self.capacity = capacity
         self.held = 0
-        self._turns: collections.deque[object] = collections.deque()
+        self._owners: collections.deque[object] = collections.deque()  # whose turn is next
+        self._turns: dict[object, collections.deque[object]] = {}  # each owner's, in order
         self._changed = asyncio.Condition()
 
+    def _next(self) -> object | None:
+        return self._turns[self._owners[0]][0] if self._owners else None
+
     @contextlib.asynccontextmanager
-    async def hold(self, cost: int) -> AsyncIterator[None]:
+    async def hold(self, cost: int, owner: object = None) -> AsyncIterator[None]:
         cost = min(max(cost, 0), self.capacity)
         turn = object()
         async with self._changed:
-            self._turns.append(turn)
+            if owner not in self._turns:
+                self._turns[owner] = collections.deque()
+                self._owners.append(owner)
+            self._turns[owner].append(turn)
+            served = False
             try:
                 await self._changed.wait_for(
-                    lambda: self._turns[0] is turn and self.held + cost <= self.capacity
+                    lambda: self._next() is turn and self.held + cost <= self.capacity
                 )
+                served = True
             finally:
-                self._turns.remove(turn)
+                mine = self._turns[owner]
+                mine.remove(turn)
+                if not mine:
+                    del self._turns[owner]
+                    self._owners.remove(owner)
+                elif served:  # its next decode waits until the other owners had a turn
+                    self._owners.remove(owner)
+                    self._owners.append(owner)
                 self._changed.notify_all()
             self.held += cost
         try:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
 from vedit.db import make_sessionmaker
+from vedit.keys import ApiKey
 from vedit.tasks.models import Task, TaskStatus
 
 
@@ -69,6 +70,21 @@ class TaskStore:
         if key_id is not None and task.key_id != key_id:
             return None
         return task
+
+    def result_servable(self, task_id: str) -> str | None:
+        """Why the task's result link must not be served any more (the key that made the
+        task was revoked, or the task is gone), or None when it may be."""
+        with self.sessions() as s:
+            row = s.execute(
+                select(Task.id, ApiKey.revoked_at)
+                .join(ApiKey, ApiKey.id == Task.key_id)
+                .where(Task.id == task_id)
+            ).first()
+        if row is None:
+            return "the file is no longer available"
+        if row.revoked_at is not None:
+            return "the file is no longer available: the API key that made it was revoked"
+        return None
 
     def counts_by_status(self) -> dict[str, int]:
         with self.sessions() as s:

@@ -94,7 +94,10 @@ def verify(storage: Storage, fields: dict[str, str], now: float | None = None) -
             "GET /api/v1/uploads?action=getPolicy&model=... first"
         )
     encoded = fields["policy"]
-    if not hmac.compare_digest(storage.sign(SIGNING_LABEL, encoded), fields["Signature"]):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    if not hmac.compare_digest(
+        storage.sign(SIGNING_LABEL, encoded).encode(), fields["Signature"].encode()
+    ):
         raise UploadDenied(
             "the policy's Signature does not match: the policy was not issued by this server, "
             "or was changed"
@@ -113,7 +116,7 @@ def verify(storage: Storage, fields: dict[str, str], now: float | None = None) -
         raise UploadDenied(
             f"the upload policy expired at {_iso(expires)} (now {_iso(now)}); get a new one"
         )
-    if not hmac.compare_digest(fields["OSSAccessKeyId"], policy.access_key_id):
+    if not hmac.compare_digest(fields["OSSAccessKeyId"].encode(), policy.access_key_id.encode()):
         raise UploadDenied(
             f"OSSAccessKeyId {escape_invisible(fields['OSSAccessKeyId'])[:64]!r} is not the one "
             "the policy was issued to"
