@@ -1,16 +1,19 @@
 """Keeping a painted video steady: key frames painted afresh, the frames between carried by flow.
 
 A style network paints each frame on its own, and its strokes land somewhere else in
-the next frame: painted frame by frame, a video shimmers (3-5 times the source's own
-frame-to-frame change on real footage). Here only every ``every``-th frame is painted
-afresh; each frame is the previous painted frame carried along the source's motion
-(OpenCV's DIS optical flow, from this frame back to the previous one), with a share
-(``carry``) of the source's own change where the carried frame does not fit (light
-that changed, a mouth that opened). Where the motion is trusted — the previous source
-frame, carried the same way, matches this one — a key frame keeps ``keep`` of the
-carried painting where the picture moved (and all of it where it stood still) and
-takes the rest from the fresh one, so strokes stay put; where the motion is not
-trusted (something came into view, a cut), the fresh painting is taken as it is.
+the next frame: painted frame by frame, a video shimmers (1.5-6 times the source's own
+frame-to-frame change on real footage). Here only every ``EVERY``-th frame (a key
+frame) is painted afresh. Every frame is the last key frame's painting carried to it
+in one step along the source's motion — OpenCV's DIS optical flow from this frame
+straight back to the key frame, found at half size and averaged over a neighbourhood
+weighted by texture (flat regions take their textured neighbours' motion, or none) —
+plus a share (``CARRY``) of the source's own change that the motion does not explain
+(light that changed, a mouth that opened). A key frame keeps ``KEEP`` of the carried
+painting where the motion is trusted (the key frame's source, carried the same way,
+matches this one) and the picture moved, all of it where it stood still, and takes the
+rest from its fresh painting; where the motion is not trusted (something came into
+view) the fresh painting is taken, and a frame the motion hardly explains at all (a
+cut) starts afresh.
 """
 
 from __future__ import annotations
@@ -42,9 +45,8 @@ class Coherence:
     found at half the size (it is smoothed over a neighbourhood anyway).
     """
 
-    def __init__(self, paint: Callable[[np.ndarray], np.ndarray], every: int | None = None) -> None:
+    def __init__(self, paint: Callable[[np.ndarray], np.ndarray]) -> None:
         self.paint = paint
-        self.every = every or EVERY
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._key: _Key | None = None
         self._grid: np.ndarray | None = None  # (h, w, 2): each pixel's own position
@@ -52,7 +54,7 @@ class Coherence:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), _half(frame))
-        key = self._count % self.every == 0
+        key = self._count % EVERY == 0
         self._count += 1
         if self._key is None:
             out, key = self.paint(frame), True
