@@ -52,7 +52,11 @@ log = logging.getLogger("vedit.uploads")
 router = APIRouter(tags=["uploads"])
 
 UPLOAD_PATHS = frozenset({"/v1/uploads", "/api/v1/uploads"})
-"""Paths whose bodies get ``VEDIT_UPLOAD_BODY_TIMEOUT_S`` (``api/http_server.py``)."""
+"""Paths whose POSTs the HTTP server treats as uploads (``api/http_server.py``): a
+connection budget of their own (``VEDIT_HTTP_MAX_UPLOAD_CONNECTIONS``), a body that must
+arrive at ``VEDIT_UPLOAD_MIN_RATE_BPS`` after ``VEDIT_UPLOAD_RATE_GRACE_S`` instead of
+``VEDIT_HTTP_BODY_TIMEOUT_S``, and a declared size of at most the largest file plus the
+form (``FORM_ALLOWANCE``), refused at the headers."""
 
 _FORM = {
     "requestBody": {
