@@ -26,7 +26,7 @@ import numpy as np
 
 from vedit import MODEL_NAME
 from vedit.config import Settings
-from vedit.engines.base import EditJob, Engine, PreparedClip
+from vedit.engines.base import EditJob, Engine, PreparedClip, reference_cover
 from vedit.engines.clip import ClipFrames
 from vedit.engines.plan import plan_edit, without_reference
 from vedit.errors import (
@@ -242,12 +242,9 @@ def check_inputs(task: Task, ctx: WorkerContext, lease: TaskLease, work: Path) -
         image_paths.append((label, path))
     lease.progress(FETCHED)
 
-    # 2. Validate against the media limits before any editing.
+    # 2. Validate against the media limits before any editing, and plan the output; the
+    #    reference images are decoded no larger than the output needs (engines/base.py).
     info = probe_video(video_path, s, video_label)
-    references = [load_image(path, s, label) for label, path in image_paths]
-    lease.progress(VALIDATED)
-
-    # 3. Plan the output.
     spec = plan_output(
         info,
         resolution=task.resolution,
@@ -260,6 +257,9 @@ def check_inputs(task: Task, ctx: WorkerContext, lease: TaskLease, work: Path) -
             "description": "AI-generated content: this video was edited by an AI model",
         },
     )
+    cover = reference_cover(spec.width, spec.height)
+    references = [load_image(path, s, label, cover) for label, path in image_paths]
+    lease.progress(VALIDATED)
     return CheckedInputs(video_path, video_label, info, references, spec)
 
 

@@ -20,7 +20,7 @@ import pytest
             "InvalidFile.Resolution",
             "media[1] (reference_image): size is 280x280",
         ),
-        ("wide.mp4", "cut.jpg", "InvalidFile.Content", "damaged or cut short; received"),
+        ("wide.mp4", "cut.jpg", "InvalidFile.Content", "damaged or cut short); received"),
     ],
 )
 def test_bad_media_fail_the_task_with_the_limit_and_the_value(

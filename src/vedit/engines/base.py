@@ -18,6 +18,7 @@ is the plan as carried out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,24 @@ from vedit.media.video import FrameEditor
 
 if TYPE_CHECKING:
     from vedit.engines.relay import RelayEngine
+
+
+REFERENCE_COVER = 1.5
+"""A reference image is kept at least this many times the output frame's width and height
+(and :data:`REFERENCE_MIN_SIDE`): its largest use is the background edit's cover of the
+frame plus a margin for the camera (1.24x, ``classic/background.py``), made by engine vace
+at a person-model size of up to 1.07x the output; the look (256 px), a style (256 px) and
+the clothing's texture (512 px from the middle 60 %) take less. The worker decodes no
+more of it than that (``probe.load_image``)."""
+REFERENCE_MIN_SIDE = 1024
+
+
+def reference_cover(width: int, height: int) -> tuple[int, int]:
+    """The size a reference image must still cover for an output of ``width`` x ``height``."""
+    return (
+        max(REFERENCE_MIN_SIDE, math.ceil(width * REFERENCE_COVER)),
+        max(REFERENCE_MIN_SIDE, math.ceil(height * REFERENCE_COVER)),
+    )
 
 
 @dataclass(frozen=True)

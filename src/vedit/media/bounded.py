@@ -13,7 +13,8 @@ Pillow holds it as 144 MB, a WEBP of it as 551 MB) must not be decoded blindly:
    and :func:`decode_cost` says how many bytes that holds, for :class:`DecodeBudget`
    (the API decodes under one budget for all uploads at once).
 
-The worker, which handles one task at a time, decodes images fully (``probe.load_image``).
+The worker checks a reference image with the same header functions, then decodes it no
+larger than the output needs, with bounded memory too (``probe.load_image``).
 """
 
 from __future__ import annotations

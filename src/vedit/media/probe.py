@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from vedit.config import Settings
 from vedit.errors import (
@@ -26,6 +26,7 @@ from vedit.errors import (
     MediaFrameRate,
     MediaResolution,
 )
+from vedit.media.bounded import ImageHeader, check_image_size, read_header, verify_image
 
 log = logging.getLogger("vedit.media")
 
@@ -173,10 +174,35 @@ def _check_video_limits(
         )
 
 
+# EXIF orientation -> the transposition that shows the picture upright (ImageOps.exif_transpose's).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+STRIP_PIXELS = 1 << 20  # Pillow's picture is converted to RGB and reduced this much at a time
+
+
 def load_image(
-    path: Path, settings: Settings, label: str = "media[1] (reference_image)"
+    path: Path,
+    settings: Settings,
+    label: str = "media[1] (reference_image)",
+    cover: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Check the reference image against the limits and decode it to an RGB array."""
+    """Check the reference image against the limits and decode it to an upright RGB array.
+
+    The size is checked on the header (``media/bounded.py``) before a pixel is decoded.
+    With ``cover`` (width, height, upright) the image is reduced by the largest whole
+    factor that leaves it covering that size (:func:`reduction`), and memory stays bounded
+    whatever the factor: a JPEG is decoded at the scale ``Image.draft`` offers (libjpeg's
+    scaled decode), a BMP by Pillow (a 36-megapixel BMP under ``image_max_bytes`` is held at
+    1 byte a pixel), each converted and reduced a strip at a time; a PNG (read through as a
+    stream first) or a WEBP is decoded by OpenCV straight into one array of 3 bytes a pixel
+    (4 for a WEBP with alpha), then reduced."""
     s = settings
     try:
         with warnings.catch_warnings():
@@ -198,34 +224,115 @@ def load_image(
             raise MediaFormat(
                 f"{label}: format is {img.format}; JPEG, PNG, BMP or WEBP is required"
             )
-        width, height = img.size
-        if width * height > s.image_max_pixels:
-            raise MediaResolution(
-                f"{label}: size is {width}x{height} ({width * height:,} pixels); at most "
-                f"{s.image_max_pixels:,} pixels are accepted"
+        header = read_header(path)
+        if header is None or (header.width, header.height) != img.size:
+            raise MediaCorrupt(
+                f"{label}: the image's header cannot be read (the file is damaged); received "
+                f"{what_was_received(path)}"
             )
-        if min(width, height) < s.image_min_side:
-            raise MediaResolution(
-                f"{label}: size is {width}x{height}; width and height must be at least "
-                f"{s.image_min_side} px"
-            )
-        ratio = max(width, height) / min(width, height)
-        if ratio > s.image_max_aspect + 1e-9:
-            raise MediaAspectRatio(
-                f"{label}: aspect ratio is {width}:{height} ({ratio:.2f}:1); it must be within "
-                f"1:{s.image_max_aspect:g} to {s.image_max_aspect:g}:1"
-            )
+        check_image_size(header.width, header.height, s, label)
+        orientation = _orientation(img, label)
+        if cover is not None and orientation in (5, 6, 7, 8):  # stored on its side
+            cover = (cover[1], cover[0])
+        factor = reduction(header.width, header.height, cover)
+        alpha = header.format == "WEBP" and "A" in img.mode
+        rgb: np.ndarray | None = None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rgb = ImageOps.exif_transpose(img).convert("RGB")
-                return np.asarray(rgb, dtype=np.uint8).copy()
+                if header.format in ("JPEG", "BMP"):
+                    rgb = _pillow_rgb(img, factor, cover)
+                else:
+                    img.close()
+                    rgb = _opencv_rgb(path, header, factor, alpha, label)
         except (OSError, ValueError, SyntaxError) as exc:
-            log.info("%s: Pillow cannot decode the image: %s", label, _reason(exc))
+            log.info("%s: the image cannot be decoded: %s", label, _reason(exc))
+        if rgb is None:
             raise MediaCorrupt(
                 f"{label}: the image cannot be decoded (the file is damaged or cut short); "
                 f"received {what_was_received(path)}"
-            ) from None
+            )
+    if orientation in _UPRIGHT:
+        rgb = np.asarray(Image.fromarray(rgb).transpose(_UPRIGHT[orientation])).copy()
+    return rgb
+
+
+def reduction(width: int, height: int, cover: tuple[int, int] | None) -> int:
+    """The largest whole factor ``width`` x ``height`` can be divided by and still cover
+    ``cover``: 1 when there is no ``cover``, or nothing to spare."""
+    if cover is None:
+        return 1
+    return max(1, min(width // max(1, cover[0]), height // max(1, cover[1])))
+
+
+def _orientation(img: Image.Image, label: str) -> int:
+    """The EXIF orientation (1: upright) from the metadata read with the header. (The
+    base class's ``getexif``: a PNG's own decodes the whole image to look for ``eXIf``.)"""
+    try:
+        value = Image.Image.getexif(img).get(ExifTags.Base.Orientation, 1)
+    except Exception as exc:  # a damaged EXIF block: the picture is taken as it is stored
+        log.info("%s: the EXIF data cannot be read: %s", label, _reason(exc))
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _pillow_rgb(img: Image.Image, factor: int, cover: tuple[int, int] | None) -> np.ndarray:
+    """A JPEG or BMP through Pillow: a JPEG decoded at the smallest scale ``draft`` offers
+    (1/2, 1/4, 1/8) not below 1/``factor``; converted to RGB and reduced by what remains of
+    the factor, :data:`STRIP_PIXELS` at a time; the rest of the factor (a JPEG's 1/2 of a
+    1/3) by an area average."""
+    target = (-(-img.width // factor), -(-img.height // factor))
+    if img.format == "JPEG" and factor > 1:
+        img.draft("RGB", target)
+    img.load()
+    width, height = img.size
+    left = reduction(width, height, cover)  # what the draft left of the factor
+    out = np.empty((-(-height // left), -(-width // left), 3), np.uint8)
+    rows = left * max(1, STRIP_PIXELS // (width * left))
+    for top in range(0, height, rows):
+        strip = img.crop((0, top, width, min(height, top + rows)))
+        if strip.mode != "RGB":
+            strip = strip.convert("RGB")
+        if left > 1:
+            strip = strip.reduce(left)
+        out[top // left : top // left + strip.height] = np.asarray(strip)
+    if out.shape[1::-1] != target:
+        import cv2
+
+        out = cv2.resize(out, target, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _opencv_rgb(
+    path: Path, header: ImageHeader, factor: int, alpha: bool, label: str
+) -> np.ndarray | None:
+    """A PNG or WEBP decoded by OpenCV into one array of the picture's size, then reduced by
+    ``factor`` (area average); None when it does not decode. A PNG is read through as a
+    stream first (``bounded.verify_image``): libpng leaves a cut-short file's rows unread
+    without an error."""
+    import cv2
+
+    if header.format == "PNG":
+        verify_image(path, header, label, what_was_received(path))
+    # A WEBP with ``alpha``: B, G, R, A as stored (OpenCV's RGB would convert a copy).
+    flags = cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR_RGB
+    full = np.empty((header.height, header.width, 4 if alpha else 3), np.uint8)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        decoded = cv2.imread(str(path), full, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    del full
+    if decoded is None or decoded.ndim != 3 or decoded.shape[:2] != (header.height, header.width):
+        return None
+    if factor > 1:
+        size = (-(-header.width // factor), -(-header.height // factor))
+        decoded = cv2.resize(decoded, size, interpolation=cv2.INTER_AREA)
+    if flags == cv2.IMREAD_UNCHANGED:
+        to_rgb = cv2.COLOR_BGRA2RGB if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        decoded = cv2.cvtColor(decoded, to_rgb)
+    return decoded
 
 
 @dataclass(frozen=True)
