@@ -158,14 +158,17 @@ def test_a_person_edit_of_a_clip_without_a_person_makes_the_look_and_says_so(
     edited = classic_edit(clips[clip], tmp_path / "edited.mp4", prompt, reference)
     plan = edited.outcome()
     assert (plan.operation, plan.fallback_from) == ("color_grade", asked)
-    # Every eighth looked at; the cat's face close up fools the pose model in one of them,
-    # which is not enough (it takes two).
+    # Every eighth looked at. The cat's face close up all but fools the pose model in one of
+    # them (its "person present" score there is 0.48-0.50 against a threshold of 0.5, and
+    # which side it falls on moves with the encoder and the resize: it once counted), which
+    # would not be enough anyway (it takes two); the person detector finds nobody.
     seen = plan.sampled_with_person
     assert plan.sampled_frames == PERSON_SAMPLES
-    assert seen == {"cat": 1, "coffee": 0}[clip] and seen < PERSON_SAMPLES_NEEDED
+    assert seen is not None and seen <= {"cat": 1, "coffee": 0}[clip] < PERSON_SAMPLES_NEEDED
     found = f"only {seen} of the" if seen else "no person in the"
     assert f"{found} {PERSON_SAMPLES} frames sampled from the clip" in plan.because
-    assert plan.applied is True and plan.person_frame_share is None
+    # The edit asked for was not made, and the plan says so.
+    assert plan.applied is False and plan.person_frame_share is None
     # The output is exactly the look's: the same file as the look prompt's edit.
     classic_edit(clips[clip], tmp_path / "look.mp4", LOOK, reference)
     assert (tmp_path / "edited.mp4").read_bytes() == (tmp_path / "look.mp4").read_bytes()

@@ -127,9 +127,9 @@ class EditPlan:
       how many frames of the clip the person models looked at before the edit, and in how
       many of them they found a person (see :func:`person_checked`); None when no check was
       made
-    - ``applied``: once the video is made, whether the edit ``operation`` names was made
-      (False for ``none``, and for a person edit that found the person in no frame); None
-      before
+    - ``applied``: once the video is made, whether the edit asked for was made: False for
+      ``none``, for a plan that fell back (``fallback_from``: the look was made instead), and
+      for a person edit that found the person in no frame; None before
     - ``person_frame_share``: once a person edit's video is made, the share of its edited
       frames in which the person was found and edited (0..1); None otherwise
     """
@@ -210,29 +210,45 @@ NO_PERSON_OUTPUT = {
 }
 
 
-def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) -> EditPlan:
-    """``plan`` (a person edit) after the pose model looked at ``sampled`` frames of the
-    clip and found a person in ``with_person`` of them: carried out when that is at least
+def person_checked(
+    plan: EditPlan,
+    sampled: int,
+    with_person: int,
+    needed: int,
+    *,
+    posed: int | None = None,
+    detected: int | None = None,
+) -> EditPlan:
+    """``plan`` (a person edit) after the person models looked at ``sampled`` frames of the
+    clip and found someone in ``with_person`` of them: carried out when that is at least
     ``needed`` (or every frame sampled), else the reference's look instead — an edit that
-    has no person to work on is not claimed."""
+    has no person to work on is not claimed. Where the person detector looked too,
+    ``posed`` is the frames in which the pose model found its person and ``detected`` those
+    in which the detector found people the pose model did not; None: the pose model alone."""
+    who = "the pose model" if detected is None else "the pose model and the person detector"
     if with_person and with_person >= min(needed, sampled):
-        seen = (
-            f"the pose model found a person in {with_person} of the {sampled} frames "
-            f"sampled from the clip; {WITHOUT_PERSON[plan.operation]}"
-        )
+        if detected:
+            seen = (
+                f"people were found in {with_person} of the {sampled} frames sampled from the "
+                f"clip (the pose model found its person in {posed or 0}, the person detector "
+                f"people it missed in {detected})"
+            )
+        else:
+            seen = f"the pose model found a person in {with_person} of the {sampled} frames "
+            seen += "sampled from the clip"
         return replace(
             plan,
-            because=f"{plan.because}; {seen}",
+            because=f"{plan.because}; {seen}; {WITHOUT_PERSON[plan.operation]}",
             sampled_frames=sampled,
             sampled_with_person=with_person,
         )
     if with_person:
         reason = (
-            f"the pose model found a person in only {with_person} of the {sampled} frames "
+            f"{who} found a person in only {with_person} of the {sampled} frames "
             f"sampled from the clip ({needed} needed)"
         )
     elif sampled:
-        reason = f"the pose model found no person in the {sampled} frames sampled from the clip"
+        reason = f"{who} found no person in the {sampled} frames sampled from the clip"
     else:
         reason = "no frame of the clip could be read to look for a person"
     return replace(fall_back(plan, reason), sampled_frames=sampled, sampled_with_person=with_person)
@@ -241,10 +257,12 @@ def person_checked(plan: EditPlan, sampled: int, with_person: int, needed: int) 
 def carried_out(
     plan: EditPlan, frames_edited: int | None = None, frames_with_person: int | None = None
 ) -> EditPlan:
-    """The plan once the video is made. For a person edit, ``frames_edited`` and
-    ``frames_with_person`` say in how many of the frames it edited it found the person."""
-    if plan.operation == "none":
-        return replace(plan, applied=False)
+    """The plan once the video is made: ``applied`` False where the edit asked for was not
+    made (a plan that fell back to the look, or to no edit). For a person edit,
+    ``frames_edited`` and ``frames_with_person`` say in how many of the frames it edited it
+    found the person."""
+    if plan.operation == "none" or plan.fallback_from:
+        return replace(plan, applied=False)  # the edit asked for was not made
     if plan.operation not in WITHOUT_PERSON or frames_edited is None or frames_with_person is None:
         return replace(plan, applied=True)
     share = round(frames_with_person / frames_edited, 3) if frames_edited else 0.0
@@ -370,8 +388,9 @@ def plan_in_words(plan: dict[str, Any]) -> str:
     if plan.get("style_strength") is not None:
         what += f" (style strength {plan['style_strength']:g})"
     if plan.get("fallback_from"):
-        what += f" (instead of {plan['fallback_from'].replace('_', ' ')})"
-    if plan.get("applied") is False:
+        what += f" (instead of {plan['fallback_from'].replace('_', ' ')}"
+        what += ", which was not made)" if plan.get("applied") is False else ")"
+    elif plan.get("applied") is False:
         what += " — not applied"
     share = plan.get("person_frame_share")
     if share is not None:
@@ -379,4 +398,30 @@ def plan_in_words(plan: dict[str, Any]) -> str:
     because = plan.get("because")
     return (
         f"{what[0].upper()}{what[1:]}: {because}." if because else f"{what[0].upper()}{what[1:]}."
+    )
+
+
+_ASKED = {
+    "restyle_clothing": "the clothing change",
+    "replace_background": "the background replacement",
+    "stylize": "the style",
+    "color_grade": "the look",
+}
+
+
+def plan_warning(plan: dict[str, Any]) -> str | None:
+    """One line for people where the edit asked for was not made (the plan fell back to
+    another, or a person edit found nobody while editing), saying why; None where it was."""
+    asked = plan.get("fallback_from")
+    if not asked and (plan.get("applied") is not False or plan.get("operation") == "none"):
+        return None
+    asked = asked or plan.get("operation") or "none"
+    what = _ASKED.get(asked, asked.replace("_", " "))
+    because = str(plan.get("because") or "")
+    why = because.split("; ", 1)[1] if "; " in because else because  # after the prompt's words
+    why = why.removeprefix("but ")
+    return (
+        f"warning: {what} asked for was not made: {why}"
+        if why
+        else f"warning: {what} asked for was not made"
     )

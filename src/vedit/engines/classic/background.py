@@ -33,6 +33,7 @@ import numpy as np
 
 from vedit.engines.base import PersonTally
 from vedit.engines.classic.matte import EdgeMatte
+from vedit.engines.classic.people import People
 from vedit.engines.classic.pose import PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter, agreement
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
@@ -113,6 +114,10 @@ class BackgroundEditor:
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
         self.tally = tally if tally is not None else PersonTally()
+        # People the detector finds and the whole-frame models miss (small, far, a second
+        # person), segmented on crops: set by the engine once it has looked at the clip.
+        self.people: People | None = None
+        self.whole_frame = True  # False: the pose and selfie models do not read whole frames
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it
         self._missed = 0  # pose runs since the pose model last found the person
@@ -127,14 +132,32 @@ class BackgroundEditor:
 
     def person(self, frame: YuvFrame, index: int) -> np.ndarray:
         """The person in ``frame`` (``index``: the frame's number in the edit), 0..1 at chroma
-        size (half the frame's): what both models see, with what was seen before. Engine
-        vace regenerates all but this."""
+        size (half the frame's): what both models see, with what was seen before, and the
+        people the detector found. Engine vace regenerates all but this."""
         return self._see(frame, index)[2]
 
-    def _see(self, frame: YuvFrame, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The frame at the selfie model's size (Y, Cb, Cr), its selfie mask and the person."""
+    def _see(
+        self, frame: YuvFrame, index: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+        """The frame at the selfie model's size (Y, Cb, Cr), its selfie mask (None where the
+        whole-frame models are off), everyone to keep, and the main person alone."""
         size = self.segmenter.input_size
         small = frame.small_yuv(*size)
+        selfie = None
+        main = np.zeros((self.height // 2, self.width // 2), np.float32)
+        if self.whole_frame:
+            selfie, main = self._main_person(frame, index, small)
+        person = main
+        if self.people is not None:
+            others = self.people(frame, index, main if self.whole_frame else None)
+            if others is not None:
+                person = np.maximum(main, self.segmenter.feathered(others))
+        return small, selfie, person, main
+
+    def _main_person(
+        self, frame: YuvFrame, index: int, small: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The whole frame's selfie mask, and the person the pose and selfie models agree on."""
         rgb = yuv_to_rgb(small, frame.matrix)
         # The selfie model runs on every frame (its running mask stays current).
         selfie = self.segmenter.running_half(rgb)
@@ -159,11 +182,11 @@ class BackgroundEditor:
                     self._near = None
         # With no person near, nothing of the selfie mask counts: all new background.
         if self._near is None:
-            return small, selfie, np.zeros_like(selfie)
-        return small, selfie, self.segmenter.feathered(selfie, also=self._body, within=self._near)
+            return selfie, np.zeros_like(selfie)
+        return selfie, self.segmenter.feathered(selfie, also=self._body, within=self._near)
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
-        small, selfie, person_c = self._see(frame, index)
+        small, selfie, person_c, main = self._see(frame, index)
         size = self.segmenter.input_size
         behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
         small_y = np.ascontiguousarray(small[..., 0])
@@ -197,11 +220,11 @@ class BackgroundEditor:
         elif shift < 0:
             cv2.subtract(y, -shift, dst=y)
         doubt = None
-        if self._body is not None:
+        if self._body is not None and selfie is not None:
             # Where only one model sees the person (a spoon by her hand, a hand the pose
             # model missed), the colours decide.
             both = cv2.min(selfie[cs], self._body[cs])
-            doubt = (cv2.absdiff(both, person_c[cs]) > 0.5).view(np.uint8)
+            doubt = (cv2.absdiff(both, main[cs]) > 0.5).view(np.uint8)
         alpha, fix = self.matte(y, u, v, person_c[cs], cs, small_y, doubt)
         size_y = (y.shape[1], y.shape[0])
         alpha_y = cv2.resize(alpha, size_y, interpolation=cv2.INTER_LINEAR)

@@ -29,7 +29,8 @@ import numpy as np
 from vedit.engines.base import PersonTally
 from vedit.engines.classic import pose as bp
 from vedit.engines.classic.matte import EdgeMatte
-from vedit.engines.classic.pose import THREADS, PoseTracker, working_size
+from vedit.engines.classic.people import People, Track
+from vedit.engines.classic.pose import THREADS, OneEuro, PoseTracker, working_size
 from vedit.engines.classic.segment import PersonSegmenter
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
@@ -44,6 +45,8 @@ HEM = 0.15  # the garment's bottom below the hip joints' line (over the hips, no
 HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
 HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
+TORSO_GROW = 0.3  # a person on a crop: their torso hull grown by this share of the shoulder
+# width is where their garment may be
 SELFIE_SMOOTHING = 1.0  # weight of each frame's selfie mask in the running one: 1, each
 # frame's own (a running mean would trail a walking person, and the garment with it)
 
@@ -85,6 +88,12 @@ class ClothingEditor:
         self._body: np.ndarray | None = None
         self._person: np.ndarray | None = None
         self.matte = EdgeMatte(width, height)
+        # People the detector finds and the whole-frame models miss, each dressed on a crop
+        # around them where the pose model places the garment there: set by the engine.
+        self.people: People | None = None
+        self.whole_frame = True  # False: the pose and selfie models do not read whole frames
+        self.models_dir = models_dir
+        self._crop_pose: PoseTracker | None = None  # the pose model on people's crops
 
     def garment(self, frame: YuvFrame, index: int) -> np.ndarray | None:
         """The garment in ``frame`` (``index``: the frame's number in the edit), 0..1 at
@@ -94,14 +103,60 @@ class ClothingEditor:
         return None if seen is None else seen[0]
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
-        seen = self._see(frame, index)
+        seen = self._see(frame, index) if self.whole_frame else None
+        others = None
+        if self.people is not None:  # looked for before any garment is drawn
+            others = self.people(frame, index, self._person if seen is not None else None)
+        dressed = False
         if seen is None:
-            self.tally.count(False)
             self.matte.reset()
-            return
-        garment_c, grey = seen
-        assert self._anchor is not None
-        self.tally.count(self._dress(frame, self._anchor * 2, garment_c, grey))
+        else:
+            garment_c, grey = seen
+            assert self._anchor is not None
+            dressed = self._dress(frame, self._anchor * 2, garment_c, grey)
+        if others is not None and self.people is not None:
+            for track in self.people.tracks:
+                if track.state.get("seen") == index:
+                    dressed = self._dress_one(frame, track) or dressed
+        self.tally.count(dressed)
+
+    def _dress_one(self, frame: YuvFrame, track: Track) -> bool:
+        """Dress a person the detector found, from the pose model run on their crop (every
+        ``POSE_EVERY``-th of their crops, its landmarks held and smoothed in between) and
+        their outline in the crop; False where the pose model cannot place the garment."""
+        state = track.state
+        x0, y0, x1, y1 = state["crop"]  # type: ignore[misc]
+        outline: np.ndarray = state["outline"]  # type: ignore[assignment]
+        origin = np.float32([x0 // 2, y0 // 2])
+        state["calls"] = calls = int(state.get("calls", -1)) + 1  # type: ignore[call-overload]
+        if calls % POSE_EVERY == 0 or "points" not in state:
+            if self._crop_pose is None:
+                side = 256
+                self._crop_pose = PoseTracker(side, side, models_dir=self.models_dir)
+            self._crop_pose.reset()  # each crop afresh: crops move with their person
+            pose = self._crop_pose(state["rgb"])  # type: ignore[arg-type]
+            if pose is None:
+                state.pop("points", None)
+                return False
+            to_chroma = (x1 - x0) / 2 / self._crop_pose.width
+            smooth = state.setdefault("filter", OneEuro())
+            state["points"] = smooth(pose.points * to_chroma + origin)  # type: ignore[operator]
+            state["visibility"] = pose.visibility
+        points = np.asarray(state["points"]) - origin  # in the crop, at chroma size
+        shape = outline.shape
+        ys, xs = slice(y0 // 2, y0 // 2 + shape[0]), slice(x0 // 2, x0 // 2 + shape[1])
+        upper = upper_body(points, shape)
+        skin = skin_mask(frame.u[ys, xs], frame.v[ys, xs], points)
+        hands = hand_mask(points, np.asarray(state["visibility"]), shape)
+        body = torso_hull(points, shape)  # the crop's outline may hold a neighbour too
+        local = outline * upper * body * (1.0 - np.maximum(skin, hands))
+        if float(local.max()) < 0.05:
+            return False
+        pins = points[[bp.RIGHT_SHOULDER, bp.LEFT_SHOULDER, bp.RIGHT_HIP, bp.LEFT_HIP]]
+        state["anchor"] = anchor = pinned(state.get("anchor"), pins + origin)  # type: ignore[arg-type]
+        garment_c = np.zeros(frame.u.shape, np.float32)
+        garment_c[ys, xs] = local
+        return self._dress(frame, anchor * 2, garment_c, None)
 
     def _see(self, frame: YuvFrame, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The garment (chroma size) and the luma at the selfie model's size, or None where
@@ -141,23 +196,18 @@ class ClothingEditor:
         return garment_c, grey
 
     def _pin(self, points: np.ndarray) -> None:
-        """Move the texture's pins (shoulders, hips) only when the body moved: landmark jitter
-        of a person standing still would make a fine texture shimmer."""
+        """Move the texture's pins (shoulders, hips) only when the body moved."""
         pins = points[[bp.RIGHT_SHOULDER, bp.LEFT_SHOULDER, bp.RIGHT_HIP, bp.LEFT_HIP]]
-        width = float(np.hypot(*(pins[1] - pins[0])))
-        if self._anchor is not None:
-            drift = float(np.abs(pins[:2] - self._anchor[:2]).max())
-            if drift < max(0.75, HOLD * width):
-                return
-        self._anchor = pins.copy()
+        self._anchor = pinned(self._anchor, pins)
 
     def _dress(
-        self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray, grey: np.ndarray
+        self, frame: YuvFrame, pins: np.ndarray, garment_c: np.ndarray, grey: np.ndarray | None
     ) -> bool:
         """Blend the texture, pinned to the shoulders (``pins``: right and left shoulder,
         right and left hip, in luma pixels), into the garment, which ends where the person's
-        colours do (``grey``: the source's luma at the models' size, for the edge matte);
-        False when there was none."""
+        colours do (``grey``: the source's luma at the models' size, for the edge matte of
+        the main person; None: the garment's own edge, for a person on a crop); False when
+        there was none."""
         ty, tu, tv = self.texture(frame.matrix)
         side = float(ty.shape[0])
         top_l, top_r = pins[0], pins[1]
@@ -176,17 +226,18 @@ class ClothingEditor:
         if not len(rows) or not len(cols):
             return False
         cy0, cy1, cx0, cx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        # The person's edge as their colours draw it, around the garment's box.
-        ch, cw = garment_c.shape
-        pad = 2 * self.matte.band
-        r0, r1 = max(0, cy0 - pad), min(ch, cy1 + pad)
-        c0, c1 = max(0, cx0 - pad), min(cw, cx1 + pad)
-        box = (slice(r0, r1), slice(c0, c1))
-        person = np.ascontiguousarray(self._person[box])
-        planes = frame.y[2 * r0 : 2 * r1, 2 * c0 : 2 * c1], frame.u[box], frame.v[box]
-        alpha, _ = self.matte(*planes, person, box, grey)
-        garment_c = garment_c.copy()
-        np.minimum(garment_c[box], alpha, out=garment_c[box])
+        if grey is not None and self._person is not None:
+            # The person's edge as their colours draw it, around the garment's box.
+            ch, cw = garment_c.shape
+            pad = 2 * self.matte.band
+            r0, r1 = max(0, cy0 - pad), min(ch, cy1 + pad)
+            c0, c1 = max(0, cx0 - pad), min(cw, cx1 + pad)
+            box = (slice(r0, r1), slice(c0, c1))
+            person = np.ascontiguousarray(self._person[box])
+            planes = frame.y[2 * r0 : 2 * r1, 2 * c0 : 2 * c1], frame.u[box], frame.v[box]
+            alpha, _ = self.matte(*planes, person, box, grey)
+            garment_c = garment_c.copy()
+            np.minimum(garment_c[box], alpha, out=garment_c[box])
         g_c = np.ascontiguousarray(garment_c[cy0:cy1, cx0:cx1])
         y = frame.y[2 * cy0 : 2 * cy1, 2 * cx0 : 2 * cx1]
         h, w = y.shape
@@ -209,6 +260,17 @@ class ClothingEditor:
         np.copyto(u, cv2.blendLinear(new_u, np.ascontiguousarray(u), g_c, keep))
         np.copyto(v, cv2.blendLinear(new_v, np.ascontiguousarray(v), g_c, keep))
         return True
+
+
+def pinned(anchor: np.ndarray | None, pins: np.ndarray) -> np.ndarray:
+    """Where the texture is pinned (shoulders, hips): ``anchor`` kept until a shoulder moved
+    more than :data:`HOLD` of the shoulder width from it, else ``pins`` — landmark jitter of
+    a person standing still would make a fine texture shimmer."""
+    if anchor is not None:
+        width = float(np.hypot(*(pins[1] - pins[0])))
+        if float(np.abs(pins[:2] - anchor[:2]).max()) < max(0.75, HOLD * width):
+            return anchor
+    return pins.copy()
 
 
 def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -236,6 +298,20 @@ def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     head_radius = HEAD * float(np.hypot(*(points[bp.LEFT_EAR] - points[bp.RIGHT_EAR])))
     cv2.circle(band, (int(head[0]), int(head[1])), round(head_radius), 0, -1)
     return band.astype(np.float32)
+
+
+def torso_hull(points: np.ndarray, shape: tuple[int, int], grow: float = TORSO_GROW) -> np.ndarray:
+    """The convex hull of the shoulders, elbows, wrists and hips, grown by ``grow`` of the
+    shoulder width: this person's upper body and arms, not a neighbour's beside them."""
+    joints = [bp.LEFT_SHOULDER, bp.RIGHT_SHOULDER, bp.LEFT_ELBOW, bp.RIGHT_ELBOW,
+              bp.LEFT_WRIST, bp.RIGHT_WRIST, bp.LEFT_HIP, bp.RIGHT_HIP]  # fmt: skip
+    hull = np.zeros(shape, np.uint8)
+    corners = cv2.convexHull(np.round(points[joints]).astype(np.int32))
+    cv2.fillConvexPoly(hull, corners, 1)
+    width = float(np.hypot(*(points[bp.LEFT_SHOULDER] - points[bp.RIGHT_SHOULDER])))
+    radius = max(1, round(grow * width))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(hull, disc).astype(np.float32)
 
 
 def hand_mask(points: np.ndarray, visibility: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

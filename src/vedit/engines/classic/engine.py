@@ -11,9 +11,11 @@ The last two need the person models (``segment.py``, ``pose.py``); where they ar
 not installed the engine does not offer those operations (a warning says so at
 start), and a task that asks for one is refused with what is missing
 (:func:`person_models_refusal`), never made as another edit. Where they are, a
-person edit first looks for a person in frames sampled from the clip
-(``look_for_person``); with none, the plan falls back to the look and says so, and
-the look is what is made.
+person edit first looks for people in frames sampled from the clip
+(``look_for_person``): the pose model, made for a person filling much of the frame,
+and the person detector (``people.py``), which finds people of any size, each then
+segmented on a crop. With nobody found, the plan falls back to the look and says so
+(``applied`` false), and the look is what is made.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vedit.engines.base import EditJob, PersonTally, PreparedEdit
 from vedit.engines.classic.background import BackgroundEditor
 from vedit.engines.classic.clothing import ClothingEditor
 from vedit.engines.classic.look import LookEditor
+from vedit.engines.classic.people import DETECT_EVERY, SMALL, WATCH_EVERY, People
 from vedit.engines.classic.pose import DETECTOR, LANDMARKER, PoseTracker
 from vedit.engines.classic.segment import MODELS, ModelUnavailable, find_model
 from vedit.engines.classic.styles import StyleEditor
@@ -87,15 +91,19 @@ class ClassicEngine:
         return PreparedEdit(LookEditor(ref), plan)
 
     def _person_edit(self, job: EditJob, ref: np.ndarray) -> PreparedEdit:
-        """Background or clothing — when the clip has a person to edit. The pose model looks
-        at frames sampled from the clip first; with a person in too few of them the plan falls
-        back to the reference's look, and the look is what is made. Without a ``source`` to
-        look at, the edit runs unchecked (its count still says what it found)."""
+        """Background or clothing — when the clip has people to edit. The pose model and the
+        person detector look at frames sampled from the clip first; with someone in too few of
+        them the plan falls back to the reference's look, and the look is what is made. What
+        they saw sets the edit up: the whole-frame models where the pose model found its
+        person, the detector (on tiles where people are small) and crops for the people it
+        missed. Without a ``source`` to look at, the edit runs unchecked with the whole-frame
+        models alone (its count still says what it found)."""
         tally = PersonTally()
         kind = BackgroundEditor if job.plan.operation == "replace_background" else ClothingEditor
         editor = kind(ref, job.width, job.height, models_dir=job.models_dir, tally=tally)
         if job.source is None:
             return PreparedEdit(editor, job.plan, tally)
+        people = People(job.width, job.height, models_dir=job.models_dir)
         samples = sample_frames(
             job.source,
             width=job.width,
@@ -105,36 +113,74 @@ class ClassicEngine:
             count=PERSON_SAMPLES,
         )
         with closing(samples):
-            seen = look_for_person((frame for _, frame in samples), editor.tracker)
-        plan = person_checked(job.plan, seen.sampled, seen.with_person, PERSON_SAMPLES_NEEDED)
+            seen = look_for_person((frame for _, frame in samples), editor.tracker, people=people)
+        plan = person_checked(
+            job.plan,
+            seen.sampled,
+            seen.with_person,
+            PERSON_SAMPLES_NEEDED,
+            posed=seen.posed,
+            detected=seen.detected,
+        )
         if plan.operation != job.plan.operation:
             return PreparedEdit(LookEditor(ref), plan)
+        # People the pose model missed: followed from the start, looked for often, on tiles
+        # where they are small. Else the detector only watches for newcomers, now and then.
+        people.tiles = seen.small
+        people.detect_every = DETECT_EVERY if seen.detected else WATCH_EVERY
+        editor.people = people
+        editor.whole_frame = seen.posed > 0
+        log.info(
+            "engine classic: task %s: people found in %d of %d sampled frames (pose model %d, "
+            "detector beside it %d, small: %s)", job.task_id, seen.with_person, seen.sampled,
+            seen.posed, seen.detected, seen.small,
+        )  # fmt: skip
         return PreparedEdit(editor, plan, tally)
 
 
 @dataclass(frozen=True)
 class PersonSightings:
-    """What the pose model saw in frames sampled from a clip."""
+    """What the person models saw in frames sampled from a clip: ``with_person`` frames had
+    someone; in ``posed`` of them the pose model found its person, in ``detected`` the person
+    detector found people it did not; ``small``: someone was small (under :data:`SMALL` of
+    the frame's height)."""
 
     sampled: int
     with_person: int
+    posed: int = 0
+    detected: int = 0
+    small: bool = False
 
 
 def look_for_person(
-    frames: Iterable[YuvFrame], tracker: PoseTracker, enough: int = PERSON_SAMPLES_NEEDED
+    frames: Iterable[YuvFrame],
+    tracker: PoseTracker,
+    enough: int = PERSON_SAMPLES_NEEDED,
+    people: People | None = None,
 ) -> PersonSightings:
     """Runs the pose model (the same one the edit uses, at its working size) on each frame
-    afresh, and stops once ``enough`` of them had a person; ``tracker`` is left reset, ready
-    for the edit."""
-    sampled = with_person = 0
+    afresh, and ``people``'s detector (whole frame and tiles, each box confirmed on its crop)
+    for those the pose model misses; stops once ``enough`` frames had someone. ``tracker``
+    is left reset, ready for the edit."""
+    sampled = with_person = posed = detected = 0
+    small = False
     for frame in frames:
         tracker.reset()  # samples are far apart: nothing carries over from one to the next
         sampled += 1
-        with_person += tracker(frame.small_rgb(tracker.width, tracker.height)) is not None
+        pose = tracker(frame.small_rgb(tracker.width, tracker.height))
+        others = []
+        if people is not None:
+            half = (frame.width // 2, frame.height // 2)
+            covered = None if pose is None else cv2.resize(pose.mask, half)
+            others = people.sightings(frame, covered)
+        posed += pose is not None
+        detected += bool(others)
+        small = small or any(box.height < SMALL * frame.height for box in others)
+        with_person += pose is not None or bool(others)
         if with_person >= enough:
             break
     tracker.reset()
-    return PersonSightings(sampled, with_person)
+    return PersonSightings(sampled, with_person, posed, detected, small)
 
 
 class Unchanged:
