@@ -7,8 +7,8 @@ frame) is painted afresh. Every frame is the last key frame's painting carried t
 in one step along the source's motion — OpenCV's DIS optical flow from this frame
 straight back to the key frame, found at half size and averaged over a neighbourhood
 weighted by texture (flat regions take their textured neighbours' motion, or none) —
-plus a share (``CARRY``) of the source's own change that the motion does not explain
-(light that changed, a mouth that opened). A key frame keeps ``KEEP`` of the carried
+plus the source's own change that the motion does not explain (light that changed, a
+mouth that opened): ``CARRY`` of it where the motion is trusted, all of it where not. A key frame keeps ``KEEP`` of the carried
 painting where the motion is trusted (the key frame's source, carried the same way,
 matches this one) and the picture moved, all of it where it stood still, and takes the
 rest from its fresh painting; where the motion is not trusted (something came into
@@ -65,16 +65,20 @@ class Coherence:
             if float(np.abs(change).mean()) > (1.0 - CUT) * TOLERANCE:
                 # a new shot (the motion explains little of it): painted afresh, as it is
                 out, key, self._count = self.paint(frame), True, 1
-            elif key:
-                # Still and trusted: kept as it is (nothing to refresh, and a fresh painting
-                # of the same pixels differs in its noise); moved: KEEP of it.
-                moved = np.minimum(np.hypot(flow[..., 0], flow[..., 1]), 1.0)
-                weight = (_trust(change) * (1.0 - (1.0 - KEEP) * moved))[..., None]
-                follow = painted.astype(np.float32) + CARRY * change
-                follow = weight * follow + (1.0 - weight) * self.paint(frame)
+            else:
+                # The painting carried, and what the motion does not explain: CARRY of it where
+                # the motion is trusted, all of it where it is not (an eye that moved shows
+                # where it is now, not smeared, until the next key frame paints it).
+                trust = _trust(change)
+                share = (CARRY + (1.0 - CARRY) * (1.0 - trust))[..., None]
+                follow = painted.astype(np.float32) + share * change
+                if key:
+                    # Still and trusted: kept as it is (nothing to refresh, and a fresh
+                    # painting of the same pixels differs in its noise); moved: KEEP of it.
+                    moved = np.minimum(np.hypot(flow[..., 0], flow[..., 1]), 1.0)
+                    weight = (trust * (1.0 - (1.0 - KEEP) * moved))[..., None]
+                    follow = weight * follow + (1.0 - weight) * self.paint(frame)
                 out = np.clip(follow + 0.5, 0, 255).astype(np.uint8)
-            else:  # the painting carried, and a share of what the motion does not explain
-                out = cv2.addWeighted(painted, 1.0, change, CARRY, 0.5, dtype=cv2.CV_8U)
         if key:
             self._key = _Key(frame, small, out)
         return out

@@ -49,14 +49,16 @@ class Painted:
 
     - ``scene_colour``: the share of the scene's own colours kept (0: the picture's palette)
     - ``grey``: drawn in grey (a pencil on paper)
+    - ``paper``: the share of the paper's white that shows through (transparent pigment)
     """
 
     scene_colour: float
     grey: bool = False
+    paper: float = 0.0
 
 
 PAINTED: dict[str, Painted] = {
-    "watercolor": Painted(scene_colour=0.7),
+    "watercolor": Painted(scene_colour=0.7, paper=0.25),
     "oil_painting": Painted(scene_colour=0.6),
     "pencil_sketch": Painted(scene_colour=0.0, grey=True),
     "cartoon": Painted(scene_colour=0.5),
@@ -96,16 +98,21 @@ class Painter:
         return self._coloured(self.network.paint(rgb, self.style), rgb)
 
     def _coloured(self, painted: np.ndarray, source: np.ndarray) -> np.ndarray:
-        """The painting's light, with ``scene_colour`` of the source's colours (in Lab)."""
+        """The painting's light, with ``scene_colour`` of the source's colours (in Lab), and
+        ``paper`` of the paper's white showing through."""
         if self.look.grey:
             return cv2.cvtColor(_luma(painted), cv2.COLOR_GRAY2RGB)
-        if self.look.scene_colour <= 0:
-            return painted
-        lab = cv2.cvtColor(painted, cv2.COLOR_RGB2LAB)
-        scene = cv2.cvtColor(source, cv2.COLOR_RGB2LAB)
-        share = self.look.scene_colour
-        lab[..., 1:] = cv2.addWeighted(scene[..., 1:], share, lab[..., 1:], 1 - share, 0)
-        return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+        if self.look.scene_colour > 0:
+            lab = cv2.cvtColor(painted, cv2.COLOR_RGB2LAB)
+            scene = cv2.cvtColor(source, cv2.COLOR_RGB2LAB)
+            share = self.look.scene_colour
+            lab[..., 1:] = cv2.addWeighted(scene[..., 1:], share, lab[..., 1:], 1 - share, 0)
+            painted = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+        if self.look.paper > 0:
+            painted = cv2.addWeighted(
+                painted, 1 - self.look.paper, painted, 0, 255 * self.look.paper
+            )
+        return painted
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         return self.coherence(frame)
