@@ -564,7 +564,7 @@ def edit(
     """Edit local files in this process, with no server (same checks, engine and output)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vedit.engines.plan import plan_in_words
+    from vedit.engines.plan import plan_in_words, plan_warning
     from vedit.errors import VeditError
     from vedit.local_edit import edit_files
     from vedit.media.local_files import LocalFileRefused, NeedsConversion, check_local
@@ -602,6 +602,9 @@ def edit(
     if task.status != "succeeded":
         typer.echo(f"vedit: the edit failed: {task.error_code}: {task.error_message}", err=True)
         raise typer.Exit(4)
+    warning = plan_warning(task.edit_plan or {})
+    if warning:  # the video is made, but not as asked: never a silent success
+        typer.echo(warning, err=True)
     result = task.result or {}
     typer.echo(
         f"wrote {output} ({result.get('width')}x{result.get('height')}, "

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 from rich.console import Console
 
-from vedit.engines.plan import plan_in_words
+from vedit.engines.plan import plan_in_words, plan_warning
 
 if TYPE_CHECKING:
     from vedit.client import Client, Task
@@ -156,6 +156,9 @@ def _wait_and_save(
     if plan.get("operation"):
         _say(f"plan: {plan_in_words(plan)}")
     task.raise_for_failure()
+    warning = plan_warning(plan)
+    if warning:  # the video is made, but not as asked: never a silent success
+        _say(warning)
     path = client.download(task, output or Path(f"{task.id}.mp4"))
     _say(f"saved {path} ({path.stat().st_size:,} bytes)")
     if not as_json:

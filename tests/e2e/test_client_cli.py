@@ -55,6 +55,7 @@ def test_submit_wait_uploads_local_files_and_saves_the_video(server, media_dir, 
     assert task_id.startswith("asyntask_") and path == "edited.mp4"
     assert "uploaded" in out.stderr and f"{task_id} SUCCESS 100%" in out.stderr
     assert "plan: Give the video the look (colours and light) of the reference" in out.stderr
+    assert "warning" not in out.stderr  # made as asked
     # Not a terminal: one line per status, no bar drawn.
     assert "\r" not in out.stderr and "━" not in out.stderr
     info = probe_output(tmp_path / "edited.mp4")
@@ -64,6 +65,28 @@ def test_submit_wait_uploads_local_files_and_saves_the_video(server, media_dir, 
     assert data["parameters"] == {
         "resolution": "720P", "watermark": False, "seed": 5, "audio_setting": "auto",
     }  # fmt: skip
+
+
+def test_an_edit_not_made_as_asked_is_a_warning_line(server, media_dir, tmp_path) -> None:
+    """Moving shapes, no person: the background edit falls back to the look. The task
+    succeeds and the video is saved (exit 0), and stderr says in one line that the background
+    was not replaced, and why; stdout is still what scripts read."""
+    out = vedit(
+        "submit", str(media_dir / "silent.mp4"), str(media_dir / "coffee.jpg"),
+        "-p", "replace the background with the image", "--resolution", "720P", "--wait",
+        "-o", "edited.mp4", cwd=tmp_path, server=server,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    task_id, path = out.stdout.split()
+    assert path == "edited.mp4" and (tmp_path / path).is_file()
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: the background replacement asked for was not made: the pose model and the "
+        "person detector found no person in the 8 frames sampled from the clip, so the "
+        "reference's look is applied"
+    ]
+    plan = server.query(task_id).json()["data"]["data"]["output"]["edit_plan"]
+    assert plan["applied"] is False and plan["fallback_from"] == "replace_background"
 
 
 def test_submit_urls_then_status_wait_and_download(server, media, tmp_path) -> None:

@@ -57,6 +57,26 @@ def test_a_person_edit_prints_only_vedit_s_own_lines(tmp_path, prompt) -> None:
     assert "the person was edited in 100% of the frames" in lines[0]
 
 
+def test_an_edit_not_made_as_asked_says_so_on_stderr(media_dir, tmp_path) -> None:
+    """Moving shapes, no person: the background edit falls back to the look. The video is
+    made (exit 0), and a warning line on stderr says the background was not replaced, and
+    why: never a silent success."""
+    if missing := missing_person_models(None):
+        pytest.skip(f"the person models are not installed: {missing}")
+    run = vedit(
+        "edit", str(media_dir / "silent.mp4"), str(media_dir / "coffee.jpg"),
+        "-p", "replace the background with the image", "-o", "out.mp4", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines() == [
+        "warning: the background replacement asked for was not made: the pose model and the "
+        "person detector found no person in the 8 frames sampled from the clip, so the "
+        "reference's look is applied"
+    ]
+    assert "(instead of replace background, which was not made)" in run.stdout
+    assert (tmp_path / "out.mp4").is_file()
+
+
 def test_edit_refuses_what_the_api_refuses(media_dir, tmp_path) -> None:
     clip, image = str(media_dir / "silent.mp4"), str(media_dir / "coffee.jpg")
     out = str(tmp_path / "o.mp4")
