@@ -208,6 +208,7 @@ def test_edit_from_picked_files_then_cancel_a_second(
     assert page.locator("li.task video.result").get_attribute("src") == data["result_url"]
     plan = task.locator(".plan").inner_text()
     assert "background was replaced" in plan and "Why: background word" in plan
+    assert task.locator(".plan-notice").is_hidden()  # made as asked: no notice
 
     # 3. Both players really play: the decoder runs and the clock moves.
     for selector in ("li.task video.source", "li.task video.result"):
@@ -485,6 +486,29 @@ def _submit_urls(page: Any, key: str, video: str, image: str, prompt: str) -> No
     page.get_by_role("button", name="Edit the video").click()
     page.wait_for_selector("li.task")
     page.evaluate(RECORD)
+
+
+def test_an_edit_not_made_as_asked_shows_a_notice(
+    browsing: Browsing, server: VeditServer, media: MediaServer
+) -> None:
+    """Moving shapes, no person: the background edit falls back to the look. The task is a
+    SUCCESS, and the card says plainly, above the players, that the background was not
+    replaced and why — never a silent success."""
+    page = browsing.page
+    _submit_urls(page, server.key, media.url("silent.mp4"), media.url("coffee.jpg"), PROMPT)
+    task = page.locator("li.task").first
+    page.wait_for_selector("li.task[data-status=SUCCESS]", timeout=90_000)
+    notice = task.locator(".plan-notice")
+    assert notice.is_visible() and notice.get_attribute("role") == "status"
+    assert notice.inner_text() == (
+        "The background was not replaced: the pose model and the person detector found no "
+        "person in the 8 frames sampled from the clip, so the reference's look is applied."
+    )
+    plan = task.locator(".plan").inner_text()
+    assert "The colours and light of the video were matched to the reference image" in plan
+    assert "Not applied" not in plan  # the look was applied; the background was not
+    assert "The prompt asked for a new background; this was done instead." in plan
+    screenshot(page, "page-not-made-as-asked.png")
 
 
 def test_a_late_answer_never_takes_a_cancelled_task_back(

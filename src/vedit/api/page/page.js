@@ -511,7 +511,7 @@ function planWords(plan, done) {
     const style = String(plan.style).replace(/_/g, " ");
     what = `Every frame ${done ? "was" : "will be"} redrawn as ${style}, tinted toward the reference image's colour.`;
   }
-  if (done && plan.applied === false) {
+  if (done && plan.applied === false && !plan.fallback_from) {
     what = `Not applied: ${what.charAt(0).toLowerCase()}${what.slice(1)}`;
   }
   words.push(what);
@@ -531,6 +531,27 @@ function planWords(plan, done) {
   if (plan.because) words.push(`Why: ${plan.because}.`.replace(/\.\.$/, "."));
   if (plan.upstream_task_id) words.push(`Upstream task: ${plan.upstream_task_id}.`);
   return words;
+}
+
+// What was not made, when the plan says the edit asked for was not (see planNotice).
+const NOT_MADE = {
+  replace_background: ["The background was not replaced", "The background will not be replaced"],
+  restyle_clothing: ["The clothing was not changed", "The clothing will not be changed"],
+  stylize: ["The style was not drawn", "The style will not be drawn"],
+  color_grade: ["The look was not applied", "The look will not be applied"],
+};
+
+/** A notice when the edit asked for was not (or will not be) made: the plan fell back to
+ *  another edit (``fallback_from``), or a person edit found nobody while editing (``applied``
+ *  false); with the reason, from the plan. "" when the edit is made as asked. */
+function planNotice(plan, done) {
+  const asked = plan.fallback_from || (done && plan.applied === false ? plan.operation : "");
+  if (!asked || asked === "none") return "";
+  const tense = done ? 0 : 1;
+  const what = (NOT_MADE[asked] || [])[tense] || `The edit asked for (${asked}) ${done ? "was" : "will be"} not made`;
+  const parts = typeof plan.because === "string" ? plan.because.split("; ") : [];
+  const why = parts.slice(1).join("; ").replace(/^but /, "");
+  return `${what}${why ? `: ${why}` : ""}.`;
 }
 
 const FAILURE_HINTS = [
@@ -608,8 +629,13 @@ function render(t) {
   } else {
     players.hidden = true;
   }
+  const notice = el.querySelector(".plan-notice");
+  const shown = t.plan && typeof t.plan === "object" && (t.status === "SUCCESS" || !isFinal(t));
+  const noticeText = shown ? planNotice(t.plan, t.status === "SUCCESS") : "";
+  if (notice.textContent !== noticeText) notice.textContent = noticeText;
+  notice.hidden = !noticeText;
   const planBox = el.querySelector(".plan");
-  if (t.plan && typeof t.plan === "object" && (t.status === "SUCCESS" || !isFinal(t))) {
+  if (shown) {
     const done = t.status === "SUCCESS";
     planBox.querySelector("h3").textContent = done ? "What was done" : "What will be done";
     const list = planBox.querySelector(".plan-words");
