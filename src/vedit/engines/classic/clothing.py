@@ -8,7 +8,9 @@ and not skin (the face's own colour when the face is seen, a fixed skin range
 otherwise) nor a hand the pose model sees. The outline's edge is matted from
 the colours (``matte.py``), so the garment ends where the person does.
 
-The texture is the middle of the reference image, pinned to the shoulders:
+The texture is the garment in the reference (``garment.py``: cut from the person
+wearing it where the reference is a photo of one, else the middle of the picture),
+pinned to the shoulders:
 its top edge lies on the shoulder line and it is square, so it moves, turns
 and scales with the body, and it stays put while the person stands still
 (landmark jitter would make a fine texture shimmer). The source keeps its
@@ -28,6 +30,7 @@ import numpy as np
 
 from vedit.engines.base import PersonTally
 from vedit.engines.classic import pose as bp
+from vedit.engines.classic.garment import reference_garment
 from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.people import People, Track
 from vedit.engines.classic.pose import THREADS, OneEuro, PoseTracker, working_size
@@ -35,7 +38,6 @@ from vedit.engines.classic.segment import PersonSegmenter
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
-TEXTURE_SHARE = 0.6  # the middle of the reference that is the garment (per side)
 SHADING = 0.85  # how much of the source's luma variation (folds, light) the garment keeps
 NECKLINE = 0.1  # the garment's top above the shoulder line, as a share of the shoulder width
 HEAD = 0.9  # radius of the head's disc (no garment) as a share of the ear-to-ear distance
@@ -49,15 +51,6 @@ TORSO_GROW = 0.3  # a person on a crop: their torso hull grown by this share of 
 # width is where their garment may be
 SELFIE_SMOOTHING = 1.0  # weight of each frame's selfie mask in the running one: 1, each
 # frame's own (a running mean would trail a walking person, and the garment with it)
-
-
-def garment_texture(reference: np.ndarray, side: int = 512) -> np.ndarray:
-    """The middle of the reference, square, ``side`` pixels: the garment's colours and texture."""
-    h, w = reference.shape[:2]
-    crop = round(min(h, w) * TEXTURE_SHARE)
-    y0, x0 = (h - crop) // 2, (w - crop) // 2
-    middle = reference[y0 : y0 + crop, x0 : x0 + crop]
-    return cv2.resize(middle, (side, side), interpolation=cv2.INTER_AREA)
 
 
 class ClothingEditor:
@@ -81,7 +74,9 @@ class ClothingEditor:
             width, height, models_dir=models_dir, smoothing=SELFIE_SMOOTHING, threads=THREADS
         )
         self.tally = tally if tally is not None else PersonTally()
-        self.texture = PlanesByMatrix(garment_texture(reference))
+        # The garment itself where the reference shows someone wearing it (garment.py).
+        self.garment_source = reference_garment(reference, models_dir=models_dir)
+        self.texture = PlanesByMatrix(self.garment_source.texture)
         self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
         self._running: np.ndarray | None = None  # the garment mask, at chroma size
