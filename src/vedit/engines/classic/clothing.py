@@ -10,9 +10,9 @@ the colours (``matte.py``), so the garment ends where the person does.
 
 The texture is the garment in the reference (``garment.py``: cut from the person
 wearing it where the reference is a photo of one, else the middle of the picture),
-pinned to the shoulders:
-its top edge lies on the shoulder line and it is square, so it moves, turns
-and scales with the body, and it stays put while the person stands still
+pinned to the shoulders: one square of it covers the garment (its top edge just above
+the shoulder line, centred, 1.9 shoulder widths a side: never tiled or mirrored), so
+it moves, turns and scales with the body, and it stays put while the person stands still
 (landmark jitter would make a fine texture shimmer). The source keeps its
 shading and folds: the new luma is the texture's plus the source's deviation
 from the garment's mean luma; the chroma is the texture's. The pose model
@@ -44,6 +44,7 @@ HEAD = 0.9  # radius of the head's disc (no garment) as a share of the ear-to-ea
 MIN_TORSO = 1.5  # shortest torso (shoulder line to hip line) as a share of the shoulder width
 HEM = 0.15  # the garment's bottom below the hip joints' line (over the hips, not past them),
 # as a share of the shoulder width
+COVER = 1.9  # the texture's square, in shoulder widths: the torso, the arms beside it, the hem
 HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
 HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
@@ -211,9 +212,16 @@ class ClothingEditor:
         hips = (pins[2] + pins[3]) / 2 - (top_l + top_r) / 2
         if float(down @ hips) < 0:  # ...and toward the hips (a person seen from the back)
             down = -down
-        # The texture's top edge on the shoulder line, square, so it turns and scales with the body.
+        # One square of texture covers the garment, sleeves and hem included (no tile, no mirror
+        # seam): its top edge a little above the shoulder line and centred on it, its side
+        # COVER shoulder widths, so it turns and scales with the body.
+        width = float(np.hypot(*across))
+        unit_across, unit_down = across / max(width, 1e-6), down / max(width, 1e-6)
+        span = COVER * width
+        corner = (top_l + top_r) / 2 - unit_across * span / 2 - unit_down * NECKLINE * width
         to_frame = cv2.getAffineTransform(
-            np.float32([[0, 0], [side, 0], [0, side]]), np.float32([top_l, top_r, top_l + down])
+            np.float32([[0, 0], [side, 0], [0, side]]),
+            np.float32([corner, corner + unit_across * span, corner + unit_down * span]),
         )
         # Only the garment's bounding box is touched.
         rows = np.flatnonzero(garment_c.max(axis=1) > 0.004)
