@@ -18,9 +18,12 @@ The reference is scaled to cover the frame with a margin (centre crop, no
 bars) and converted once to the video's YUV planes. The camera's own motion
 is measured on the old background (optical flow of corners outside the
 person) and the new background moves with it, inside the margin, so a pan
-in the source is a pan in the edit. The person's light is matched to the
-new scene by a small luma shift toward it (at most ``MAX_LIGHT_SHIFT``
-levels), so they do not look pasted in. Deterministic; the seed changes
+in the source is a pan in the edit. The person is harmonised with the new
+scene so they do not look pasted in: a small luma shift toward its brightness
+(at most ``MAX_LIGHT_SHIFT`` levels) and chroma shift toward its colour (at
+most ``MAX_CAST``), and the scene's blurred light spilling over their edge (a
+light wrap, ``WRAP`` at the very edge, fading within ``WRAP_BAND`` of the
+short side). Deterministic; the seed changes
 nothing.
 """
 
@@ -44,6 +47,10 @@ STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as n
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
 LIGHT_MATCH = 0.25  # share of the scene's brightness difference the person takes on
 MAX_LIGHT_SHIFT = 8  # luma levels, either way
+CAST_MATCH = 0.2  # share of the scenes' colour difference (Cb, Cr) the person takes on
+MAX_CAST = 5  # chroma levels, either way
+WRAP = 0.25  # the most of the new scene's blurred light mixed in at the person's very edge
+WRAP_BAND = 0.006  # the light wrap's reach inside the outline, a share of the short side
 LOST_HOLD = 2  # pose runs a lost person's last place still counts (a brief miss)
 MIN_AGREEMENT = 0.5  # the pose and selfie masks' intersection over union that makes a person
 
@@ -197,6 +204,9 @@ class BackgroundEditor:
         old = float((small_y * behind).sum()) / weight if weight > 1 else float(small_y.mean())
         gap = cv2.mean(sy)[0] - old
         shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
+        # And its colour: a small cast toward the new scene's, judged the same way.
+        casts = [self._cast(plane, scene, behind, size) for plane, scene in
+                 ((frame.u, su), (frame.v, sv))]  # fmt: skip
         # Only the person's box (and room around it for the edge's colours) is blended; the
         # rest of the frame is the new scene.
         rows = np.flatnonzero(person_c.max(axis=1) > 0.004)
@@ -215,10 +225,11 @@ class BackgroundEditor:
         y, u, v = frame.y[ys].copy(), frame.u[cs].copy(), frame.v[cs].copy()
         for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
             np.copyto(plane, scene)
-        if shift > 0:
-            cv2.add(y, shift, dst=y)
-        elif shift < 0:
-            cv2.subtract(y, -shift, dst=y)
+        for plane, by in ((y, shift), (u, casts[0]), (v, casts[1])):
+            if by > 0:
+                cv2.add(plane, by, dst=plane)
+            elif by < 0:
+                cv2.subtract(plane, -by, dst=plane)
         doubt = None
         if self._body is not None and selfie is not None:
             # Where only one model sees the person (a spoon by her hand, a hand the pose
@@ -226,6 +237,7 @@ class BackgroundEditor:
             both = cv2.min(selfie[cs], self._body[cs])
             doubt = (cv2.absdiff(both, main[cs]) > 0.5).view(np.uint8)
         alpha, fix = self.matte(y, u, v, person_c[cs], cs, small_y, doubt)
+        y, u, v = self._light_wrap(alpha, (y, u, v), (sy[ys], su[cs], sv[cs]))
         size_y = (y.shape[1], y.shape[0])
         alpha_y = cv2.resize(alpha, size_y, interpolation=cv2.INTER_LINEAR)
         fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
@@ -235,6 +247,38 @@ class BackgroundEditor:
         for i, (source, plane, scene) in enumerate(((u, frame.u, su), (v, frame.v, sv))):
             blend = cv2.blendLinear(source, np.ascontiguousarray(scene[cs]), alpha, keep)
             plane[cs] = cv2.add(blend, np.ascontiguousarray(fix[..., i + 1]), dtype=cv2.CV_8U)
+
+    @staticmethod
+    def _cast(plane: np.ndarray, scene: np.ndarray, behind: np.ndarray, size: tuple) -> int:
+        """The shift of a chroma plane that moves the person a little toward the new scene's
+        colour: :data:`CAST_MATCH` of the gap between the old background's mean and the new
+        one's, at most :data:`MAX_CAST` levels."""
+        old_plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        weight = float(behind.sum())
+        old = float((old_plane * behind).sum()) / weight if weight > 1 else float(old_plane.mean())
+        gap = cv2.mean(scene)[0] - old
+        return int(np.clip(round(CAST_MATCH * gap), -MAX_CAST, MAX_CAST))
+
+    def _light_wrap(
+        self,
+        alpha: np.ndarray,
+        person: tuple[np.ndarray, np.ndarray, np.ndarray],
+        scene: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The person's planes with the new scene's light spilling over their edge (a light
+        wrap): within :data:`WRAP_BAND` of the short side inside their outline, up to
+        :data:`WRAP` of the scene, blurred, is mixed in, fading toward the inside; ``alpha``
+        is the person's matte at chroma size."""
+        radius = max(1.0, WRAP_BAND * min(self.width, self.height) / 2)  # chroma pixels
+        outside = cv2.GaussianBlur(1.0 - alpha, (0, 0), radius)
+        edge = np.clip(outside * 2.0, 0.0, 1.0) * alpha * WRAP
+        out = []
+        for plane, lit in zip(person, scene, strict=True):
+            shape = (plane.shape[1], plane.shape[0])
+            weight = edge if shape == (alpha.shape[1], alpha.shape[0]) else cv2.resize(edge, shape)
+            light = cv2.GaussianBlur(np.ascontiguousarray(lit), (0, 0), 2 * radius)
+            out.append(cv2.blendLinear(light, plane, weight, 1.0 - weight))
+        return out[0], out[1], out[2]
 
     def _follow_camera(
         self, matrix: str, small_y: np.ndarray, behind: np.ndarray
