@@ -128,6 +128,7 @@ class ClassicEngine:
         # where they are small. Else the detector only watches for newcomers, now and then.
         people.tiles = seen.small
         people.detect_every = DETECT_EVERY if seen.detected else WATCH_EVERY
+        people.group = kind is BackgroundEditor  # a garment is placed on each person alone
         editor.people = people
         editor.whole_frame = seen.posed > 0
         log.info(

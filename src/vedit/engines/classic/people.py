@@ -169,13 +169,15 @@ CROP_MARGIN = 0.25  # the crop around a box: its longer side, enlarged by this s
 WINDOW = 0.15  # the crop's mask counts within the box enlarged by this share of its longer
 # side each way
 EDGE_LOW, EDGE_HIGH = 0.4, 0.7  # a crop's person probability ramped to 0..1 between these
+GROUP = 1.3  # people whose crops joined are at most this times the largest are cropped as one
 FOLLOW = 0.5  # how far a box moves toward its mask's box from one frame to the next
 MIN_FILL = 0.12  # a crop's mask must cover this share of its box for the box to be a person
 COVERED = 0.5  # a box whose middle is this much someone else's mask is that person already
 LOST_AFTER = 2  # crops in a row without a person drop the box until the next detection
 UNSEEN_RUNS = 2  # detector runs a followed person may go unfound (a miss, an occlusion)
-DETECT_EVERY = 12  # output frames between detector runs while people are about (0.5 s at 24 fps)
-WATCH_EVERY = 24  # ... and while none was seen but the main person (1 s at 24 fps)
+DETECT_EVERY = 24  # output frames between detector runs while people are about (1 s at 24 fps;
+# between runs each person is followed by their crop's mask)
+WATCH_EVERY = 48  # ... and while none was seen but the main person (2 s)
 SMALL = 0.3  # a person shorter than this share of the frame's height needs the tiles
 
 
@@ -242,6 +244,7 @@ class People:
     ) -> None:
         self.width, self.height = width, height
         self.detect_every, self.tiles = detect_every, tiles
+        self.group = True  # people close together segmented on one crop (False: each alone)
         self.detector = person_detector()
         self.segmenter = CropSegmenter(models_dir)
         self.work_size = _working_size(width, height)
@@ -259,13 +262,12 @@ class People:
             self._detected = index
         shape = (self.height // 2, self.width // 2)
         now = np.zeros(shape, np.float32)
-        for track in self.tracks:
-            if covered is not None and _held(track.box, covered):
-                continue
-            found = self._segment(frame, track, now)
-            track.misses = 0 if found else track.misses + 1
-            track.state["seen"] = index if found else None
-        self.tracks = [t for t in self.tracks if t.misses < LOST_AFTER]
+        others = [t for t in self.tracks if covered is None or not _held(t.box, covered)]
+        for group in self._groups(others):
+            for track, found in zip(group, self._segment(frame, group, now), strict=True):
+                track.misses = 0 if found else track.misses + 1
+                track.state["seen"] = index if found else None
+        self.tracks = _distinct([t for t in self.tracks if t.misses < LOST_AFTER])
         # Each frame's own masks: a running mean would trail a walking person as a ghost.
         return now if float(now.max()) >= 0.05 else None
 
@@ -278,7 +280,7 @@ class People:
             box
             for box in self._boxes(frame, tiles=True)
             if not (covered is not None and _held(box, covered))
-            and self._segment(frame, Track(box), scratch)
+            and self._segment(frame, [Track(box)], scratch)[0]
         ]
 
     def _boxes(self, frame: YuvFrame, tiles: bool) -> list[Box]:
@@ -307,48 +309,87 @@ class People:
                 tracks.append(track)
         self.tracks = tracks
 
-    def _segment(self, frame: YuvFrame, track: Track, into: np.ndarray) -> bool:
-        """The crop around ``track``'s box segmented and pasted (maximum) ``into`` the frame's
-        chroma-size mask; the box moved to the mask's. False when the crop held no person."""
-        box = track.box
-        x0, y0, x1, y1 = (2 * (v // 2) for v in box.around(CROP_MARGIN, self.width, self.height))
+    def _groups(self, tracks: list[Track]) -> list[list[Track]]:
+        """``tracks`` in groups that one crop takes in: people close together (a pair, a
+        group at a corner), whose crops joined are at most :data:`GROUP` times the largest
+        of theirs; alone where :attr:`group` is False."""
+        if not self.group:
+            return [[t] for t in tracks]
+        groups: list[tuple[list[Track], list[int]]] = []
+        for track in sorted(tracks, key=lambda t: -t.box.height):
+            crop = list(track.box.around(CROP_MARGIN, self.width, self.height))
+            for members, joined in groups:
+                union = [min(joined[0], crop[0]), min(joined[1], crop[1]),
+                         max(joined[2], crop[2]), max(joined[3], crop[3])]  # fmt: skip
+                largest = max(joined[2] - joined[0], crop[2] - crop[0])
+                if max(union[2] - union[0], union[3] - union[1]) <= GROUP * largest:
+                    members.append(track)
+                    joined[:] = union
+                    break
+            else:
+                groups.append(([track], crop))
+        return [members for members, _ in groups]
+
+    def _segment(self, frame: YuvFrame, tracks: list[Track], into: np.ndarray) -> list[bool]:
+        """One square crop around ``tracks``' boxes segmented; each person's part of its mask
+        (near their box) pasted (maximum) ``into`` the frame's chroma-size mask, and their
+        box moved to it. For each, whether the crop held them."""
+        boxes = [t.box.around(CROP_MARGIN, self.width, self.height) for t in tracks]
+        x0, y0, x1, y1 = _square(
+            min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes), self.width, self.height,
+        )  # fmt: skip
         if x1 - x0 < 8 or y1 - y0 < 8:
-            return False
+            return [False] * len(tracks)
         side = self.segmenter.side
         rgb = crop_rgb(frame, (x0, y0, x1, y1), side)
         prob = self.segmenter(rgb)
-        # Only near the box: the crop's other contents (a neighbour's arm) are theirs.
         scale = side / (x1 - x0)
-        room = WINDOW * max(box.width, box.height)
-        wx0 = max(0, round((box.x0 - room - x0) * scale))
-        wy0 = max(0, round((box.y0 - room - y0) * scale))
-        wx1 = min(side, round((box.x1 + room - x0) * scale))
-        wy1 = min(side, round((box.y1 + room - y0) * scale))
-        window = np.zeros_like(prob)
-        window[wy0:wy1, wx0:wx1] = prob[wy0:wy1, wx0:wx1]
-        sure = window > 0.5
-        bx0, by0 = max(0, round((box.x0 - x0) * scale)), max(0, round((box.y0 - y0) * scale))
-        bx1, by1 = round((box.x1 - x0) * scale), round((box.y1 - y0) * scale)
-        fill = float(sure[by0:by1, bx0:bx1].mean()) if by1 > by0 and bx1 > bx0 else 0.0
-        if fill < MIN_FILL:
-            return False
         cw, ch = (x1 - x0) // 2, (y1 - y0) // 2
-        # The model's soft fringe (0.2..0.5 over the ground around a small person) would blend
-        # a glow of the old background around them: the edge made steep instead.
-        sharp = np.clip((window - EDGE_LOW) / (EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
-        pasted = cv2.resize(sharp, (cw, ch), interpolation=cv2.INTER_AREA)
         region = into[y0 // 2 : y0 // 2 + ch, x0 // 2 : x0 // 2 + cw]
-        pasted = pasted[: region.shape[0], : region.shape[1]]
-        np.maximum(region, pasted, out=region)
-        # For an editor that works on each person: the crop (luma pixels), its picture at
-        # the model's size, and their outline in it at chroma size.
-        track.state.update(crop=(x0, y0, x1, y1), rgb=rgb, outline=pasted)
-        # The box follows its person, its size kept: moved halfway to the mask's own box.
-        rows, cols = np.flatnonzero(sure.any(axis=1)), np.flatnonzero(sure.any(axis=0))
-        dx = (x0 + (cols[0] + cols[-1] + 1) / (2 * scale) - (box.x0 + box.x1) / 2) * FOLLOW
-        dy = (y0 + (rows[0] + rows[-1] + 1) / (2 * scale) - (box.y0 + box.y1) / 2) * FOLLOW
-        track.box = Box(box.x0 + dx, box.y0 + dy, box.x1 + dx, box.y1 + dy, box.score)
-        return True
+        found = []
+        for track in tracks:
+            box = track.box
+            # Only near the box: the crop's other contents (a neighbour's arm) are theirs.
+            room = WINDOW * max(box.width, box.height)
+            wx0 = max(0, round((box.x0 - room - x0) * scale))
+            wy0 = max(0, round((box.y0 - room - y0) * scale))
+            wx1 = min(side, round((box.x1 + room - x0) * scale))
+            wy1 = min(side, round((box.y1 + room - y0) * scale))
+            window = np.zeros_like(prob)
+            window[wy0:wy1, wx0:wx1] = prob[wy0:wy1, wx0:wx1]
+            sure = window > 0.5
+            bx0, by0 = max(0, round((box.x0 - x0) * scale)), max(0, round((box.y0 - y0) * scale))
+            bx1, by1 = round((box.x1 - x0) * scale), round((box.y1 - y0) * scale)
+            fill = float(sure[by0:by1, bx0:bx1].mean()) if by1 > by0 and bx1 > bx0 else 0.0
+            found.append(fill >= MIN_FILL)
+            if not found[-1]:
+                continue
+            # The model's soft fringe (0.2..0.5 over the ground around a small person) would
+            # blend a glow of the old background around them: the edge made steep instead.
+            sharp = np.clip((window - EDGE_LOW) / (EDGE_HIGH - EDGE_LOW), 0.0, 1.0)
+            pasted = cv2.resize(sharp, (cw, ch), interpolation=cv2.INTER_AREA)
+            pasted = pasted[: region.shape[0], : region.shape[1]]
+            np.maximum(region, pasted, out=region)
+            # For an editor that works on each person: the crop (luma pixels), its picture
+            # at the model's size, and their outline in it at chroma size.
+            track.state.update(crop=(x0, y0, x1, y1), rgb=rgb, outline=pasted)
+            # The box follows its person, its size kept: moved halfway to the mask's box.
+            rows, cols = np.flatnonzero(sure.any(axis=1)), np.flatnonzero(sure.any(axis=0))
+            dx = (x0 + (cols[0] + cols[-1] + 1) / (2 * scale) - (box.x0 + box.x1) / 2) * FOLLOW
+            dy = (y0 + (rows[0] + rows[-1] + 1) / (2 * scale) - (box.y0 + box.y1) / 2) * FOLLOW
+            track.box = Box(box.x0 + dx, box.y0 + dy, box.x1 + dx, box.y1 + dy, box.score)
+        return found
+
+
+def _square(x0: int, y0: int, x1: int, y1: int, width: int, height: int) -> tuple[int, ...]:
+    """A square crop (even pixels) holding the rectangle x0..x1, y0..y1, moved inside the
+    ``width`` x ``height`` frame where it can be, cut to it where it cannot."""
+    side = min(max(x1 - x0, y1 - y0), width, height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    sx = min(max(cx - side / 2, 0.0), width - side)
+    sy = min(max(cy - side / 2, 0.0), height - side)
+    return tuple(2 * (round(v) // 2) for v in (sx, sy, sx + side, sy + side))
 
 
 def _held(box: Box, mask: np.ndarray) -> bool:
@@ -361,6 +402,25 @@ def _held(box: Box, mask: np.ndarray) -> bool:
     if x1 <= x0 or y1 <= y0:
         return False
     return float((mask[y0:y1, x0:x1] > 0.5).mean()) >= COVERED
+
+
+def _distinct(tracks: list[Track]) -> list[Track]:
+    """``tracks`` less any that followed its person onto another's (boxes overlapping by more
+    than :data:`NMS_OVERLAP`): the first of them is kept (the detector's latest first)."""
+    kept: list[Track] = []
+    for track in tracks:
+        if all(_iou(k.box, track.box) <= NMS_OVERLAP for k in kept):
+            kept.append(track)
+    return kept
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = min(a.x1, b.x1) - max(a.x0, b.x0)
+    ih = min(a.y1, b.y1) - max(a.y0, b.y0)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    shared = iw * ih
+    return shared / (a.width * a.height + b.width * b.height - shared)
 
 
 def _overlap(a: Box, b: Box) -> bool:
