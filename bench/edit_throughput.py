@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 from _harness import machine
 
-from corpus import CLIPS, clip
+from corpus import CLIPS, Exposure, clip, make_variant
 from mediagen import make_image, make_person_video, make_video
 from vedit.config import Settings
 from vedit.engines.base import EditJob
@@ -88,6 +88,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vedit-bench-"))
     if args.clip:
         src = clip(args.clip)
+        if src.suffix.lower() not in (".mp4", ".mov"):  # vtest.avi: the API takes MP4/MOV
+            src = make_variant(src, tmp / "clip.mp4", Exposure(1.0, 1.0), seconds=15, crf=18)
     elif args.background == "person":
         src = make_person_video(tmp / "clip.mp4", width=1920, height=1080, fps=30, seconds=15)
     else:
