@@ -260,9 +260,10 @@ class People:
         if self._detected is None or index - self._detected >= self.detect_every:
             self._detect(frame)
             self._detected = index
-        shape = (self.height // 2, self.width // 2)
-        now = np.zeros(shape, np.float32)
         others = [t for t in self.tracks if covered is None or not _held(t.box, covered)]
+        if not others:
+            return None
+        now = np.zeros((self.height // 2, self.width // 2), np.float32)
         for group in self._groups(others):
             for track, found in zip(group, self._segment(frame, group, now), strict=True):
                 track.misses = 0 if found else track.misses + 1
