@@ -48,6 +48,7 @@ COVER = 1.9  # the texture's square, in shoulder widths: the torso, the arms bes
 HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
 HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
+ALONE_MARGIN = 0.04  # the room left around a person on their crop, as a share of its side
 TORSO_GROW = 0.3  # a person on a crop: their torso hull grown by this share of the shoulder
 # width is where their garment may be
 SELFIE_SMOOTHING = 1.0  # weight of each frame's selfie mask in the running one: 1, each
@@ -130,7 +131,7 @@ class ClothingEditor:
                 side = 256
                 self._crop_pose = PoseTracker(side, side, models_dir=self.models_dir)
             self._crop_pose.reset()  # each crop afresh: crops move with their person
-            pose = self._crop_pose(state["rgb"])  # type: ignore[arg-type]
+            pose = self._crop_pose(alone(state["rgb"], outline))  # type: ignore[arg-type]
             if pose is None:
                 state.pop("points", None)
                 return False
@@ -301,6 +302,20 @@ def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     head_radius = HEAD * float(np.hypot(*(points[bp.LEFT_EAR] - points[bp.RIGHT_EAR])))
     cv2.circle(band, (int(head[0]), int(head[1])), round(head_radius), 0, -1)
     return band.astype(np.float32)
+
+
+def alone(rgb: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """A crop (``rgb``) with all but the person on it (``outline``: their mask, any size)
+    and a margin around them greyed out: the pose model follows the most prominent person
+    in a picture, and a neighbour on the crop may be more prominent than they are."""
+    h, w = rgb.shape[:2]
+    near = cv2.resize((outline > 0.3).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    radius = max(1, round(ALONE_MARGIN * w))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    keep = cv2.GaussianBlur(cv2.dilate(near, disc).astype(np.float32), (0, 0), radius / 2)
+    grey = np.float32(cv2.mean(rgb)[:3])
+    out = rgb.astype(np.float32) * keep[..., None] + grey * (1.0 - keep[..., None])
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def torso_hull(points: np.ndarray, shape: tuple[int, int], grow: float = TORSO_GROW) -> np.ndarray:
