@@ -30,32 +30,11 @@ from _harness import machine
 from skimage import data
 
 from corpus import clip
+from measures import detail, flicker, gradient
 from mediagen import read_frames
 from vedit.engines.classic.styles import PAINTED, StyleEditor
 
 CLIPS = ("carphone_pristine", "bikes", "vtest", "bigbuckbunny")
-
-
-def flicker(frames: list[np.ndarray]) -> float:
-    return float(
-        np.mean(
-            [np.abs(b.astype(int) - a).mean() for a, b in zip(frames, frames[1:], strict=False)]
-        )
-    )
-
-
-def detail(frames: list[np.ndarray]) -> float:
-    total = 0.0
-    for frame in frames:
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        total += np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)).mean()
-        total += np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)).mean()
-    return total / len(frames)
-
-
-def gradient(rgb: np.ndarray) -> np.ndarray:
-    g = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.5)
-    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
 
 
 def main() -> None:

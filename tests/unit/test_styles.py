@@ -18,6 +18,7 @@ import pytest
 from skimage import data
 
 from corpus import EXPOSURES, Corpus
+from measures import detail, flicker, gradient
 from mediagen import edit_video, make_video, read_frames
 from vedit.engines.classic.styles import PAINTED, REFERENCE_STYLE, STYLES, StyleEditor
 
@@ -79,12 +80,6 @@ def test_pencil_sketch_is_lines_on_light_paper(scenes, scene: str) -> None:
     assert (grey < 120).mean() > 0.01  # with dark strokes
     hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
     assert hsv[..., 1].mean() < 60  # barely coloured (the reference's tint only)
-
-
-def gradient(rgb: np.ndarray) -> np.ndarray:
-    """The luma's gradient magnitude at a slightly blurred scale: the scene's structure."""
-    g = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 1.5)
-    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
 
 
 def local_spread(rgb: np.ndarray) -> np.ndarray:
@@ -161,25 +156,6 @@ def test_the_reference_style_needs_a_reference() -> None:
         StyleEditor(REFERENCE_STYLE, None, 64, 64, 1)
 
 
-def flicker(frames: list[np.ndarray]) -> float:
-    """The mean frame-to-frame change (levels)."""
-    return float(
-        np.mean(
-            [np.abs(b.astype(int) - a).mean() for a, b in zip(frames, frames[1:], strict=False)]
-        )
-    )
-
-
-def structure(frames: list[np.ndarray]) -> float:
-    """The mean absolute luma gradient (levels a pixel): how much detail there is to move."""
-    total = 0.0
-    for frame in frames:
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        total += np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)).mean()
-        total += np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1)).mean()
-    return total / len(frames)
-
-
 @pytest.mark.parametrize("name", ["carphone_pristine", "bikes", "vtest", "bigbuckbunny"])
 def test_painted_video_is_steady_on_real_footage(corpus: Corpus, name: str) -> None:
     """Painted frame by frame, a video shimmers. Carried along the motion between key frames,
@@ -196,11 +172,11 @@ def test_painted_video_is_steady_on_real_footage(corpus: Corpus, name: str) -> N
         editor = StyleEditor(style, REFERENCE, *size, 3)
         painted = [editor(f, i) for i, f in enumerate(source)]
         steady = flicker(painted) / flicker(source)
-        detail = structure(painted) / structure(source)
+        more_detail = detail(painted) / detail(source)
         few = source[:10]  # frame by frame: every frame a key frame, so fewer of them
         each = [StyleEditor(style, REFERENCE, *size, 3)(f, 0) for f in few]
         frame_by_frame = flicker(each) / flicker(few)
-        assert steady <= 1.5 * detail, (style, steady, detail)
+        assert steady <= 1.5 * more_detail, (style, steady, more_detail)
         assert steady <= 0.9 * frame_by_frame, (style, steady, frame_by_frame)
         if name in ("vtest", "bigbuckbunny") and style != "cartoon":
             assert steady <= 1.3, (style, steady)
