@@ -106,8 +106,8 @@ def test_the_answer_and_the_signed_link(plain, media_dir) -> None:
     ("name", "status", "words"),
     [
         ("garbage.mp4", 400, "is not a video (MP4 or MOV) or an image"),
-        ("coffee.gif", 400, "is not a video (MP4 or MOV) or an image"),
-        ("clip.mkv", 400, "is not a video (MP4 or MOV) or an image"),
+        ("coffee.gif", 400, "is a GIF image, which is not accepted"),
+        ("clip.mkv", 400, "is a Matroska or WebM video, which is not accepted"),
         ("short.mp4", 400, "duration"),
         ("lowfps.mp4", 400, "frame rate"),
         ("tiny.png", 400, "at least 300 px"),
@@ -123,6 +123,8 @@ def test_uploads_are_sniffed_and_checked_like_fetched_media(
     assert r.status_code == status, r.text
     assert r.json()["code"] == "invalid_file"
     assert words in r.json()["message"], r.json()["message"]
+    if "not accepted" in words:  # a format people send: what to do about it
+        assert "vedit convert" in r.json()["message"], r.json()["message"]
 
 
 def test_a_name_is_not_trusted(plain, media_dir) -> None:

@@ -104,10 +104,36 @@ def limit_for(settings: Settings) -> Callable[[bytes], int]:
     def limit(head: bytes) -> int:
         found = sniff(head)
         if found is None:
+            known = refused_format(head)
+            if known:
+                raise UploadRejected(
+                    f"the file is {known}, which is not accepted: send {ACCEPTED}; convert it "
+                    f"first, e.g. with `vedit convert IN OUT.mp4` (or `vedit submit --convert`)"
+                )
             raise UploadRejected(f"the file is not {ACCEPTED}; it starts with {_shown(head)}")
         return byte_limit(found.kind, settings)
 
     return limit
+
+
+# Formats people send that the API refuses, by their first bytes: (prefix test, what it is).
+_REFUSED: tuple[tuple[Callable[[bytes], bool], str], ...] = (
+    (lambda h: h[:4] == b"RIFF" and h[8:12] == b"AVI ", "an AVI video"),
+    (lambda h: h.startswith(b"\x1aE\xdf\xa3"), "a Matroska or WebM video"),
+    (lambda h: h.startswith(b"FLV"), "an FLV video"),
+    (lambda h: h.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), "a WMV or ASF video"),
+    (lambda h: h.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")), "an MPEG video"),
+    (lambda h: h.startswith((b"GIF87a", b"GIF89a")), "a GIF image"),
+    (lambda h: h.startswith((b"II*\x00", b"MM\x00*")), "a TIFF image"),
+)
+
+
+def refused_format(head: bytes) -> str | None:
+    """What a file the API refuses is, from its first bytes (``an AVI video``), if known."""
+    for test, name in _REFUSED:
+        if test(head):
+            return name
+    return None
 
 
 def _shown(head: bytes) -> str:
