@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vedit.config import Settings
+from vedit.errors import TaskFailure
 
 SNIFF_BYTES = 64
 ACCEPTED = {"video": "MP4 or MOV (H.264 recommended)", "image": "JPEG, PNG, BMP or WEBP"}
@@ -177,33 +178,14 @@ def _video(path: Path, size: int, s: Settings, label: str) -> LocalMedia:
             duration = container.duration / av.time_base
         else:
             duration = 0.0
-    if not (s.video_min_duration_s <= duration <= s.video_max_duration_s):
-        raise LocalFileRefused(
-            f"{label}: duration is {duration:.2f} s; it must be within "
-            f"{s.video_min_duration_s:g}-{s.video_max_duration_s:g} s"
-        )
-    if not fps > s.video_min_fps:
-        raise LocalFileRefused(
-            f"{label}: frame rate is {fps:.2f} fps; it must be above {s.video_min_fps:g} fps"
-        )
     if not width or not height:
         raise LocalFileRefused(f"{label}: the video stream declares no size")
-    short, long = sorted((width, height))
-    if short < s.video_min_short_side:
-        raise LocalFileRefused(
-            f"{label}: size is {width}x{height}; the short side must be at least "
-            f"{s.video_min_short_side} px"
-        )
-    if long > s.video_max_long_side:
-        raise LocalFileRefused(
-            f"{label}: size is {width}x{height}; the long side must be at most "
-            f"{s.video_max_long_side} px"
-        )
-    if long / short > s.video_max_aspect:
-        raise LocalFileRefused(
-            f"{label}: aspect ratio is {width}:{height} ({long / short:.2f}:1); it must be "
-            f"within 1:{s.video_max_aspect:g} to {s.video_max_aspect:g}:1"
-        )
+    from vedit.media.probe import check_video_limits  # the API's own limits, in its words
+
+    try:
+        check_video_limits(width, height, fps, duration, s, label)
+    except TaskFailure as exc:
+        raise LocalFileRefused(exc.message) from None
     return LocalMedia(path, "video", size, width, height, duration, fps)
 
 

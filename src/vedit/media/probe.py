@@ -125,7 +125,7 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
             duration = 0.0
         has_audio = bool(container.streams.audio)
         if width and height:  # declared: refused before a frame is decoded
-            _check_video_limits(width, height, fps, duration, settings, label)
+            check_video_limits(width, height, fps, duration, settings, label)
         stream.codec_context.options = bounded
         try:
             frame = next(container.decode(stream), None)
@@ -138,14 +138,15 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
         if frame is None:
             raise MediaCorrupt(f"{label}: the video stream has no decodable frame")
         width, height = width or frame.width, height or frame.height
-    _check_video_limits(width, height, fps, duration, settings, label)
+    check_video_limits(width, height, fps, duration, settings, label)
     return VideoInfo(width, height, fps, duration, has_audio)
 
 
-def _check_video_limits(
+def check_video_limits(
     width: int, height: int, fps: float, duration: float, settings: Settings, label: str
 ) -> None:
-    """The size first (what a decode would cost), then the duration and the frame rate."""
+    """The size first (what a decode would cost), then the duration and the frame rate; raises
+    the :class:`TaskFailure` of the first limit passed (also for local files: ``local_files.py``)."""
     s = settings
     short, long = sorted((width, height))
     if short < s.video_min_short_side:
