@@ -73,7 +73,7 @@ STRONG = (
 # The style strength of each painted style (0: the scene's own style, 1: the picture's), and
 # what LIGHT and STRONG make of it.
 STYLE_STRENGTH = {
-    "watercolor": 0.85, "oil_painting": 0.9, "pencil_sketch": 0.9, "cartoon": 0.75,
+    "watercolor": 0.85, "oil_painting": 0.9, "pencil_sketch": 0.7, "cartoon": 0.6,
     "reference": 0.8,
 }
 LIGHT_SHARE = 0.6  # a light style is this share of the default

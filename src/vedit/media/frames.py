@@ -7,6 +7,7 @@ an RGB array, as the engine's editor asks with its ``pixel_format``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -27,8 +28,9 @@ def matrix_for(colorspace_code: int | None, height: int) -> str:
     return "bt709" if height >= 720 else "bt601"
 
 
+@functools.cache
 def rgb_to_yuv_matrix(matrix: str) -> np.ndarray:
-    """3x4 affine map from 8-bit RGB to limited-range 8-bit Y, Cb, Cr."""
+    """3x4 affine map from 8-bit RGB to limited-range 8-bit Y, Cb, Cr (read-only)."""
     kr, kb = _KRKB[matrix]
     kg = 1.0 - kr - kb
     m = np.array(
@@ -39,7 +41,9 @@ def rgb_to_yuv_matrix(matrix: str) -> np.ndarray:
         ]
     )
     scale = np.array([219.0, 224.0, 224.0])[:, None] / 255.0
-    return np.hstack([m * scale, np.array([[16.0], [128.0], [128.0]])])
+    affine = np.hstack([m * scale, np.array([[16.0], [128.0], [128.0]])])
+    affine.flags.writeable = False
+    return affine
 
 
 def rgb_to_yuv(rgb: np.ndarray, matrix: str) -> np.ndarray:
@@ -92,13 +96,44 @@ class YuvFrame:
         """An RGB copy of the frame at ``width`` x ``height`` (for models that read small images)."""
         return yuv_to_rgb(self.small_yuv(width, height), self.matrix)
 
+    def put_small_rgb(self, rgb: np.ndarray) -> None:
+        """Replace the whole frame with ``rgb`` (any size), enlarged to the planes' sizes: the
+        colour conversion at ``rgb``'s size, the enlargement of each plane after it."""
+        yuv = cv2.transform(rgb, _rgb_to_yuv_f32(self.matrix))  # rounded, saturated
+        y, u, v = cv2.split(yuv)
+        self.y[:] = cv2.resize(y, self.y.shape[::-1], interpolation=cv2.INTER_CUBIC)
+        # the chroma is half size and soft: a linear enlargement is enough, and cheaper
+        self.u[:] = cv2.resize(u, self.u.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        self.v[:] = cv2.resize(v, self.v.shape[::-1], interpolation=cv2.INTER_LINEAR)
+
+    @classmethod
+    def of_rgb(cls, rgb: np.ndarray, matrix: str = "bt709") -> YuvFrame:
+        """A yuv420p frame of an RGB image of even size."""
+        return cls(*yuv_planes(rgb, matrix), matrix)
+
+    def to_rgb(self) -> np.ndarray:
+        """The frame as RGB at its full size (the chroma enlarged)."""
+        size = (self.width, self.height)
+        u = cv2.resize(self.u, size, interpolation=cv2.INTER_LINEAR)
+        v = cv2.resize(self.v, size, interpolation=cv2.INTER_LINEAR)
+        return yuv_to_rgb(cv2.merge([self.y, u, v]), self.matrix)
+
 
 def yuv_to_rgb(yuv: np.ndarray, matrix: str) -> np.ndarray:
     """8-bit RGB of ``(..., 3)`` limited-range 8-bit Y, Cb, Cr pixels."""
+    return cv2.transform(yuv, _yuv_to_rgb_matrix(matrix))  # uint8 in: rounded, saturated
+
+
+@functools.cache
+def _rgb_to_yuv_f32(matrix: str) -> np.ndarray:
+    return rgb_to_yuv_matrix(matrix).astype(np.float32)
+
+
+@functools.cache
+def _yuv_to_rgb_matrix(matrix: str) -> np.ndarray:
     m = rgb_to_yuv_matrix(matrix)
     inverse = np.linalg.inv(m[:, :3])
-    affine = np.hstack([inverse, -inverse @ m[:, 3:]]).astype(np.float32)
-    return cv2.transform(yuv, affine).clip(0, 255).astype(np.uint8)
+    return np.hstack([inverse, -inverse @ m[:, 3:]]).astype(np.float32)
 
 
 def yuv_planes(rgb: np.ndarray, matrix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

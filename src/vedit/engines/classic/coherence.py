@@ -23,7 +23,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-EVERY = 5  # a key frame painted afresh every this many frames
+EVERY = 8  # a key frame painted afresh every this many frames
 KEEP = 0.9  # a key frame's share of the carried painting, where the motion is trusted
 CARRY = 0.3  # the share of the source's own change (off the carried frame) added back
 TOLERANCE = 25.0  # levels of mismatch at which the motion is not trusted at all
@@ -33,6 +33,8 @@ FLOW_SMOOTHING = 11  # the flow (at half size) is averaged over this many pixels
 NOISE_TEXTURE = 8e-6
 TEXTURE = 4e-5
 MIN_WEIGHT = 0.1  # a neighbourhood's mean weight under which its flow fades to none
+STILL = 0.005  # a key frame whose fresh painting would weigh less than this on average is
+# not painted (a still, trusted picture keeps its carried painting whole anyway)
 CUT = 0.3  # below this mean trust (1 - mean mismatch / TOLERANCE), a frame starts a new shot
 
 
@@ -77,7 +79,8 @@ class Coherence:
                     # painting of the same pixels differs in its noise); moved: KEEP of it.
                     moved = np.minimum(np.hypot(flow[..., 0], flow[..., 1]), 1.0)
                     weight = (trust * (1.0 - (1.0 - KEEP) * moved))[..., None]
-                    follow = weight * follow + (1.0 - weight) * self.paint(frame)
+                    if float(weight.mean()) < 1.0 - STILL:  # else nothing to refresh: no painting
+                        follow = weight * follow + (1.0 - weight) * self.paint(frame)
                 out = np.clip(follow + 0.5, 0, 255).astype(np.uint8)
         if key:
             self._key = _Key(frame, small, out)

@@ -17,8 +17,9 @@ Around either, :class:`StyleEditor` first brings the frame to a standard exposur
 so that a style reads the same on a dark, flat or over-exposed scene as on a lit one,
 and afterwards brings the result back to the scene's brightness (where the medium
 allows), tints it, and lays it on its medium (paper or film: fixed for the video).
-The network paints at a working size (:func:`working_size`: 360 lines for 720P and
-1080P); the rest runs at the output's size.
+The network paints at a working size (:func:`working_size`: ``WORK_LINES``), and so
+does all that follows it, on the output stage's YUV planes: only the finished painting
+is enlarged to the output's size (and a pencil's contour lines drawn at it).
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ import numpy as np
 from vedit.engines.classic.coherence import Coherence
 from vedit.engines.classic.neural import blended_style, style_network, style_picture
 from vedit.engines.plan import STYLE_STRENGTH
+from vedit.media.frames import YuvFrame
 
 TINT = 0.35  # how far a colour style's average colour moves toward the reference's
 SMOOTHING = 0.1  # weight of each new frame in the running exposure and tint statistics
 MAX_GAIN = 3.0  # the most the exposure normalisation stretches the frame's range
 MID_GREY = 0.45  # where the normalisation puts the frame's mean luma (0..1)
 PAINTED_RESTORE = 0.5  # a painting goes half the way back to a dark or bright scene's brightness
-WORK_LINES = 288  # the network paints at this many lines (the short side), or fewer
+WORK_LINES = 256  # the network paints at this many lines (the short side), or fewer
+DODGE_FLOOR = 12  # levels added to a pencil's grey and its blurred negative (see contours)
 REFERENCE_STYLE = "reference"  # "in the style of the image": painted after the reference
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights of luma in R, G, B
 
@@ -135,12 +138,22 @@ def vintage_film(rgb: np.ndarray) -> np.ndarray:
 
 
 def contours(grey: np.ndarray) -> np.ndarray:
-    """A pencil's contour lines from a grey frame, at its full size (RGB, white paper): the
+    """A pencil's contour lines from a grey frame, at its full size (grey, white paper): the
     grey 'colour-dodged' by its own blurred negative, so edges come out as graphite lines
     and flat areas as paper."""
     blur = cv2.GaussianBlur(255 - grey, (0, 0), max(1.5, grey.shape[0] / 360))
-    lines = cv2.divide(grey, 255 - blur, scale=256)
-    return cv2.cvtColor(lines, cv2.COLOR_GRAY2RGB)
+    # Both lifted by DODGE_FLOOR: a flat black region is 0 / 0 otherwise, a black blot.
+    lit = cv2.add(grey, DODGE_FLOOR, dtype=cv2.CV_16U)
+    return cv2.divide(
+        lit, cv2.add(255 - blur, DODGE_FLOOR, dtype=cv2.CV_16U), scale=256, dtype=cv2.CV_8U
+    )
+
+
+def _darken(plane: np.ndarray, lines: np.ndarray, black: int) -> None:
+    """``plane`` (a Y, Cb or Cr plane, in place) multiplied by ``lines`` (255: unchanged) as
+    RGB would be: toward ``black``, the plane's zero (16 for Y, 128 for chroma)."""
+    offset = plane.astype(np.int16) - black
+    plane[:] = np.clip(offset * (lines.astype(np.float32) / 255) + black + 0.5, 0, 255)
 
 
 GRADES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -186,6 +199,8 @@ RESTORED = {
 
 
 _IDENTITY = np.arange(256, dtype=np.uint8)
+# Limited-range luma (16..235, the planes' Y) to full range (0..255, as RGB's grey is).
+_FULL_RANGE = np.clip(np.rint((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.intp)
 
 
 class Exposure:
@@ -254,9 +269,13 @@ class StyleEditor:
     own brightness and tinted; then laid on its medium. For ``style`` "reference" the
     reference image is the picture the video is painted after (it is needed), and is not
     tinted toward: its palette is already the painting's.
-    """
 
-    pixel_format = "rgb24"
+    A painted style works on the output stage's YUV planes (``pixel_format`` "yuv420p"):
+    everything but the pencil's contour lines is done at the working size, in RGB, and only
+    the finished painting is enlarged into the planes — no full-size colour conversion at
+    all. A grade works on full-size RGB ("rgb24"). Either may also be called with an RGB
+    frame, and answers one (tests and benches look at RGB).
+    """
 
     def __init__(
         self,
@@ -271,6 +290,7 @@ class StyleEditor:
             raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
         self.style, self.width, self.height = style, width, height
         self.painter: Painter | None = None
+        size = (width, height)
         if style in PAINTED:
             if style == REFERENCE_STYLE:
                 if reference is None:
@@ -281,27 +301,44 @@ class StyleEditor:
             look = PAINTED[style]
             self.strength = STYLE_STRENGTH[style] if strength is None else strength
             self.painter = Painter(picture, look, self.strength)
-        self.paper = surface(style, width, height, seed)
+            size = working_size(width, height)
+        self.pixel_format = "rgb24" if self.painter is None else "yuv420p"
+        self.paper = surface(style, *size, seed)  # the medium, at the size it is laid on
         self.exposure = Exposure()
         # No reference: no tint.
         self.reference_mean = None if reference is None else reference.reshape(-1, 3).mean(axis=0)
         self._mean: np.ndarray | None = None  # running average colour of the styled frames
 
-    def _styled(self, frame: np.ndarray) -> np.ndarray:
-        """A standard exposure, then the style: painted at the working size, or graded."""
+    def __call__(self, frame: YuvFrame | np.ndarray, index: int) -> np.ndarray | None:
         if self.painter is None:
-            return GRADES[self.style](cv2.LUT(frame, self.exposure.normalise(frame)))
-        size = working_size(self.width, self.height)
-        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        curve = self.exposure.normalise(small)
-        painted = self.painter(cv2.LUT(small, curve))
-        out = cv2.resize(painted, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
-        if self.style == "pencil_sketch":  # the hatching, over the scene's own contours
-            out = cv2.multiply(out, contours(cv2.LUT(_luma(frame), curve)), scale=1 / 255)
-        return out
+            rgb = frame.to_rgb() if isinstance(frame, YuvFrame) else frame
+            return self._finished(GRADES[self.style](cv2.LUT(rgb, self.exposure.normalise(rgb))))
+        if isinstance(frame, YuvFrame):
+            self._paint(frame)
+            return None
+        planes = YuvFrame.of_rgb(frame)  # an RGB frame: through the planes, as the engine does
+        self._paint(planes)
+        return planes.to_rgb()
 
-    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
-        out = self._styled(frame)
+    def _paint(self, frame: YuvFrame) -> None:
+        """Paints ``frame``'s planes in place: a standard exposure, the painting and its
+        finish at the working size, enlarged; a pencil's contours drawn at full size."""
+        assert self.painter is not None
+        small = frame.small_rgb(*working_size(self.width, self.height))
+        curve = self.exposure.normalise(small)
+        lines = None
+        if self.style == "pencil_sketch":  # the scene's own contours, under the hatching
+            lines = contours(cv2.LUT(frame.y, curve[_FULL_RANGE]))
+        frame.put_small_rgb(self._finished(self.painter(cv2.LUT(small, curve))))
+        if lines is not None:
+            _darken(frame.y, lines, 16)
+            half = cv2.resize(lines, frame.u.shape[::-1], interpolation=cv2.INTER_AREA)
+            _darken(frame.u, half, 128)
+            _darken(frame.v, half, 128)
+
+    def _finished(self, out: np.ndarray) -> np.ndarray:
+        """A styled frame (RGB) brought back to the scene's brightness, tinted and laid on
+        its medium."""
         # The scene's brightness back and the tint, in one lookup table per channel.
         curve = _IDENTITY
         if self.style in RESTORED:
