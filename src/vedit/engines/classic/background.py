@@ -8,8 +8,11 @@ cat's face or a cup going by, the selfie model in half a cup. Each finds
 parts of a person that the other misses; the selfie mask counts only near the
 body the pose model found. The mask is smoothed over time, its edge matted
 from the colours (``matte.py``: no band of the old background around the
-person), and the planes are blended with it: the person from the source, the
-rest from the reference.
+person) and refined at full size along the luma's edges (the chroma planes
+follow it; the edge's colour fixes count only where the person is partly
+there), and the planes are blended with it: the person from the source, the
+rest from the reference. The last frame's alpha stays readable
+(``last_alpha``) for the measures (``tests/measures.py``, ``bench/matte_error.py``).
 Where no person is found (they left the shot), the selfie mask
 still counts where they were last seen for ``LOST_HOLD`` pose runs (a brief
 miss), and after that the frame shows only the new background.
@@ -53,6 +56,7 @@ WRAP = 0.25  # the most of the new scene's blurred light mixed in at the person'
 WRAP_BAND = 0.006  # the light wrap's reach inside the outline, a share of the short side
 LOST_HOLD = 2  # pose runs a lost person's last place still counts (a brief miss)
 MIN_AGREEMENT = 0.5  # the pose and selfie masks' intersection over union that makes a person
+PARTLY = 1e-6  # an alpha above this and under 1 - this: the person partly there (edge fixes)
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -136,6 +140,9 @@ class BackgroundEditor:
         self.scene = PlanesByMatrix(cover(reference, width + 2 * mx, height + 2 * my))
         self.camera = CameraMotion()
         self.offset = [float(mx), float(my)]  # where the frame sits in the new background
+        # The last frame's matte, for measures: the luma-plane slices of the person's box and
+        # the person's alpha there (0..1, float32; 0 everywhere else), or None (nobody).
+        self.last_alpha: tuple[tuple[slice, slice], np.ndarray] | None = None
 
     def person(self, frame: YuvFrame, index: int) -> np.ndarray:
         """The person in ``frame`` (``index``: the frame's number in the edit), 0..1 at chroma
@@ -216,6 +223,7 @@ class BackgroundEditor:
             for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
                 np.copyto(plane, scene)
             self.matte.reset()
+            self.last_alpha = None
             return
         ch, cw = person_c.shape
         pad = 2 * self.matte.band
@@ -237,10 +245,20 @@ class BackgroundEditor:
             both = cv2.min(selfie[cs], self._body[cs])
             doubt = (cv2.absdiff(both, main[cs]) > 0.5).view(np.uint8)
         alpha, fix = self.matte(y, u, v, person_c[cs], cs, small_y, doubt)
-        y, u, v = self._light_wrap(alpha, (y, u, v), (sy[ys], su[cs], sv[cs]))
+        # The edge at full size, along the person's own luma (before the light wrap).
+        alpha_y = self.matte.full_size(alpha, y)
+        if self.matte.refine:
+            # The chroma planes follow the refined edge too; the edge's colour fixes count
+            # only where the person is partly there (all new scene or all person: none).
+            size_c = (alpha.shape[1], alpha.shape[0])
+            alpha = cv2.resize(alpha_y, size_c, interpolation=cv2.INTER_AREA)
+            fix *= (cv2.inRange(alpha, PARTLY, 1.0 - PARTLY) > 0)[..., None]
         size_y = (y.shape[1], y.shape[0])
-        alpha_y = cv2.resize(alpha, size_y, interpolation=cv2.INTER_LINEAR)
         fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
+        if self.matte.refine:
+            fix_y = cv2.bitwise_and(fix_y, fix_y, mask=cv2.inRange(alpha_y, PARTLY, 1.0 - PARTLY))
+        y, u, v = self._light_wrap(alpha, (y, u, v), (sy[ys], su[cs], sv[cs]))
+        self.last_alpha = (ys, alpha_y)
         blend = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), alpha_y, 1.0 - alpha_y)
         frame.y[ys] = cv2.add(blend, fix_y, dtype=cv2.CV_8U)
         keep = 1.0 - alpha
