@@ -80,8 +80,9 @@ class ClassicEngine:
         if plan.operation == "stylize" and plan.style:
             tint = job.references[0] if job.references else None
             editor = StyleEditor(
-                plan.style, tint, job.width, job.height, job.seed, plan.style_strength
-            )
+                plan.style, tint, job.width, job.height, job.seed, plan.style_strength,
+                job.models_dir,
+            )  # fmt: skip
             return PreparedEdit(editor, plan)
         if plan.operation == "none" or not job.references:
             return PreparedEdit(Unchanged(), plan)

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vedit.engines.classic.coherence import Coherence
+from vedit.engines.classic.faces import Face, FaceDetector, face_detector
 from vedit.engines.classic.neural import blended_style, style_network, style_picture
 from vedit.engines.plan import STYLE_STRENGTH
 from vedit.media.frames import YuvFrame
@@ -44,6 +46,14 @@ WORK_LINES = 256  # the network paints at this many lines (the short side), or f
 DODGE_FLOOR = 12  # levels added to a pencil's grey and its blurred negative (see contours)
 REFERENCE_STYLE = "reference"  # "in the style of the image": painted after the reference
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights of luma in R, G, B
+_IDENTITY = np.arange(256, dtype=np.uint8)
+# A face is painted again on its own (Painter) when its box with the margin is at least
+# MIN_FACE of the working frame's height, at FACE_SIDE pixels across (its crop enlarged at
+# most MAX_FACE_ENLARGEMENT times from the full-size frame).
+FACE_MARGIN = 1.5  # the crop around a face: this many times the face's box
+FACE_SIDE = 192
+MIN_FACE = 0.12
+MAX_FACE_ENLARGEMENT = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,21 +94,76 @@ class Painter:
     """Paints frames at the working size in one style, steadily over time (one per video).
 
     ``picture`` is what the style is learnt from; the scene's own style (learnt from the
-    first frame) is blended in by ``1 - strength``.
+    first frame) is blended in by ``1 - strength``. With a ``faces`` detector, each face
+    big enough to matter is painted again on its own, from the full-size frame enlarged to
+    ``FACE_SIDE`` pixels across, and laid over the painting within a soft ellipse: its
+    strokes are then a face's size, not a wall's, and the eyes, nose and mouth stay drawn
+    (painted with the rest, at the working size, a face's features melt into a few strokes).
     """
 
-    def __init__(self, picture: np.ndarray, look: Painted, strength: float) -> None:
+    def __init__(
+        self,
+        picture: np.ndarray,
+        look: Painted,
+        strength: float,
+        faces: FaceDetector | None = None,
+    ) -> None:
         self.network = style_network()
         self.target = self.network.style_of(picture)
         self.look, self.strength = look, strength
         self.style: np.ndarray | None = None
+        self.faces = faces
         self.coherence = Coherence(self._paint)
+        self._full: tuple[YuvFrame, np.ndarray] | None = None  # this frame, full size, and
+        # the exposure curve it takes (see __call__)
 
     def _paint(self, rgb: np.ndarray) -> np.ndarray:
         if self.style is None:
             own = self.network.style_of(rgb)
             self.style = blended_style(self.target, own, self.strength)
-        return self._coloured(self.network.paint(rgb, self.style), rgb)
+        painted = self.network.paint(rgb, self.style)
+        if self.faces is not None and self._full is not None:
+            for face in self.faces(rgb):
+                self._paint_face(painted, face)
+        return self._coloured(painted, rgb)
+
+    def _paint_face(self, painted: np.ndarray, face: Face) -> None:
+        """``face`` (a box in ``painted``'s pixels) painted again from the full-size frame, at
+        ``FACE_SIDE`` pixels across, and laid over ``painted`` (in place) in a soft ellipse."""
+        assert self._full is not None and self.style is not None
+        full, curve = self._full
+        h, w = painted.shape[:2]
+        side = FACE_MARGIN * max(face.w, face.h)
+        if side < MIN_FACE * h or side * full.height / h < FACE_SIDE / MAX_FACE_ENLARGEMENT:
+            return  # too small to have features to keep, or too blurry at full size
+        cx, cy = face.x + face.w / 2, face.y + face.h / 2
+        x0, y0 = max(0, round(cx - side / 2)), max(0, round(cy - side / 2))
+        x1, y1 = min(w, round(cx + side / 2)), min(h, round(cy + side / 2))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return
+        # The same place in the full-size planes (chroma at half size: even corners).
+        scale = full.height / h
+        fx0, fy0 = int(x0 * scale) // 2 * 2, int(y0 * scale) // 2 * 2
+        fx1, fy1 = int(x1 * scale) // 2 * 2, int(y1 * scale) // 2 * 2
+        crop = YuvFrame(
+            full.y[fy0:fy1, fx0:fx1],
+            full.u[fy0 // 2 : fy1 // 2, fx0 // 2 : fx1 // 2],
+            full.v[fy0 // 2 : fy1 // 2, fx0 // 2 : fx1 // 2],
+            full.matrix,
+        )
+        across = FACE_SIDE / max(x1 - x0, y1 - y0)
+        size = (
+            max(4, round((x1 - x0) * across / 4) * 4),
+            max(4, round((y1 - y0) * across / 4) * 4),
+        )
+        fine = self.network.paint(cv2.LUT(crop.small_rgb(*size), curve), self.style)
+        fine = cv2.resize(fine, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        # A soft ellipse around the face (its box a little taller than wide: the chin, the hair).
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        r = np.hypot((xx - cx) / (0.62 * face.w), (yy - cy) / (0.75 * face.h))
+        weight = np.clip((1.25 - r) / 0.5, 0.0, 1.0)[..., None]
+        box = painted[y0:y1, x0:x1]
+        box[:] = np.rint(weight * fine + (1.0 - weight) * box).astype(np.uint8)
 
     def _coloured(self, painted: np.ndarray, source: np.ndarray) -> np.ndarray:
         """The painting's light, with ``scene_colour`` of the source's colours (in Lab), and
@@ -117,8 +182,16 @@ class Painter:
             )
         return painted
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        return self.coherence(frame)
+    def __call__(
+        self, frame: np.ndarray, full: YuvFrame | None = None, curve: np.ndarray = _IDENTITY
+    ) -> np.ndarray:
+        """``frame`` (at the working size, its exposure standardised by ``curve``) painted;
+        ``full``: the same frame at full size, as it came (where faces are painted from)."""
+        self._full = None if full is None else (full, curve)
+        try:
+            return self.coherence(frame)
+        finally:
+            self._full = None
 
 
 def black_and_white(rgb: np.ndarray) -> np.ndarray:
@@ -197,8 +270,6 @@ RESTORED = {
     "vintage_film": 22,
 }
 
-
-_IDENTITY = np.arange(256, dtype=np.uint8)
 # Limited-range luma (16..235, the planes' Y) to full range (0..255, as RGB's grey is).
 _FULL_RANGE = np.clip(np.rint((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.intp)
 
@@ -285,6 +356,7 @@ class StyleEditor:
         height: int,
         seed: int,
         strength: float | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
@@ -300,7 +372,7 @@ class StyleEditor:
                 picture = style_picture(style)
             look = PAINTED[style]
             self.strength = STYLE_STRENGTH[style] if strength is None else strength
-            self.painter = Painter(picture, look, self.strength)
+            self.painter = Painter(picture, look, self.strength, face_detector(models_dir))
             size = working_size(width, height)
         self.pixel_format = "rgb24" if self.painter is None else "yuv420p"
         self.paper = surface(style, *size, seed)  # the medium, at the size it is laid on
@@ -329,7 +401,7 @@ class StyleEditor:
         lines = None
         if self.style == "pencil_sketch":  # the scene's own contours, under the hatching
             lines = contours(cv2.LUT(frame.y, curve[_FULL_RANGE]))
-        frame.put_small_rgb(self._finished(self.painter(cv2.LUT(small, curve))))
+        frame.put_small_rgb(self._finished(self.painter(cv2.LUT(small, curve), frame, curve)))
         if lines is not None:
             _darken(frame.y, lines, 16)
             half = cv2.resize(lines, frame.u.shape[::-1], interpolation=cv2.INTER_AREA)
