@@ -6,7 +6,8 @@ frame-to-frame change on real footage). Here only every ``EVERY``-th frame (a ke
 frame) is painted afresh. Every frame is the last key frame's painting carried to it
 in one step along the source's motion — OpenCV's DIS optical flow from this frame
 straight back to the key frame, found at half size and averaged over a neighbourhood
-weighted by texture (flat regions take their textured neighbours' motion, or none) —
+weighted by texture (flat regions take their textured neighbours' motion, or none), and
+none where it is under a pixel's jitter —
 plus the source's own change that the motion does not explain (light that changed, a
 mouth that opened): ``CARRY`` of it where the motion is trusted, all of it where not. A key frame keeps ``KEEP`` of the carried
 painting where the motion is trusted (the key frame's source, carried the same way,
@@ -35,6 +36,9 @@ TEXTURE = 4e-5
 MIN_WEIGHT = 0.1  # a neighbourhood's mean weight under which its flow fades to none
 STILL = 0.005  # a key frame whose fresh painting would weigh less than this on average is
 # not painted (a still, trusted picture keeps its carried painting whole anyway)
+JITTER = 0.5  # pixels of flow (at the working size) under which a place counts as still (see
+# _flow_to_key): DIS finds 0.1-0.3 px of motion on a still, noisy picture, and an ink line carried
+# along it shimmers
 CUT = 0.3  # below this mean trust (1 - mean mismatch / TOLERANCE), a frame starts a new shot
 
 
@@ -91,7 +95,13 @@ class Coherence:
         assert self._key is not None
         flow = _trusted_flow(self._flow.calc(small, self._key.small, None), small)
         h, w = self._key.source.shape[:2]
-        return cv2.resize(flow, (w, h)) * np.float32(w / small.shape[1])
+        flow = cv2.resize(flow, (w, h)) * np.float32(w / small.shape[1])
+        if JITTER > 0:
+            # The flow's jitter on a still picture moves nothing: under JITTER / 2 none, over
+            # 1.5 JITTER all of it (a moving place is carried exactly, with no lag).
+            length = np.hypot(flow[..., 0], flow[..., 1])
+            flow *= np.clip((length - JITTER / 2) / JITTER, 0.0, 1.0)[..., None]
+        return flow
 
     def _positions(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
