@@ -11,11 +11,15 @@ the colours (``matte.py``), so the garment ends where the person does.
 The texture is the garment in the reference (``garment.py``: cut from the person
 wearing it where the reference is a photo of one, else the middle of the picture),
 pinned to the shoulders: one square of it covers the garment (its top edge just above
-the shoulder line, centred, 1.9 shoulder widths a side: never tiled or mirrored), so
-it moves, turns and scales with the body, and it stays put while the person stands still
-(landmark jitter would make a fine texture shimmer). The source keeps its
-shading and folds: the new luma is the texture's plus the source's deviation
-from the garment's mean luma; the chroma is the texture's. The pose model
+the shoulder line, centred, 1.9 shoulder widths a side: never tiled; a bulkier garment
+takes its mirror image beyond it), so it moves, turns and scales with the body, and it
+stays put while the person stands still (landmark jitter would make a fine texture
+shimmer). The source keeps its light and folds: the new luma is the texture's times the
+source's light (its luma blurred, over the garment's mean, within ``LIGHT_RANGE``: a white
+shirt under a dark jacket is not light) plus its folds (the luma off that light, softly
+limited); the chroma is the texture's. A hand is kept out of the garment only where it is
+skin-coloured (the pose model guesses hands it cannot see), and a skeleton the pose model
+lays across the picture is not dressed. The pose model
 runs on every third frame; the garment mask is held in between and smoothed
 over time. A frame without a person (found, or fading out where last seen) is
 left as it is. Deterministic; the seed changes nothing.
@@ -38,9 +42,13 @@ from vedit.engines.classic.segment import PersonSegmenter
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
-SHADING = 0.85  # how much of the source's luma variation (folds, light) the garment keeps
+SHADING = 0.85  # how much of the source's folds (luma off its light) the garment keeps
+LIGHT_BLUR = 0.12  # the source's light: its luma blurred over this share of the shoulder width
+LIGHT_RANGE = (0.45, 1.25)  # the most the light darkens or brightens the texture (times)
+FOLD = 24.0  # levels at which a fold's luma is softly limited (a shirt's edge is not a fold)
 NECKLINE = 0.1  # the garment's top above the shoulder line, as a share of the shoulder width
 HEAD = 0.9  # radius of the head's disc (no garment) as a share of the ear-to-ear distance
+UPRIGHT = 60  # the most a torso may lean from upright (degrees) to be dressed
 MIN_TORSO = 1.5  # shortest torso (shoulder line to hip line) as a share of the shoulder width
 HEM = 0.15  # the garment's bottom below the hip joints' line (over the hips, not past them),
 # as a share of the shoulder width
@@ -48,6 +56,8 @@ COVER = 1.9  # the texture's square, in shoulder widths: the torso, the arms bes
 HOLD = 0.02  # the texture stays put until a shoulder moves this share of the shoulder width
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
 HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
+MAX_HAND = 0.35  # ... and at most this share of the shoulder width
+HAND_SKIN = 0.25  # the least share of a hand's disc that is skin-coloured for it to be one
 ALONE_MARGIN = 0.04  # the room left around a person on their crop, as a share of its side
 TORSO_GROW = 0.3  # a person on a crop: their torso hull grown by this share of the shoulder
 # width is where their garment may be
@@ -132,7 +142,7 @@ class ClothingEditor:
                 self._crop_pose = PoseTracker(side, side, models_dir=self.models_dir)
             self._crop_pose.reset()  # each crop afresh: crops move with their person
             pose = self._crop_pose(alone(state["rgb"], outline))  # type: ignore[arg-type]
-            if pose is None:
+            if pose is None or not upright(pose.points):
                 state.pop("points", None)
                 return False
             to_chroma = (x1 - x0) / 2 / self._crop_pose.width
@@ -144,7 +154,7 @@ class ClothingEditor:
         ys, xs = slice(y0 // 2, y0 // 2 + shape[0]), slice(x0 // 2, x0 // 2 + shape[1])
         upper = upper_body(points, shape)
         skin = skin_mask(frame.u[ys, xs], frame.v[ys, xs], points)
-        hands = hand_mask(points, np.asarray(state["visibility"]), shape)
+        hands = hand_mask(points, np.asarray(state["visibility"]), shape, skin)
         body = torso_hull(points, shape)  # the crop's outline may hold a neighbour too
         local = outline * upper * body * (1.0 - np.maximum(skin, hands))
         if float(local.max()) < 0.05:
@@ -168,6 +178,8 @@ class ClothingEditor:
             # Where the garment is: worked out when the pose model runs, held in between.
             self._target = np.zeros((ch, cw), np.float32)
             pose = self.tracker(frame.small_rgb(*self.pose_size))
+            if pose is not None and not upright(pose.points):
+                pose = None  # a skeleton laid across the picture: no garment on a guess
             self._body = None
             if pose is not None:
                 to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
@@ -177,7 +189,7 @@ class ClothingEditor:
                 self._body = body
                 upper = upper_body(points, (ch, cw))
                 skin = skin_mask(frame.u, frame.v, points)
-                hands = hand_mask(points, pose.visibility, (ch, cw))
+                hands = hand_mask(points, pose.visibility, (ch, cw), skin)
                 self._target = np.minimum(body, outline) * upper * (1.0 - np.maximum(skin, hands))
         # Smoothed over time, so the edge does not flicker between pose runs.
         if self._running is None:
@@ -213,23 +225,23 @@ class ClothingEditor:
         hips = (pins[2] + pins[3]) / 2 - (top_l + top_r) / 2
         if float(down @ hips) < 0:  # ...and toward the hips (a person seen from the back)
             down = -down
-        # One square of texture covers the garment, sleeves and hem included (no tile, no mirror
-        # seam): its top edge a little above the shoulder line and centred on it, its side
-        # COVER shoulder widths, so it turns and scales with the body.
+        # One square of texture covers the garment, sleeves and hem included (no tile): its top edge a little above the shoulder line and centred on it, its side
+        # COVER shoulder widths, so it turns and scales with the body (a garment wider than that, a
+        # bulky suit, takes the square's mirror image beyond it).
         width = float(np.hypot(*across))
         unit_across, unit_down = across / max(width, 1e-6), down / max(width, 1e-6)
-        span = COVER * width
-        corner = (top_l + top_r) / 2 - unit_across * span / 2 - unit_down * NECKLINE * width
-        to_frame = cv2.getAffineTransform(
-            np.float32([[0, 0], [side, 0], [0, side]]),
-            np.float32([corner, corner + unit_across * span, corner + unit_down * span]),
-        )
         # Only the garment's bounding box is touched.
         rows = np.flatnonzero(garment_c.max(axis=1) > 0.004)
         cols = np.flatnonzero(garment_c.max(axis=0) > 0.004)
         if not len(rows) or not len(cols):
             return False
         cy0, cy1, cx0, cx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        span = COVER * width
+        corner = (top_l + top_r) / 2 - unit_across * span / 2 - unit_down * NECKLINE * width
+        to_frame = cv2.getAffineTransform(
+            np.float32([[0, 0], [side, 0], [0, side]]),
+            np.float32([corner, corner + unit_across * span, corner + unit_down * span]),
+        )
         if grey is not None and self._person is not None:
             # The person's edge as their colours draw it, around the garment's box.
             ch, cw = garment_c.shape
@@ -242,21 +254,23 @@ class ClothingEditor:
             alpha, _ = self.matte(*planes, person, box, grey)
             garment_c = garment_c.copy()
             np.minimum(garment_c[box], alpha, out=garment_c[box])
+        # The chroma planes (half size, texture and frame alike): the same map, its offset halved.
+        half = to_frame.copy()
+        half[:, 2] = half[:, 2] / 2 - (cx0, cy0)
         g_c = np.ascontiguousarray(garment_c[cy0:cy1, cx0:cx1])
         y = frame.y[2 * cy0 : 2 * cy1, 2 * cx0 : 2 * cx1]
         h, w = y.shape
         garment = cv2.resize(g_c, (w, h), interpolation=cv2.INTER_LINEAR)
         weight = float(garment.sum())
-        mean = float((y * garment).sum()) / weight if weight > 1 else float(y.mean())
+        source = y.astype(np.float32)
+        mean = float((source * garment).sum()) / weight if weight > 1 else float(y.mean())
         warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_REFLECT}
         box = to_frame.copy()
         box[:, 2] -= (2 * cx0, 2 * cy0)
         new_y = cv2.warpAffine(ty, box, (w, h), **warp).astype(np.float32)
-        new_y += SHADING * (y.astype(np.float32) - mean)
-        new_y = np.clip(new_y, 0, 255).astype(np.uint8)
+        new_y = _shaded(new_y, source, mean, LIGHT_BLUR * width)
+        new_y = np.clip(new_y + 0.5, 0, 255).astype(np.uint8)
         np.copyto(y, cv2.blendLinear(new_y, y, garment, 1.0 - garment))
-        half = to_frame / 2
-        half[:, 2] -= (cx0, cy0)
         u, v = frame.u[cy0:cy1, cx0:cx1], frame.v[cy0:cy1, cx0:cx1]
         keep = 1.0 - g_c
         new_u = cv2.warpAffine(tu, half, (cx1 - cx0, cy1 - cy0), **warp)
@@ -264,6 +278,18 @@ class ClothingEditor:
         np.copyto(u, cv2.blendLinear(new_u, np.ascontiguousarray(u), g_c, keep))
         np.copyto(v, cv2.blendLinear(new_v, np.ascontiguousarray(v), g_c, keep))
         return True
+
+
+def _shaded(texture: np.ndarray, source: np.ndarray, mean: float, blur: float) -> np.ndarray:
+    """The texture's luma (float, limited range) lit as the source's garment is: multiplied by
+    the source's light (its luma blurred over ``blur`` pixels, over the garment's ``mean``,
+    kept within ``LIGHT_RANGE``: light and shadow, not a white shirt under a dark jacket), plus
+    ``SHADING`` of its folds (the luma off that light, softly limited to ``FOLD`` levels)."""
+    light = cv2.GaussianBlur(source, (0, 0), max(1.0, blur))
+    gain = np.clip((light - 16.0) / max(mean - 16.0, 8.0), *LIGHT_RANGE)
+    folds = source - light
+    folds = FOLD * np.tanh(folds / FOLD)
+    return 16.0 + (texture - 16.0) * gain + SHADING * folds
 
 
 def pinned(anchor: np.ndarray | None, pins: np.ndarray) -> np.ndarray:
@@ -275,6 +301,18 @@ def pinned(anchor: np.ndarray | None, pins: np.ndarray) -> np.ndarray:
         if float(np.abs(pins[:2] - anchor[:2]).max()) < max(0.75, HOLD * width):
             return anchor
     return pins.copy()
+
+
+def upright(points: np.ndarray) -> bool:
+    """Whether a skeleton can wear a garment as drawn: its hips below its shoulders (the
+    torso within ``UPRIGHT`` degrees of straight down the picture) and its nose above them.
+    The pose model sometimes lays a person standing in a dark street on their side."""
+    top = (points[bp.LEFT_SHOULDER] + points[bp.RIGHT_SHOULDER]) / 2
+    down = (points[bp.LEFT_HIP] + points[bp.RIGHT_HIP]) / 2 - top
+    length = float(np.hypot(*down))
+    if length < 1e-6 or float(down[1]) < np.cos(np.radians(UPRIGHT)) * length:
+        return False
+    return bool(points[bp.NOSE][1] < top[1])
 
 
 def upper_body(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -332,17 +370,35 @@ def torso_hull(points: np.ndarray, shape: tuple[int, int], grow: float = TORSO_G
     return cv2.dilate(hull, disc).astype(np.float32)
 
 
-def hand_mask(points: np.ndarray, visibility: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def hand_mask(
+    points: np.ndarray,
+    visibility: np.ndarray,
+    shape: tuple[int, int],
+    skin: np.ndarray | None = None,
+) -> np.ndarray:
     """Discs over the hands the pose model sees: a hand in front of the body (holding a glass,
-    resting on the chest) stays as it is, gloved or not."""
+    resting on the chest) stays as it is. The pose model also guesses hands it cannot see
+    (below the frame, behind the body), often on the chest: with ``skin`` (the skin mask,
+    same shape), a hand counts only where at least ``HAND_SKIN`` of its disc is skin-coloured,
+    and a disc is never wider than ``MAX_HAND`` of the shoulder width."""
     hands = np.zeros(shape, np.uint8)
+    shoulders = float(np.hypot(*(points[bp.LEFT_SHOULDER] - points[bp.RIGHT_SHOULDER])))
     for wrist, knuckles in ((bp.LEFT_WRIST, bp.LEFT_INDEX), (bp.RIGHT_WRIST, bp.RIGHT_INDEX)):
         if min(visibility[wrist], visibility[knuckles]) < 0.5:
             continue
         centre = (points[wrist] + points[knuckles]) / 2
         radius = HAND * float(np.hypot(*(points[knuckles] - points[wrist])))
-        x, y = np.round(centre).astype(int)
-        cv2.circle(hands, (int(x), int(y)), max(1, round(radius)), 1, -1)
+        if shoulders > 2:  # the shoulders seen
+            radius = min(radius, MAX_HAND * shoulders)
+        radius = max(1, round(radius))
+        x, y = (int(c) for c in np.round(centre))
+        if skin is not None:
+            disc = np.zeros(shape, np.uint8)
+            cv2.circle(disc, (x, y), radius, 1, -1)
+            area = int(disc.sum())
+            if not area or float(skin[disc > 0].mean()) < HAND_SKIN:
+                continue  # no hand there to keep: a guess
+        cv2.circle(hands, (x, y), radius, 1, -1)
     return hands.astype(np.float32)
 
 
