@@ -112,11 +112,15 @@ class YuvFrame:
         return cls(*yuv_planes(rgb, matrix), matrix)
 
     def to_rgb(self) -> np.ndarray:
-        """The frame as RGB at its full size (the chroma enlarged)."""
+        """The frame as RGB at its full size (the chroma enlarged), converted exactly (in
+        float64, the chroma centred first: a neutral pixel is exactly grey)."""
         size = (self.width, self.height)
         u = cv2.resize(self.u, size, interpolation=cv2.INTER_LINEAR)
         v = cv2.resize(self.v, size, interpolation=cv2.INTER_LINEAR)
-        return yuv_to_rgb(cv2.merge([self.y, u, v]), self.matrix)
+        m = rgb_to_yuv_matrix(self.matrix)
+        centred = cv2.merge([self.y, u, v]).astype(np.float64) - m[:, 3]
+        rgb = centred @ np.linalg.inv(m[:, :3]).T
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def yuv_to_rgb(yuv: np.ndarray, matrix: str) -> np.ndarray:

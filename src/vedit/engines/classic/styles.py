@@ -24,7 +24,6 @@ is enlarged to the output's size (and a pencil's contour lines drawn at it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from vedit.engines.classic.coherence import Coherence
 from vedit.engines.classic.faces import Face, FaceDetector, face_detector
 from vedit.engines.classic.neural import blended_style, style_network, style_picture
 from vedit.engines.plan import STYLE_STRENGTH
-from vedit.media.frames import YuvFrame
+from vedit.media.frames import YuvFrame, rgb_to_yuv_matrix
 
 TINT = 0.35  # how far a colour style's average colour moves toward the reference's
 SMOOTHING = 0.1  # weight of each new frame in the running exposure and tint statistics
@@ -194,20 +193,22 @@ class Painter:
             self._full = None
 
 
-def black_and_white(rgb: np.ndarray) -> np.ndarray:
-    """Neutral monochrome with a little more contrast."""
-    grey = _luma(rgb)
-    grey = cv2.convertScaleAbs(grey, alpha=1.15, beta=-0.15 * float(grey.mean()))
-    return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
-
-
+BW_CONTRAST = 1.15  # black and white: the grey's contrast around its mean
 _SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+# Vintage film, in RGB: faded sepia-leaning colour (55 % sepia) with lifted blacks.
+VINTAGE_MIX = 0.55 * _SEPIA + 0.45 * np.eye(3)
+VINTAGE_FADE, VINTAGE_LIFT = 0.85, 22.0  # rgb * FADE + LIFT
 
 
-def vintage_film(rgb: np.ndarray) -> np.ndarray:
-    """Faded sepia-leaning colour, lifted blacks, a vignette and grain."""
-    sepia = cv2.transform(rgb, (0.55 * _SEPIA + 0.45 * np.eye(3)).astype(np.float32))
-    return cv2.convertScaleAbs(sepia, alpha=0.85, beta=22)
+def _vintage_map(matrix: str, gains: np.ndarray) -> np.ndarray:
+    """Vintage film's colour map on Y, Cb, Cr (3x4): the RGB one (the sepia mix, the fade,
+    the lifted black) and the tint's R, G, B ``gains``, moved into the planes' own matrix."""
+    yuv = rgb_to_yuv_matrix(matrix)
+    a, offset = yuv[:, :3], yuv[:, 3]
+    scale = np.diag(gains)
+    linear = a @ scale @ (VINTAGE_FADE * VINTAGE_MIX) @ np.linalg.inv(a)
+    shift = a @ (scale @ np.full(3, VINTAGE_LIFT)) + offset - linear @ offset
+    return np.hstack([linear, shift[:, None]]).astype(np.float32)
 
 
 def contours(grey: np.ndarray) -> np.ndarray:
@@ -225,14 +226,14 @@ def contours(grey: np.ndarray) -> np.ndarray:
 def _darken(plane: np.ndarray, lines: np.ndarray, black: int) -> None:
     """``plane`` (a Y, Cb or Cr plane, in place) multiplied by ``lines`` (255: unchanged) as
     RGB would be: toward ``black``, the plane's zero (16 for Y, 128 for chroma)."""
+    if black == 16:  # luma: never under its black (saturating uint8 arithmetic is enough)
+        cv2.add(cv2.multiply(cv2.subtract(plane, 16), lines, scale=1 / 255), 16, dst=plane)
+        return
     offset = plane.astype(np.int16) - black
     plane[:] = np.clip(offset * (lines.astype(np.float32) / 255) + black + 0.5, 0, 255)
 
 
-GRADES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "black_and_white": black_and_white,
-    "vintage_film": vintage_film,
-}
+GRADES = ("black_and_white", "vintage_film")  # functions of each frame's colours, no brushwork
 STYLES = (*PAINTED, *GRADES)  # every style the editor draws
 TINTED = {"watercolor", "oil_painting", "pencil_sketch", "cartoon", "vintage_film"}
 ON_A_SURFACE = {"watercolor", "pencil_sketch", "vintage_film"}
@@ -272,6 +273,7 @@ RESTORED = {
 
 # Limited-range luma (16..235, the planes' Y) to full range (0..255, as RGB's grey is).
 _FULL_RANGE = np.clip(np.rint((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.intp)
+_LIMITED = np.rint(16 + np.arange(256) * 219 / 255).astype(np.uint8)  # ... and back
 
 
 class Exposure:
@@ -341,11 +343,14 @@ class StyleEditor:
     reference image is the picture the video is painted after (it is needed), and is not
     tinted toward: its palette is already the painting's.
 
-    A painted style works on the output stage's YUV planes (``pixel_format`` "yuv420p"):
-    everything but the pencil's contour lines is done at the working size, in RGB, and only
-    the finished painting is enlarged into the planes — no full-size colour conversion at
-    all. A grade works on full-size RGB ("rgb24"). Either may also be called with an RGB
-    frame, and answers one (tests and benches look at RGB).
+    Both work on the output stage's YUV planes (``pixel_format`` "yuv420p"), with no
+    full-size colour conversion at all. A painted style does everything but the pencil's
+    contour lines at the working size, in RGB, and only the finished painting is enlarged
+    into the planes. A grade is look-up tables on luma and an affine colour map (vintage
+    film's sepia mix, fade and tint, moved into the planes' matrix) on the chroma planes,
+    its chroma terms on luma worked out at chroma size; the exposure and the brightness
+    curves apply to luma, and are measured on a small RGB copy. Either may also be called
+    with an RGB frame, and answers one (tests and benches look at RGB).
     """
 
     def __init__(
@@ -374,23 +379,70 @@ class StyleEditor:
             self.strength = STYLE_STRENGTH[style] if strength is None else strength
             self.painter = Painter(picture, look, self.strength, face_detector(models_dir))
             size = working_size(width, height)
-        self.pixel_format = "rgb24" if self.painter is None else "yuv420p"
+        self.pixel_format = "yuv420p"
         self.paper = surface(style, *size, seed)  # the medium, at the size it is laid on
+        # A grade's film as factors (0..1) for the planes: Y's at full size, the chroma's at half.
+        self._film = self.paper[..., 0].astype(np.float32) / 255
+        self._film_half = cv2.resize(
+            self._film, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA
+        )
         self.exposure = Exposure()
         # No reference: no tint.
         self.reference_mean = None if reference is None else reference.reshape(-1, 3).mean(axis=0)
         self._mean: np.ndarray | None = None  # running average colour of the styled frames
 
     def __call__(self, frame: YuvFrame | np.ndarray, index: int) -> np.ndarray | None:
+        planes = frame if isinstance(frame, YuvFrame) else YuvFrame.of_rgb(frame)
         if self.painter is None:
-            rgb = frame.to_rgb() if isinstance(frame, YuvFrame) else frame
-            return self._finished(GRADES[self.style](cv2.LUT(rgb, self.exposure.normalise(rgb))))
-        if isinstance(frame, YuvFrame):
-            self._paint(frame)
-            return None
-        planes = YuvFrame.of_rgb(frame)  # an RGB frame: through the planes, as the engine does
-        self._paint(planes)
-        return planes.to_rgb()
+            self._grade(planes)
+        else:
+            self._paint(planes)
+        # An RGB frame (tests, benches) went through the planes as the engine's does.
+        return None if isinstance(frame, YuvFrame) else planes.to_rgb()
+
+    def _grade(self, frame: YuvFrame) -> None:
+        """Grades ``frame``'s planes in place: look-up tables on luma, an affine colour map on
+        the chroma planes (and its chroma terms on luma, at chroma size), the film's surface."""
+        h, w = frame.u.shape
+        small = frame.small_rgb(max(8, w // 2), max(8, h // 2))  # for the statistics
+        curve = self.exposure.normalise(small)  # the standard exposure (applied to luma)
+        if self.style == "black_and_white":
+            grey = cv2.LUT(_luma(small), curve)
+            mean = float(grey[::4, ::4].mean())
+            contrast = np.clip(np.rint(BW_CONTRAST * _IDENTITY - (BW_CONTRAST - 1) * mean), 0, 255)
+            bw = cv2.LUT(grey, contrast.astype(np.uint8))
+            restore = self.exposure.restore(cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB), 0, 1.0)
+            full = restore[contrast.astype(np.uint8)[curve[_FULL_RANGE]]]
+            cv2.LUT(frame.y, _LIMITED[full], dst=frame.y)
+            frame.u[:] = 128
+            frame.v[:] = 128
+            return
+        # Vintage film. Its statistics on the small RGB copy: the graded colours, the curve that
+        # brings them back to the scene's brightness (above the lifted black), the tint.
+        fade = np.hstack([VINTAGE_FADE * VINTAGE_MIX, np.full((3, 1), VINTAGE_LIFT)])
+        graded = cv2.transform(cv2.LUT(small, curve), fade.astype(np.float32))
+        restore = self.exposure.restore(graded, RESTORED[self.style], 1.0)
+        gains = np.ones(3)
+        if self.reference_mean is not None:
+            gains = self._tint(cv2.LUT(np.ascontiguousarray(graded[::4, ::4]), restore))
+        # The planes: the exposure on luma, then the fade and the tint as one affine map, the
+        # chroma planes with the film (vignette, grain) laid on as on RGB (toward grey).
+        cv2.LUT(frame.y, _LIMITED[curve[_FULL_RANGE]], dst=frame.y)
+        affine = _vintage_map(frame.matrix, gains)
+        y_half = cv2.resize(frame.y, (w, h), interpolation=cv2.INTER_AREA)
+        affine[:, 3] -= (16, 128, 128)  # the planes' zeros taken off: the film multiplies
+        mapped = cv2.transform(cv2.merge([y_half, frame.u, frame.v]).astype(np.float32), affine)
+        luma, cb, cr = cv2.split(mapped)
+        for plane, chroma in ((frame.u, cb), (frame.v, cr)):  # rounded, saturated (never < 0)
+            cv2.convertScaleAbs(cv2.multiply(chroma, self._film_half), dst=plane, beta=128)
+        # Luma: its own term at full size, the chroma's terms (and the offset) at chroma size;
+        # the film; the scene's brightness back.
+        size = frame.y.shape[::-1]
+        rest = cv2.resize(luma - affine[0, 0] * y_half, size, interpolation=cv2.INTER_LINEAR)
+        y = cv2.multiply(
+            cv2.scaleAdd(frame.y.astype(np.float32), float(affine[0, 0]), rest), self._film
+        )
+        cv2.LUT(cv2.convertScaleAbs(y, beta=16), _LIMITED[restore[_FULL_RANGE]], dst=frame.y)
 
     def _paint(self, frame: YuvFrame) -> None:
         """Paints ``frame``'s planes in place: a standard exposure, the painting and its
