@@ -1,8 +1,11 @@
 """Background replacement: the person stays, everything behind them becomes the reference.
 
 The person mask joins two models: the selfie segmenter (``segment.py``) on
-every frame, and the pose model's body mask (``pose.py``) every
-``POSE_EVERY`` frames, held in between. A person is where both see one (their
+every other frame, its mask carried along the person's motion in between
+(``segment.Motion``: the optical flow of corners inside the person), and the
+pose model's body mask (``pose.py``) every ``POSE_EVERY`` frames, on a thread
+of its own (``pose.PoseAhead``: started on one frame, taken on the next), held
+in between and carried along the person's motion too. A person is where both see one (their
 masks overlap by ``MIN_AGREEMENT``): the pose model alone also finds one in a
 cat's face or a cup going by, the selfie model in half a cup. Each finds
 parts of a person that the other misses; the selfie mask counts only near the
@@ -18,16 +21,23 @@ still counts where they were last seen for ``LOST_HOLD`` pose runs (a brief
 miss), and after that the frame shows only the new background.
 
 The reference is scaled to cover the frame with a margin (centre crop, no
-bars) and converted once to the video's YUV planes. The camera's own motion
-is measured on the old background (optical flow of corners outside the
-person) and the new background moves with it, inside the margin, so a pan
+bars) and converted once to the video's YUV planes (and once blurred, for the
+light wrap). The camera's own motion is measured on the old background
+(optical flow of corners outside the person, in the same flow call as the
+person's) and the new background moves with it, inside the margin, so a pan
 in the source is a pan in the edit. The person is harmonised with the new
 scene so they do not look pasted in: a small luma shift toward its brightness
 (at most ``MAX_LIGHT_SHIFT`` levels) and chroma shift toward its colour (at
 most ``MAX_CAST``), and the scene's blurred light spilling over their edge (a
 light wrap, ``WRAP`` at the very edge, fading within ``WRAP_BAND`` of the
-short side). Deterministic; the seed changes
-nothing.
+short side). Deterministic (the pose thread is always waited for at the same
+frame); the seed changes nothing.
+
+Cost, a 720p frame of the person scene on 2 shared cores (issue 20's speed
+measure, ``BENCHMARKS.md``): the pose model ~14 ms every third frame (off the
+main thread), the selfie model ~2-4 ms every other frame, the motion ~1.5 ms,
+the edge matte ~3.5 ms, its refinement at full size ~1.8 ms, the light wrap
+~1.5 ms (it blurred the scene's box on every frame: ~5 ms), the blend ~2 ms.
 """
 
 from __future__ import annotations
@@ -40,11 +50,11 @@ import numpy as np
 from vedit.engines.base import PersonTally
 from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.people import People
-from vedit.engines.classic.pose import PoseTracker, working_size
-from vedit.engines.classic.segment import PersonSegmenter, agreement
+from vedit.engines.classic.pose import Pose, PoseAhead, PoseTracker, working_size
+from vedit.engines.classic.segment import Motion, PersonSegmenter, agreement
 from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
 
-POSE_EVERY = 3  # the pose model costs ~25 ms a frame; its mask is held between runs
+POSE_EVERY = 3  # the pose model costs ~14-25 ms a frame; its mask is carried between runs
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
 STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
@@ -79,34 +89,6 @@ def near(body: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(grown, (2 * radius + 1, 2 * radius + 1), 0)
 
 
-class CameraMotion:
-    """How far the background moved since the last frame, in the pixels of the frames given:
-    the median optical flow of corners outside the person (the person's own motion is not
-    the camera's)."""
-
-    def __init__(self) -> None:
-        self._previous: np.ndarray | None = None
-
-    def __call__(self, grey: np.ndarray, behind: np.ndarray) -> tuple[float, float]:
-        previous, self._previous = self._previous, grey
-        if previous is None:
-            return 0.0, 0.0
-        where = (behind > 0.9).astype(np.uint8)
-        corners = cv2.goodFeaturesToTrack(previous, 150, 0.01, 4, mask=where)
-        if corners is None or len(corners) < 8:
-            return 0.0, 0.0
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(
-            previous, grey, corners, None, winSize=(15, 15), maxLevel=2
-        )
-        ok = status[:, 0] == 1
-        if ok.sum() < 8:
-            return 0.0, 0.0
-        dx, dy = np.median((moved - corners)[ok][:, 0], axis=0)
-        if np.hypot(dx, dy) < STILL:
-            return 0.0, 0.0
-        return float(dx), float(dy)
-
-
 class BackgroundEditor:
     """Replaces the background of every frame with the reference image."""
 
@@ -124,6 +106,7 @@ class BackgroundEditor:
         self.segmenter = PersonSegmenter(width, height, models_dir=models_dir)
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
+        self.pose = PoseAhead(self.tracker)  # the pose model on its own thread
         self.tally = tally if tally is not None else PersonTally()
         # People the detector finds and the whole-frame models miss (small, far, a second
         # person), segmented on crops: set by the engine once it has looked at the clip.
@@ -138,7 +121,11 @@ class BackgroundEditor:
         self.margin = (2 * round(width * MARGIN / 2), 2 * round(height * MARGIN / 2))
         mx, my = self.margin
         self.scene = PlanesByMatrix(cover(reference, width + 2 * mx, height + 2 * my))
-        self.camera = CameraMotion()
+        self._scene_light: dict[str, tuple[np.ndarray, ...]] = {}  # the scene blurred (wrap)
+        self.motion = Motion()  # the camera's and the person's, at the selfie model's size
+        self._behind: np.ndarray | None = None  # the last frame's "not a person", model size
+        self._camera = (0.0, 0.0)  # the camera's motion since the last frame, model size
+        self._carried = False  # the last frame's selfie mask was carried, not the model's
         self.offset = [float(mx), float(my)]  # where the frame sits in the new background
         # The last frame's matte, for measures: the luma-plane slices of the person's box and
         # the person's alpha there (0..1, float32; 0 everywhere else), or None (nobody).
@@ -157,54 +144,86 @@ class BackgroundEditor:
         whole-frame models are off), everyone to keep, and the main person alone."""
         size = self.segmenter.input_size
         small = frame.small_yuv(*size)
+        small_y = np.ascontiguousarray(small[..., 0])
+        behind = self._behind if self._behind is not None else np.ones(small_y.shape, np.float32)
+        camera, moved = self.motion(small_y, behind)
+        self._camera = (0.0, 0.0) if camera is None or np.hypot(*camera) < STILL else camera
         selfie = None
         main = np.zeros((self.height // 2, self.width // 2), np.float32)
         if self.whole_frame:
-            selfie, main = self._main_person(frame, index, small)
+            selfie, main = self._main_person(frame, index, small, moved)
         person = main
         if self.people is not None:
             others = self.people(frame, index, main if self.whole_frame else None)
             if others is not None:
                 person = np.maximum(main, self.segmenter.feathered(others))
+        self._behind = 1.0 - cv2.resize(person, size, interpolation=cv2.INTER_LINEAR)
         return small, selfie, person, main
 
     def _main_person(
-        self, frame: YuvFrame, index: int, small: np.ndarray
+        self, frame: YuvFrame, index: int, small: np.ndarray, moved: tuple[float, float] | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The whole frame's selfie mask, and the person the pose and selfie models agree on."""
-        rgb = yuv_to_rgb(small, frame.matrix)
-        # The selfie model runs on every frame (its running mask stays current).
-        selfie = self.segmenter.running_half(rgb)
+        """The whole frame's selfie mask, and the person the pose and selfie models agree on;
+        ``moved``: the person's motion since the last frame (model pixels), None: unknown."""
+        # The selfie model runs on every other frame; in between its mask is carried along
+        # the person's motion (where that is known; else the model runs).
+        if self._carried or moved is None:
+            selfie = self.segmenter.running_half(yuv_to_rgb(small, frame.matrix))
+            self._carried = False
+        else:
+            selfie = self.segmenter.carried_half(*moved)
+            self._carried = True
+        # 1. The pose model's run started on an earlier frame, taken now.
+        if self.pose.pending:
+            self._take_pose(*self.pose.result())
+        # 2. Its body mask, of an earlier frame, carried along the person's motion since.
+        if moved is not None and self._near is not None:
+            scale = self.width / 2 / self.segmenter.input_size[0]
+            shift = np.float32([[1, 0, moved[0] * scale], [0, 1, moved[1] * scale]])
+            size = (self.width // 2, self.height // 2)
+            if self._body is not None:
+                self._body = cv2.warpAffine(self._body, shift, size, flags=cv2.INTER_LINEAR)
+            self._near = cv2.warpAffine(self._near, shift, size, flags=cv2.INTER_LINEAR)
+        # 3. A new run, on its own thread beside the rest of this frame's work and the next
+        #    frame's decoding; waited for at once where there is no body to carry meanwhile
+        #    (the first frame, a person lost).
         if index % POSE_EVERY == 0:
-            found = self.tracker(frame.small_rgb(*self.pose_size))
-            half = (self.width // 2, self.height // 2)
-            body = None
-            if found is not None:
-                body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
-            # A person is where both models see one: the pose model alone also finds one in
-            # a cat's face or a cup going by, and the selfie model in half a cup.
-            if body is not None and agreement(body, selfie) < MIN_AGREEMENT:
-                body = None
-                self.tracker.reset()  # look afresh next time, not at the look-alike
-            self._body = body
-            if body is not None:
-                self._near = near(body)
-                self._missed = 0
-            else:
-                self._missed += 1
-                if self._missed > LOST_HOLD:
-                    self._near = None
+            self.pose.start(frame.small_rgb(*self.pose_size), selfie)
+            if self._near is None:
+                self._take_pose(*self.pose.result())
         # With no person near, nothing of the selfie mask counts: all new background.
         if self._near is None:
             return selfie, np.zeros_like(selfie)
         return selfie, self.segmenter.feathered(selfie, also=self._body, within=self._near)
 
+    def _take_pose(self, found: Pose | None, selfie: object) -> None:
+        """The pose model's body mask, where the selfie mask of the same frame (``selfie``)
+        agrees: held (and carried) until the next run."""
+        half = (self.width // 2, self.height // 2)
+        body = None
+        if found is not None:
+            body = cv2.resize(found.mask, half, interpolation=cv2.INTER_LINEAR)
+        # A person is where both models see one: the pose model alone also finds one in
+        # a cat's face or a cup going by, and the selfie model in half a cup.
+        assert isinstance(selfie, np.ndarray)
+        if body is not None and agreement(body, selfie) < MIN_AGREEMENT:
+            body = None
+            self.tracker.reset()  # look afresh next time, not at the look-alike
+        self._body = body
+        if body is not None:
+            self._near = near(body)
+            self._missed = 0
+        else:
+            self._missed += 1
+            if self._missed > LOST_HOLD:
+                self._near = None
+
     def __call__(self, frame: YuvFrame, index: int) -> None:
         small, selfie, person_c, main = self._see(frame, index)
-        size = self.segmenter.input_size
-        behind = 1.0 - cv2.resize(person_c, size, interpolation=cv2.INTER_LINEAR)
+        behind = self._behind
+        assert behind is not None
         small_y = np.ascontiguousarray(small[..., 0])
-        sy, su, sv = self._follow_camera(frame.matrix, small_y, behind)
+        (sy, su, sv), light = self._follow_camera(frame.matrix)
         # The person's light: a small shift toward the new scene's brightness, judged on
         # small copies (the model's size) of the old background and the new one.
         weight = float(behind.sum())
@@ -212,8 +231,7 @@ class BackgroundEditor:
         gap = cv2.mean(sy)[0] - old
         shift = int(np.clip(round(LIGHT_MATCH * gap), -MAX_LIGHT_SHIFT, MAX_LIGHT_SHIFT))
         # And its colour: a small cast toward the new scene's, judged the same way.
-        casts = [self._cast(plane, scene, behind, size) for plane, scene in
-                 ((frame.u, su), (frame.v, sv))]  # fmt: skip
+        casts = [self._cast(small[..., i], scene, behind) for i, scene in ((1, su), (2, sv))]
         # Only the person's box (and room around it for the edge's colours) is blended; the
         # rest of the frame is the new scene.
         rows = np.flatnonzero(person_c.max(axis=1) > 0.004)
@@ -257,7 +275,7 @@ class BackgroundEditor:
         fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
         if self.matte.refine:
             fix_y = cv2.bitwise_and(fix_y, fix_y, mask=cv2.inRange(alpha_y, PARTLY, 1.0 - PARTLY))
-        y, u, v = self._light_wrap(alpha, (y, u, v), (sy[ys], su[cs], sv[cs]))
+        y, u, v = self._light_wrap(alpha, (y, u, v), (light[0][ys], light[1][cs], light[2][cs]))
         self.last_alpha = (ys, alpha_y)
         blend = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), alpha_y, 1.0 - alpha_y)
         frame.y[ys] = cv2.add(blend, fix_y, dtype=cv2.CV_8U)
@@ -267,13 +285,16 @@ class BackgroundEditor:
             plane[cs] = cv2.add(blend, np.ascontiguousarray(fix[..., i + 1]), dtype=cv2.CV_8U)
 
     @staticmethod
-    def _cast(plane: np.ndarray, scene: np.ndarray, behind: np.ndarray, size: tuple) -> int:
+    def _cast(plane: np.ndarray, scene: np.ndarray, behind: np.ndarray) -> int:
         """The shift of a chroma plane that moves the person a little toward the new scene's
-        colour: :data:`CAST_MATCH` of the gap between the old background's mean and the new
-        one's, at most :data:`MAX_CAST` levels."""
-        old_plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        colour: :data:`CAST_MATCH` of the gap between the old background's mean (``plane``
+        at the models' size, weighted by ``behind``) and the new one's, at most
+        :data:`MAX_CAST` levels."""
         weight = float(behind.sum())
-        old = float((old_plane * behind).sum()) / weight if weight > 1 else float(old_plane.mean())
+        if weight > 1:
+            old = float(np.vdot(plane.astype(np.float32), behind)) / weight
+        else:
+            old = float(cv2.mean(plane)[0])
         gap = cv2.mean(scene)[0] - old
         return int(np.clip(round(CAST_MATCH * gap), -MAX_CAST, MAX_CAST))
 
@@ -281,38 +302,53 @@ class BackgroundEditor:
         self,
         alpha: np.ndarray,
         person: tuple[np.ndarray, np.ndarray, np.ndarray],
-        scene: tuple[np.ndarray, np.ndarray, np.ndarray],
+        light: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The person's planes with the new scene's light spilling over their edge (a light
         wrap): within :data:`WRAP_BAND` of the short side inside their outline, up to
-        :data:`WRAP` of the scene, blurred, is mixed in, fading toward the inside; ``alpha``
-        is the person's matte at chroma size."""
-        radius = max(1.0, WRAP_BAND * min(self.width, self.height) / 2)  # chroma pixels
+        :data:`WRAP` of the scene, blurred (``light``: the scene's planes blurred, cut to
+        the person's box), is mixed in, fading toward the inside; ``alpha`` is the person's
+        matte at chroma size."""
+        radius = self._wrap_radius()
         outside = cv2.GaussianBlur(1.0 - alpha, (0, 0), radius)
         edge = np.clip(outside * 2.0, 0.0, 1.0) * alpha * WRAP
         out = []
-        for plane, lit in zip(person, scene, strict=True):
+        for plane, lit in zip(person, light, strict=True):
             shape = (plane.shape[1], plane.shape[0])
             weight = edge if shape == (alpha.shape[1], alpha.shape[0]) else cv2.resize(edge, shape)
-            light = cv2.GaussianBlur(np.ascontiguousarray(lit), (0, 0), 2 * radius)
-            out.append(cv2.blendLinear(light, plane, weight, 1.0 - weight))
+            out.append(cv2.blendLinear(np.ascontiguousarray(lit), plane, weight, 1.0 - weight))
         return out[0], out[1], out[2]
 
+    def _wrap_radius(self) -> float:
+        """The light wrap's reach, chroma pixels (:data:`WRAP_BAND` of the short side)."""
+        return max(1.0, WRAP_BAND * min(self.width, self.height) / 2)
+
     def _follow_camera(
-        self, matrix: str, small_y: np.ndarray, behind: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The frame-sized window of the new background, moved as the camera moved."""
-        dx, dy = self.camera(small_y, behind)
-        scale = self.width / small_y.shape[1]
+        self, matrix: str
+    ) -> tuple[
+        tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]
+    ]:
+        """The frame-sized window of the new background, moved as the camera moved, and the
+        same window of the scene blurred for the light wrap (blurred once, whole)."""
+        dx, dy = self._camera
+        scale = self.width / self.segmenter.input_size[0]
         mx, my = self.margin
         # The scene moved by (dx, dy) in the frame: the window moves the other way.
         self.offset[0] = min(2 * mx, max(0.0, self.offset[0] - dx * scale))
         self.offset[1] = min(2 * my, max(0.0, self.offset[1] - dy * scale))
         x, y = (2 * round(v / 2) for v in self.offset)
-        sy, su, sv = self.scene(matrix)
+        planes = self.scene(matrix)
+        light = self._scene_light.get(matrix)
+        if light is None:
+            sigma = 2 * self._wrap_radius()
+            light = tuple(cv2.GaussianBlur(p, (0, 0), sigma) for p in planes)
+            self._scene_light[matrix] = light
         w, h = self.width, self.height
+        ys, cs = (
+            (slice(y, y + h), slice(x, x + w)),
+            (slice(y // 2, (y + h) // 2), slice(x // 2, (x + w) // 2)),
+        )
         return (
-            sy[y : y + h, x : x + w],
-            su[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2],
-            sv[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2],
+            (planes[0][ys], planes[1][cs], planes[2][cs]),
+            (light[0][ys], light[1][cs], light[2][cs]),
         )
