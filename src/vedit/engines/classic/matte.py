@@ -34,6 +34,7 @@ SPARSE = 4  # the colours beside the edge are read from every fourth pixel (they
 GUIDE_RADIUS = 2  # the guided filter's window radius, chroma pixels (5x5: 10x10 luma pixels)
 GUIDE_EPS = 16.0  # its regulariser (luma levels squared): where the luma's spread in the window
 # is under ~4 levels the alpha is kept as it was; over that, its edge follows the luma's
+SURE = 0.05  # a matte within this of 0 or 1 is sure: guided_upsample keeps it as it was
 EDGE_RAMP = (0.2, 0.8)  # the refined alpha's ramp: below the first it is 0, above the second 1
 
 
@@ -139,7 +140,13 @@ def guided_upsample(
     q = cv2.multiply(cv2.resize(a, full, interpolation=cv2.INTER_LINEAR), guide, dtype=cv2.CV_32F)
     cv2.add(q, cv2.resize(b, full, interpolation=cv2.INTER_LINEAR), dst=q)
     cv2.threshold(q, 1.0, 1.0, cv2.THRESH_TRUNC, dst=q)
-    return cv2.threshold(q, 0.0, 0.0, cv2.THRESH_TOZERO, dst=q)[1]
+    cv2.threshold(q, 0.0, 0.0, cv2.THRESH_TOZERO, dst=q)
+    # Only the edge is refined: where the matte is sure (a small walker's body, whose colours
+    # a window of this size cannot tell from the street's), it is kept as it was.
+    up = cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR)
+    sure = cv2.inRange(up, SURE, 1.0 - SURE) == 0
+    q[sure] = up[sure]
+    return q
 
 
 class EdgeMatte:
