@@ -24,7 +24,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-EVERY = 8  # a key frame painted afresh every this many frames
+EVERY = 10  # a key frame painted afresh every this many frames
 KEEP = 0.9  # a key frame's share of the carried painting, where the motion is trusted
 CARRY = 0.3  # the share of the source's own change (off the carried frame) added back
 TOLERANCE = 25.0  # levels of mismatch at which the motion is not trusted at all
@@ -67,8 +67,8 @@ class Coherence:
         else:
             flow = self._flow_to_key(small)
             source, painted = self._key.carry(self._positions(frame) + flow)
-            change = cv2.blur(cv2.subtract(frame, source, dtype=cv2.CV_16S), (5, 5))
-            if float(np.abs(change).mean()) > (1.0 - CUT) * TOLERANCE:
+            change = cv2.blur(cv2.subtract(frame, source, dtype=cv2.CV_32F), (5, 5))
+            if cv2.norm(change, cv2.NORM_L1) / change.size > (1.0 - CUT) * TOLERANCE:
                 # a new shot (the motion explains little of it): painted afresh, as it is
                 out, key, self._count = self.paint(frame), True, 1
             else:
@@ -76,8 +76,10 @@ class Coherence:
                 # the motion is trusted, all of it where it is not (an eye that moved shows
                 # where it is now, not smeared, until the next key frame paints it).
                 trust = _trust(change)
-                share = (CARRY + (1.0 - CARRY) * (1.0 - trust))[..., None]
-                follow = painted.astype(np.float32) + share * change
+                share = 1.0 - (1.0 - CARRY) * trust
+                follow = cv2.add(
+                    painted, cv2.multiply(change, cv2.merge([share] * 3)), dtype=cv2.CV_32F
+                )
                 if key:
                     # Still and trusted: kept as it is (nothing to refresh, and a fresh
                     # painting of the same pixels differs in its noise); moved: KEEP of it.
@@ -85,7 +87,7 @@ class Coherence:
                     weight = (trust * (1.0 - (1.0 - KEEP) * moved))[..., None]
                     if float(weight.mean()) < 1.0 - STILL:  # else nothing to refresh: no painting
                         follow = weight * follow + (1.0 - weight) * self.paint(frame)
-                out = np.clip(follow + 0.5, 0, 255).astype(np.uint8)
+                out = cv2.convertScaleAbs(follow)  # rounded, saturated (never negative)
         if key:
             self._key = _Key(frame, small, out)
         return out
@@ -95,13 +97,15 @@ class Coherence:
         assert self._key is not None
         flow = _trusted_flow(self._flow.calc(small, self._key.small, None), small)
         h, w = self._key.source.shape[:2]
-        flow = cv2.resize(flow, (w, h)) * np.float32(w / small.shape[1])
+        scale = w / small.shape[1]
         if JITTER > 0:
             # The flow's jitter on a still picture moves nothing: under JITTER / 2 none, over
-            # 1.5 JITTER all of it (a moving place is carried exactly, with no lag).
-            length = np.hypot(flow[..., 0], flow[..., 1])
-            flow *= np.clip((length - JITTER / 2) / JITTER, 0.0, 1.0)[..., None]
-        return flow
+            # 1.5 JITTER all of it (a moving place is carried exactly, with no lag). Worked
+            # out at the flow's own (half) size, in full-size pixels.
+            length = cv2.magnitude(flow[..., 0], flow[..., 1]) * np.float32(scale)
+            gate = np.clip((length - JITTER / 2) / JITTER, 0.0, 1.0)
+            flow = cv2.multiply(flow, cv2.merge([gate, gate]))
+        return cv2.resize(flow, (w, h)) * np.float32(scale)
 
     def _positions(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
@@ -139,8 +143,8 @@ def _half(frame: np.ndarray) -> tuple[int, int]:
 def _trust(change: np.ndarray) -> np.ndarray:
     """How far the motion is trusted at each pixel (0..1), from the source's change that it
     does not explain (averaged over 5x5 pixels: the sensor's noise cancels out)."""
-    mismatch = np.abs(change).sum(axis=2, dtype=np.float32) / 3
-    return np.clip(1.0 - mismatch / TOLERANCE, 0.0, 1.0)
+    mismatch = cv2.transform(np.abs(change), np.full((1, 3), 1 / (3 * TOLERANCE), np.float32))
+    return np.clip(1.0 - mismatch, 0.0, 1.0)
 
 
 def _trusted_flow(flow: np.ndarray, grey: np.ndarray) -> np.ndarray:

@@ -77,6 +77,12 @@ def style_picture(name: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+@functools.cache
+def named_style(name: str) -> np.ndarray:
+    """The style of a named style's picture (once per process: the picture never changes)."""
+    return style_network().style_of(style_picture(name))
+
+
 def blended_style(target: np.ndarray, own: np.ndarray, strength: float) -> np.ndarray:
     """A style between the scene's ``own`` (0) and the ``target`` (1): the network's strength
     knob, which keeps the scene recognisable better than fading the painted frame."""

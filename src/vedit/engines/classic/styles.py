@@ -32,7 +32,7 @@ import numpy as np
 
 from vedit.engines.classic.coherence import Coherence
 from vedit.engines.classic.faces import Face, FaceDetector, face_detector
-from vedit.engines.classic.neural import blended_style, style_network, style_picture
+from vedit.engines.classic.neural import blended_style, named_style, style_network
 from vedit.engines.plan import STYLE_STRENGTH
 from vedit.media.frames import YuvFrame, rgb_to_yuv_matrix
 
@@ -92,8 +92,9 @@ def working_size(width: int, height: int) -> tuple[int, int]:
 class Painter:
     """Paints frames at the working size in one style, steadily over time (one per video).
 
-    ``picture`` is what the style is learnt from; the scene's own style (learnt from the
-    first frame) is blended in by ``1 - strength``. With a ``faces`` detector, each face
+    ``target`` is the style to paint in (the style network's vector of a picture); the
+    scene's own style (learnt from the first frame) is blended in by ``1 - strength``.
+    With a ``faces`` detector, each face
     big enough to matter is painted again on its own, from the full-size frame enlarged to
     ``FACE_SIDE`` pixels across, and laid over the painting within a soft ellipse: its
     strokes are then a face's size, not a wall's, and the eyes, nose and mouth stay drawn
@@ -102,13 +103,13 @@ class Painter:
 
     def __init__(
         self,
-        picture: np.ndarray,
+        target: np.ndarray,
         look: Painted,
         strength: float,
         faces: FaceDetector | None = None,
     ) -> None:
         self.network = style_network()
-        self.target = self.network.style_of(picture)
+        self.target = target
         self.look, self.strength = look, strength
         self.style: np.ndarray | None = None
         self.faces = faces
@@ -215,7 +216,13 @@ def contours(grey: np.ndarray) -> np.ndarray:
     """A pencil's contour lines from a grey frame, at its full size (grey, white paper): the
     grey 'colour-dodged' by its own blurred negative, so edges come out as graphite lines
     and flat areas as paper."""
-    blur = cv2.GaussianBlur(255 - grey, (0, 0), max(1.5, grey.shape[0] / 360))
+    sigma = max(1.5, grey.shape[0] / 360)
+    h, w = grey.shape
+    # The blur is smooth: worked out at half size (a quarter of the work) and enlarged.
+    half = cv2.resize(255 - grey, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    blur = cv2.resize(
+        cv2.GaussianBlur(half, (0, 0), sigma / 2), (w, h), interpolation=cv2.INTER_LINEAR
+    )
     # Both lifted by DODGE_FLOOR: a flat black region is 0 / 0 otherwise, a black blot.
     lit = cv2.add(grey, DODGE_FLOOR, dtype=cv2.CV_16U)
     return cv2.divide(
@@ -372,20 +379,20 @@ class StyleEditor:
             if style == REFERENCE_STYLE:
                 if reference is None:
                     raise ValueError("the style 'reference' is painted after a reference image")
-                picture, reference = reference, None
+                target, reference = style_network().style_of(reference), None
             else:
-                picture = style_picture(style)
+                target = named_style(style)
             look = PAINTED[style]
             self.strength = STYLE_STRENGTH[style] if strength is None else strength
-            self.painter = Painter(picture, look, self.strength, face_detector(models_dir))
+            self.painter = Painter(target, look, self.strength, face_detector(models_dir))
             size = working_size(width, height)
         self.pixel_format = "yuv420p"
         self.paper = surface(style, *size, seed)  # the medium, at the size it is laid on
-        # A grade's film as factors (0..1) for the planes: Y's at full size, the chroma's at half.
-        self._film = self.paper[..., 0].astype(np.float32) / 255
-        self._film_half = cv2.resize(
-            self._film, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA
-        )
+        if self.painter is None:  # a grade's film as factors (0..1): Y's full size, chroma's half
+            self._film = self.paper[..., 0].astype(np.float32) / 255
+            self._film_half = cv2.resize(
+                self._film, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA
+            )
         self.exposure = Exposure()
         # No reference: no tint.
         self.reference_mean = None if reference is None else reference.reshape(-1, 3).mean(axis=0)
@@ -454,11 +461,8 @@ class StyleEditor:
         if self.style == "pencil_sketch":  # the scene's own contours, under the hatching
             lines = contours(cv2.LUT(frame.y, curve[_FULL_RANGE]))
         frame.put_small_rgb(self._finished(self.painter(cv2.LUT(small, curve), frame, curve)))
-        if lines is not None:
+        if lines is not None:  # graphite: on luma only (the paper's faint tint stays)
             _darken(frame.y, lines, 16)
-            half = cv2.resize(lines, frame.u.shape[::-1], interpolation=cv2.INTER_AREA)
-            _darken(frame.u, half, 128)
-            _darken(frame.v, half, 128)
 
     def _finished(self, out: np.ndarray) -> np.ndarray:
         """A styled frame (RGB) brought back to the scene's brightness, tinted and laid on
