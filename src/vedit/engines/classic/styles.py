@@ -296,9 +296,9 @@ class Exposure:
         self.low = self.high = self.mean = -1.0  # luma, 0..1; < 0: no frame yet
         self.restore_gamma = -1.0  # < 0: no frame yet
 
-    def normalise(self, rgb: np.ndarray) -> np.ndarray:
+    def normalise(self, rgb: np.ndarray, step: int = 8) -> np.ndarray:
         """The 256-level curve (for ``cv2.LUT`` on every channel) that standardises ``rgb``."""
-        luma = _luma(np.ascontiguousarray(rgb[::8, ::8])).astype(np.float64) / 255
+        luma = _luma(np.ascontiguousarray(rgb[::step, ::step])).astype(np.float64) / 255
         low, high = np.percentile(luma, [1, 99])
         mean = float(luma.mean())
         if self.mean < 0:
@@ -317,11 +317,13 @@ class Exposure:
         curve = 255 * stretch(np.arange(256) / 255) ** gamma
         return np.clip(np.rint(curve), 0, 255).astype(np.uint8)
 
-    def restore(self, styled: np.ndarray, floor: int = 0, share: float = 1.0) -> np.ndarray:
+    def restore(
+        self, styled: np.ndarray, floor: int = 0, share: float = 1.0, step: int = 8
+    ) -> np.ndarray:
         """The curve that brings ``styled`` back to the scene's mean brightness (``share`` of
         the way from the standard exposure's): a power curve between ``floor`` (the style's
         black, kept) and white (kept)."""
-        luma = _luma(np.ascontiguousarray(styled[::8, ::8])).astype(np.float64)
+        luma = _luma(np.ascontiguousarray(styled[::step, ::step])).astype(np.float64)
         span = 255.0 - floor
         x = np.clip((luma - floor) / span, 0, 1)
         mean = share * self.mean + (1.0 - share) * MID_GREY
@@ -388,11 +390,8 @@ class StyleEditor:
             size = working_size(width, height)
         self.pixel_format = "yuv420p"
         self.paper = surface(style, *size, seed)  # the medium, at the size it is laid on
-        if self.painter is None:  # a grade's film as factors (0..1): Y's full size, chroma's half
+        if self.painter is None:  # a grade's film as factors (0..1) for the luma plane
             self._film = self.paper[..., 0].astype(np.float32) / 255
-            self._film_half = cv2.resize(
-                self._film, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA
-            )
         self.exposure = Exposure()
         # No reference: no tint.
         self.reference_mean = None if reference is None else reference.reshape(-1, 3).mean(axis=0)
@@ -411,14 +410,15 @@ class StyleEditor:
         """Grades ``frame``'s planes in place: look-up tables on luma, an affine colour map on
         the chroma planes (and its chroma terms on luma, at chroma size), the film's surface."""
         h, w = frame.u.shape
-        small = frame.small_rgb(max(8, w // 2), max(8, h // 2))  # for the statistics
-        curve = self.exposure.normalise(small)  # the standard exposure (applied to luma)
+        # The statistics, on a small copy (an eighth of the frame's side, every other pixel).
+        small = frame.small_rgb(max(8, w // 4), max(8, h // 4))
+        curve = self.exposure.normalise(small, step=2)  # the standard exposure (on luma)
         if self.style == "black_and_white":
             grey = cv2.LUT(_luma(small), curve)
-            mean = float(grey[::4, ::4].mean())
+            mean = float(grey.mean())
             contrast = np.clip(np.rint(BW_CONTRAST * _IDENTITY - (BW_CONTRAST - 1) * mean), 0, 255)
             bw = cv2.LUT(grey, contrast.astype(np.uint8))
-            restore = self.exposure.restore(cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB), 0, 1.0)
+            restore = self.exposure.restore(cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB), 0, 1.0, step=2)
             full = restore[contrast.astype(np.uint8)[curve[_FULL_RANGE]]]
             cv2.LUT(frame.y, _LIMITED[full], dst=frame.y)
             frame.u[:] = 128
@@ -428,26 +428,26 @@ class StyleEditor:
         # brings them back to the scene's brightness (above the lifted black), the tint.
         fade = np.hstack([VINTAGE_FADE * VINTAGE_MIX, np.full((3, 1), VINTAGE_LIFT)])
         graded = cv2.transform(cv2.LUT(small, curve), fade.astype(np.float32))
-        restore = self.exposure.restore(graded, RESTORED[self.style], 1.0)
+        restore = self.exposure.restore(graded, RESTORED[self.style], 1.0, step=2)
         gains = np.ones(3)
         if self.reference_mean is not None:
-            gains = self._tint(cv2.LUT(np.ascontiguousarray(graded[::4, ::4]), restore))
-        # The planes: the exposure on luma, then the fade and the tint as one affine map, the
-        # chroma planes with the film (vignette, grain) laid on as on RGB (toward grey).
+            gains = self._tint(cv2.LUT(graded, restore))
+        # The planes: the exposure on luma, then the fade and the tint as one affine map.
         cv2.LUT(frame.y, _LIMITED[curve[_FULL_RANGE]], dst=frame.y)
         affine = _vintage_map(frame.matrix, gains)
         y_half = cv2.resize(frame.y, (w, h), interpolation=cv2.INTER_AREA)
-        affine[:, 3] -= (16, 128, 128)  # the planes' zeros taken off: the film multiplies
-        mapped = cv2.transform(cv2.merge([y_half, frame.u, frame.v]).astype(np.float32), affine)
-        luma, cb, cr = cv2.split(mapped)
-        for plane, chroma in ((frame.u, cb), (frame.v, cr)):  # rounded, saturated (never < 0)
-            cv2.convertScaleAbs(cv2.multiply(chroma, self._film_half), dst=plane, beta=128)
-        # Luma: its own term at full size, the chroma's terms (and the offset) at chroma size;
-        # the film; the scene's brightness back.
-        size = frame.y.shape[::-1]
-        rest = cv2.resize(luma - affine[0, 0] * y_half, size, interpolation=cv2.INTER_LINEAR)
+        # Luma: its own term at full size; the chroma's terms and the offset at chroma size
+        # (from the chroma as it came), enlarged; then the film (vignette, grain: toward black,
+        # as on RGB; the chroma is left as it is, a little more colour in the darkened corners
+        # than multiplying RGB would leave) and the scene's brightness back.
+        (t_y, t_u, t_v, shift) = (float(c) for c in affine[0])
+        rest = cv2.addWeighted(frame.u, t_u, frame.v, t_v, shift - 16.0, dtype=cv2.CV_32F)
+        rest = cv2.resize(rest, frame.y.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        # Chroma at its own size (rounded, saturated), from luma at that size.
+        chroma = cv2.transform(cv2.merge([y_half, frame.u, frame.v]), affine[1:])
+        frame.u[:], frame.v[:] = cv2.split(chroma)
         y = cv2.multiply(
-            cv2.scaleAdd(frame.y.astype(np.float32), float(affine[0, 0]), rest), self._film
+            cv2.addWeighted(frame.y, t_y, rest, 1.0, 0.0, dtype=cv2.CV_32F), self._film
         )
         cv2.LUT(cv2.convertScaleAbs(y, beta=16), _LIMITED[restore[_FULL_RANGE]], dst=frame.y)
 
