@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from measures import gradient
 from skimage import data
 
+from measures import gradient
 from vedit.engines.classic.faces import FaceDetector, face_detector
 from vedit.engines.classic.styles import StyleEditor
 
