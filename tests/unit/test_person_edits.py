@@ -27,7 +27,7 @@ from mediagen import (
 )
 from vedit.engines.classic import pose as bp
 from vedit.engines.classic.background import BackgroundEditor, cover
-from vedit.engines.classic.clothing import ClothingEditor, hand_mask
+from vedit.engines.classic.clothing import ClothingEditor, hand_mask, upright
 
 W, H, FPS = 1280, 720, 24
 SAMPLES = list(range(0, 72, 6))
@@ -186,6 +186,39 @@ def test_hands_in_front_of_the_body_keep_their_own_colours() -> None:
     hands = hand_mask(points, seen, (200, 200))
     assert hands[100, 105] == 1 and hands[100, 118] == 1  # the hand and its fingers
     assert hands[100, 135] == 0 and hands[150, 55] == 0  # past it; the unseen hand
+
+
+def test_a_hand_the_pose_model_guesses_on_a_garment_is_not_kept_out() -> None:
+    """The pose model reports hands it cannot see (below the frame), often on the chest: with
+    the skin mask, a hand counts only where its disc is skin-coloured (carphone frame 30 had
+    two discs cut out of the garment), and no disc is wider than 0.35 shoulder widths."""
+    points = np.zeros((33, 2), np.float32)
+    seen = np.zeros(33, np.float32)
+    points[bp.LEFT_SHOULDER], points[bp.RIGHT_SHOULDER] = (40, 40), (160, 40)
+    points[bp.LEFT_WRIST], points[bp.LEFT_INDEX] = (100, 100), (110, 100)
+    points[bp.RIGHT_WRIST], points[bp.RIGHT_INDEX] = (60, 150), (100, 150)  # a long "hand"
+    seen[[bp.LEFT_WRIST, bp.LEFT_INDEX, bp.RIGHT_WRIST, bp.RIGHT_INDEX]] = 0.9
+    skin = np.zeros((200, 200), np.float32)
+    skin[90:112, 95:118] = 1.0  # only the left hand is skin-coloured
+    hands = hand_mask(points, seen, (200, 200), skin)
+    assert hands[100, 105] == 1  # the real hand
+    assert hands[150, 80] == 0  # the guess on the (not skin-coloured) garment
+    skin[:] = 1.0
+    hands = hand_mask(points, seen, (200, 200), skin)
+    assert hands[150, 80] == 1 and hands[150, 80 + 45] == 0  # capped at 0.35 x 120 px = 42
+
+
+def test_only_an_upright_skeleton_is_dressed() -> None:
+    """bikes' rider, laid on his side by the pose model (shoulders and hips level), is not
+    dressed; a standing one is."""
+    points = np.zeros((33, 2), np.float32)
+    points[bp.NOSE] = (100, 20)
+    points[bp.LEFT_SHOULDER], points[bp.RIGHT_SHOULDER] = (130, 60), (70, 60)
+    points[bp.LEFT_HIP], points[bp.RIGHT_HIP] = (120, 160), (80, 160)
+    assert upright(points)
+    lying = points.copy()
+    lying[bp.LEFT_HIP], lying[bp.RIGHT_HIP] = (290, 70), (280, 50)
+    assert not upright(lying)
 
 
 def test_the_garment_takes_the_reference_colours_and_keeps_the_folds() -> None:

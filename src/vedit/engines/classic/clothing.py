@@ -231,8 +231,8 @@ class ClothingEditor:
         u, v, outline = context  # type: ignore[misc]
         self._target = np.zeros((ch, cw), np.float32)
         self._body = None
-        if pose is None:
-            return
+        if pose is None or not upright(pose.points):
+            return  # nobody, or a skeleton laid across the picture: no garment on a guess
         to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
         points = pose.points * to_chroma
         self._pin(points)
@@ -240,7 +240,7 @@ class ClothingEditor:
         self._body = body
         upper = upper_body(points, (ch, cw))
         skin = skin_mask(u, v, points)
-        hands = hand_mask(points, pose.visibility, (ch, cw))
+        hands = hand_mask(points, pose.visibility, (ch, cw), skin)
         self._target = np.minimum(body, outline) * upper * (1.0 - np.maximum(skin, hands))
 
     def _carry(self, moved: tuple[float, float]) -> None:
