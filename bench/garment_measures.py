@@ -36,11 +36,8 @@ from skimage import data
 
 from corpus import Exposure, clip, make_variant
 from measures import changed_region, lowpass_luma_correlation, new_skin
-from mediagen import edit_video, read_frames, striped_sweater
+from mediagen import classic_edit, edit_video, read_frames, striped_sweater
 from vedit.config import Settings
-from vedit.engines.base import EditJob
-from vedit.engines.classic import ClassicEngine
-from vedit.engines.plan import plan_edit
 
 # (name, prompt, reference): a garment picture and a photo of a person wearing the garment
 REFERENCES = (
@@ -84,16 +81,7 @@ def unedited(src: Path, dest: Path) -> Path:
 def dressed(src: Path, dest: Path, prompt: str, reference: np.ndarray) -> str:
     """``src`` edited by ``classic`` from ``prompt`` as the worker does it, at 720P; returns
     the plan as carried out, in words."""
-    prepared = []
-
-    def editor_of(spec):
-        job = EditJob(prompt, plan_edit(prompt), [reference], 0, spec.width, spec.height,
-                      spec.fps, spec.frames, source=src)  # fmt: skip
-        prepared.append(ClassicEngine().prepare(job))
-        return prepared[0].editor
-
-    edit_video(src, dest, editor_of)
-    plan = prepared[0].outcome()
+    plan = classic_edit(src, dest, prompt, reference).outcome()
     return f"{plan.operation}, applied {plan.applied}: {plan.because}"
 
 

@@ -299,6 +299,26 @@ def edit_video(
     return spec
 
 
+def classic_edit(src: Path, dest: Path, prompt: str, reference: np.ndarray) -> Any:
+    """``prompt`` carried out on ``src`` by engine ``classic`` as the worker does it (the
+    engine looks at the clip first), through the output stage at 720P into ``dest``;
+    returns the prepared edit (``.editor``, and ``.outcome()``: the plan as carried out)."""
+    from vedit.engines.base import EditJob
+    from vedit.engines.classic import ClassicEngine
+    from vedit.engines.plan import plan_edit
+
+    prepared: list[Any] = []
+
+    def editor_of(spec: Any) -> Any:
+        job = EditJob(prompt, plan_edit(prompt), [reference], 0, spec.width, spec.height,
+                      spec.fps, spec.frames, source=src)  # fmt: skip
+        prepared.append(ClassicEngine().prepare(job))
+        return prepared[0].editor
+
+    edit_video(src, dest, editor_of)
+    return prepared[0]
+
+
 def make_image(
     path: Path,
     *,

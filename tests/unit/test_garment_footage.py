@@ -18,11 +18,8 @@ from skimage import data
 
 from corpus import ClipMissing, Exposure, clip, make_variant
 from measures import changed_region, lowpass_luma_correlation, new_skin
-from mediagen import edit_video, read_frames, striped_sweater
-from vedit.engines.base import EditJob
-from vedit.engines.classic import ClassicEngine
+from mediagen import classic_edit, edit_video, read_frames, striped_sweater
 from vedit.engines.classic.engine import missing_person_models
-from vedit.engines.plan import plan_edit
 
 FRAMES = [12, 30, 48, 66, 84]  # output frames (24 fps) across carphone's 4 s
 REFERENCES = {
@@ -50,13 +47,7 @@ def carphone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pair]:
     sources = read_frames(folder / "plain.mp4", FRAMES)
     pairs = {}
     for name, (prompt, reference) in REFERENCES.items():
-
-        def editor_of(spec, prompt=prompt, reference=reference):
-            job = EditJob(prompt, plan_edit(prompt), [reference()], 0, spec.width, spec.height,
-                          spec.fps, spec.frames, source=src)  # fmt: skip
-            return ClassicEngine().prepare(job).editor
-
-        edit_video(src, folder / f"{name}.mp4", editor_of)
+        classic_edit(src, folder / f"{name}.mp4", prompt, reference())
         pairs[name] = (sources, read_frames(folder / f"{name}.mp4", FRAMES))
     return pairs
 

@@ -20,12 +20,10 @@ from skimage import data
 
 from corpus import ClipMissing, clip
 from mediagen import bright_wall, read_frames, striped_sweater
-from vedit.engines.base import EditJob, PreparedEdit
-from vedit.engines.classic import ClassicEngine
+from vedit.engines.base import PreparedEdit
 from vedit.engines.classic.background import cover
 from vedit.engines.classic.engine import missing_person_models
 from vedit.engines.classic.people import Box, PersonDetector, person_detector, suppress, views
-from vedit.engines.plan import plan_edit
 
 BACKGROUND = "replace the background with the scene in the image"
 W, H = 768, 576  # vtest's frames
@@ -175,20 +173,11 @@ def test_tiles_overlap_and_boxes_of_one_person_are_one() -> None:
 
 def classic_edit(src: Path, out: Path, prompt: str, reference: np.ndarray) -> PreparedEdit:
     """``prompt`` carried out on ``src`` by ``classic`` as the worker does it, at 720P."""
-    from mediagen import edit_video
+    from mediagen import classic_edit as edit
 
     if missing := missing_person_models(None):
         pytest.skip(f"the person models are not installed: {missing}")
-    prepared: list[PreparedEdit] = []
-
-    def editor_of(spec):
-        job = EditJob(prompt, plan_edit(prompt), [reference], 0, spec.width, spec.height,
-                      spec.fps, spec.frames, source=src)  # fmt: skip
-        prepared.append(ClassicEngine().prepare(job))
-        return prepared[0].editor
-
-    edit_video(src, out, editor_of)
-    return prepared[0]
+    return edit(src, out, prompt, reference)
 
 
 def kept_and_replaced(
