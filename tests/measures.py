@@ -93,11 +93,17 @@ def lowpass_luma_correlation(
     """The Pearson correlation, inside ``region`` (bool), between the source's and the
     output's luma, each blurred by a Gaussian of ``sigma`` pixels (default 1/60 of the
     short side): whether the output keeps the source's light and folds at a scale above the
-    garment's fabric texture (issue 20: >= 0.35). NaN where the region is under 16 pixels
-    or either side is flat in it."""
+    garment's fabric texture (issue 20: >= 0.35). Read only where the blur does not reach
+    outside the region (it is eroded by 2 ``sigma``): next to a region's edge the blurred
+    luma is mostly what lies beyond it (a white shirt left as it was beside a dark jacket
+    that was dressed), which says nothing about the shading inside. NaN where under 16
+    pixels remain or either side is flat in them."""
+    sigma = sigma if sigma is not None else min(source.shape[:2]) / 60
+    reach = max(1, round(2 * sigma))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    region = cv2.erode(region.astype(np.uint8), disc) > 0
     if int(region.sum()) < 16:
         return float("nan")
-    sigma = sigma if sigma is not None else min(source.shape[:2]) / 60
     lows = [
         cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), sigma)
         for rgb in (source, output)

@@ -17,7 +17,10 @@ stays put while the person stands still (landmark jitter would make a fine textu
 shimmer). The source keeps its light and folds: the new luma is the texture's times the
 source's light (its luma blurred, over the garment's mean, within ``LIGHT_RANGE``: a white
 shirt under a dark jacket is not light) plus its folds (the luma off that light, softly
-limited); the chroma is the texture's. A hand is kept out of the garment only where it is
+limited); the chroma is the texture's, and the texture's own light is taken out first
+(``delit``: a garment cut from a photo of a person loses their folds too). A much lighter
+second garment at the neckline (a white shirt under a dark jacket: ``shirt_front``) is left
+as it is, as under a new jacket. A hand is kept out of the garment only where it is
 skin-coloured (the pose model guesses hands it cannot see), and a skeleton the pose model
 lays across the picture is not dressed. The pose model runs on every third
 frame, on a thread of its own (``pose.PoseAhead``: started on one frame, its
@@ -64,6 +67,10 @@ HOLD = 0.02  # the texture stays put until a shoulder moves this share of the sh
 SKIN_CHROMA = 10.0  # chroma distance (8-bit levels) from the face's colour that counts as skin
 HAND = 1.4  # radius of a hand's disc (no garment) as a share of the wrist-to-knuckles distance
 MAX_HAND = 0.35  # ... and at most this share of the shoulder width
+DELIGHT = 0.12  # the reference's light (see delit): its luma blurred over this share of its side
+DELIGHT_WORN = 0.03  # ... a garment cut from a photo of a person: their folds taken out too
+SHIRT_CONTRAST = 60  # levels of luma by which a shirt at the neckline is lighter (shirt_front)
+MAX_SHIRT = 0.35  # ... and the most of the garment it may be
 HAND_SKIN = 0.25  # the least share of a hand's disc that is skin-coloured for it to be one
 ALONE_MARGIN = 0.04  # the room left around a person on their crop, as a share of its side
 TORSO_GROW = 0.3  # a person on a crop: their torso hull grown by this share of the shoulder
@@ -100,7 +107,10 @@ class ClothingEditor:
         self.tally = tally if tally is not None else PersonTally()
         # The garment itself where the reference shows someone wearing it (garment.py).
         self.garment_source = reference_garment(reference, models_dir=models_dir)
-        self.texture = PlanesByMatrix(self.garment_source.texture)
+        # Lit by the video's light, not the photo's: a garment cut from a person wearing it
+        # loses their folds too (the video's person has their own).
+        blur = DELIGHT_WORN if self.garment_source.worn else DELIGHT
+        self.texture = PlanesByMatrix(delit(self.garment_source.texture, blur))
         self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
         self._running: np.ndarray | None = None  # the garment mask, at chroma size
@@ -204,8 +214,9 @@ class ClothingEditor:
             # person's motion since.
             self._carry(moved)
         if index % POSE_EVERY == 0 or self._target is None:
+            y_c = cv2.resize(frame.y, frame.u.shape[::-1], interpolation=cv2.INTER_AREA)
             self.pose.start(
-                frame.small_rgb(*self.pose_size), (frame.u.copy(), frame.v.copy(), outline)
+                frame.small_rgb(*self.pose_size), (y_c, frame.u.copy(), frame.v.copy(), outline)
             )
             if self._target is None:
                 self._take_pose(*self.pose.result())
@@ -228,7 +239,7 @@ class ClothingEditor:
         chroma planes and selfie mask. Where it is older than this frame (a run taken a
         frame late), it is carried along the person's motion since by the caller."""
         ch, cw = self.height // 2, self.width // 2
-        u, v, outline = context  # type: ignore[misc]
+        y, u, v, outline = context  # type: ignore[misc]
         self._target = np.zeros((ch, cw), np.float32)
         self._body = None
         if pose is None or not upright(pose.points):
@@ -242,6 +253,7 @@ class ClothingEditor:
         skin = skin_mask(u, v, points)
         hands = hand_mask(points, pose.visibility, (ch, cw), skin)
         self._target = np.minimum(body, outline) * upper * (1.0 - np.maximum(skin, hands))
+        self._target *= 1.0 - shirt_front(y, self._target)
 
     def _carry(self, moved: tuple[float, float]) -> None:
         """The garment's place, the pose's body mask and the texture's pins moved by ``moved``
@@ -436,6 +448,54 @@ def torso_hull(points: np.ndarray, shape: tuple[int, int], grow: float = TORSO_G
     radius = max(1, round(grow * width))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(hull, disc).astype(np.float32)
+
+
+def delit(rgb: np.ndarray, blur: float = 0.12) -> np.ndarray:
+    """The texture with the reference's own light taken out: its luma divided by its luma
+    blurred over ``blur`` of its side (what is larger than that: light, or a wearer's folds)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) + 1.0
+    broad = cv2.GaussianBlur(grey, (0, 0), blur * max(rgb.shape[:2]))
+    gain = float(grey.mean()) / broad
+    return np.clip(rgb.astype(np.float32) * gain[..., None] + 0.5, 0, 255).astype(np.uint8)
+
+
+def shirt_front(y: np.ndarray, garment: np.ndarray) -> np.ndarray:
+    """A second, much lighter garment showing at the neckline (a white shirt under a dark
+    jacket), 0..1, same shape as ``garment`` (``y``: the luma at its size): the garment's
+    luma split in two (Otsu), and where the lighter part is ``SHIRT_CONTRAST`` levels or more
+    above the rest, at most ``MAX_SHIRT`` of the garment, and mostly one piece in the middle
+    of its upper part, that piece. It keeps its own look: a new jacket over the same shirt
+    (dressing it too lays the new garment's colour over a white shirt's light: a pale V
+    that reads as bare skin). Bold light stripes or a print are many pieces: not it."""
+    inside = garment > 0.5
+    none = np.zeros(garment.shape, np.float32)
+    area = int(inside.sum())
+    if area < 64:
+        return none
+    values = y[inside].reshape(-1, 1)
+    split, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light = inside & (y > split)
+    lit, dark = values[values > split], values[values <= split]
+    if not lit.size or not dark.size or float(lit.mean()) - float(dark.mean()) < SHIRT_CONTRAST:
+        return none
+    if int(light.sum()) > MAX_SHIRT * area:
+        return none
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(light.astype(np.uint8), 8)
+    if count < 2:
+        return none
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    piece = stats[biggest]
+    middle = piece[cv2.CC_STAT_LEFT] + piece[cv2.CC_STAT_WIDTH] / 2
+    if (
+        piece[cv2.CC_STAT_AREA] < 0.6 * light.sum()  # many pieces: stripes, a print
+        or piece[cv2.CC_STAT_TOP] > rows[0] + 0.6 * (rows[-1] - rows[0])  # not up at the neck
+        or abs(middle - (cols[0] + cols[-1]) / 2) > 0.25 * (cols[-1] - cols[0])  # off-centre
+    ):
+        return none
+    front = (labels == biggest).astype(np.float32)
+    return cv2.GaussianBlur(cv2.dilate(front, np.ones((3, 3), np.uint8)), (5, 5), 0)
 
 
 def hand_mask(
