@@ -52,7 +52,7 @@ from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.people import People
 from vedit.engines.classic.pose import Pose, PoseAhead, PoseTracker, working_size
 from vedit.engines.classic.segment import Motion, PersonSegmenter, agreement
-from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
+from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model costs ~14-25 ms a frame; its mask is carried between runs
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
@@ -125,7 +125,6 @@ class BackgroundEditor:
         self.motion = Motion()  # the camera's and the person's, at the selfie model's size
         self._behind: np.ndarray | None = None  # the last frame's "not a person", model size
         self._camera = (0.0, 0.0)  # the camera's motion since the last frame, model size
-        self._carried = False  # the last frame's selfie mask was carried, not the model's
         self.offset = [float(mx), float(my)]  # where the frame sits in the new background
         # The last frame's matte, for measures: the luma-plane slices of the person's box and
         # the person's alpha there (0..1, float32; 0 everywhere else), or None (nobody).
@@ -167,12 +166,7 @@ class BackgroundEditor:
         ``moved``: the person's motion since the last frame (model pixels), None: unknown."""
         # The selfie model runs on every other frame; in between its mask is carried along
         # the person's motion (where that is known; else the model runs).
-        if self._carried or moved is None:
-            selfie = self.segmenter.running_half(yuv_to_rgb(small, frame.matrix))
-            self._carried = False
-        else:
-            selfie = self.segmenter.carried_half(*moved)
-            self._carried = True
+        selfie = self.segmenter.alternate_half(small, frame.matrix, moved)
         # 1. The pose model's run started on an earlier frame, taken now.
         if self.pose.pending:
             self._take_pose(*self.pose.result())

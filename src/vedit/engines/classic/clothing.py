@@ -49,7 +49,7 @@ from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.people import People, Track
 from vedit.engines.classic.pose import THREADS, OneEuro, Pose, PoseAhead, PoseTracker, working_size
 from vedit.engines.classic.segment import Motion, PersonSegmenter
-from vedit.media.frames import PlanesByMatrix, YuvFrame, yuv_to_rgb
+from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
 SHADING = 0.85  # how much of the source's folds (luma off its light) the garment keeps
@@ -100,7 +100,6 @@ class ClothingEditor:
         self.pose = PoseAhead(self.tracker)  # the pose model on its own thread
         self.motion = Motion()  # the person's, at the selfie model's size
         self._behind: np.ndarray | None = None  # the last frame's "not the person", model size
-        self._carried = False  # the last frame's selfie mask was carried, not the model's
         self.segmenter = PersonSegmenter(
             width, height, models_dir=models_dir, smoothing=SELFIE_SMOOTHING, threads=THREADS
         )
@@ -199,12 +198,7 @@ class ClothingEditor:
         grey = np.ascontiguousarray(small[..., 0])
         behind = self._behind if self._behind is not None else np.ones(grey.shape, np.float32)
         _, moved = self.motion(grey, behind)
-        if self._carried or moved is None:
-            outline = self.segmenter.running_half(yuv_to_rgb(small, frame.matrix))
-            self._carried = False
-        else:
-            outline = self.segmenter.carried_half(*moved)
-            self._carried = True
+        outline = self.segmenter.alternate_half(small, frame.matrix, moved)
         # Where the garment is: worked out from the pose model's run, which runs on its own
         # thread from one pose frame to the next frame (waited for at once on the first).
         if self.pose.pending:

@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vedit.media.frames import yuv_to_rgb
+
 MODELS = {
     "landscape": "selfie_segmentation/selfie_segmentation_landscape.tflite",
     "general": "selfie_segmentation/selfie_segmentation.tflite",
@@ -95,6 +97,7 @@ class PersonSegmenter:
         radius = max(1, round(min(width, height) * feather / 2))  # applied at half size
         self._blur = 2 * radius + 1
         self._running: np.ndarray | None = None
+        self._carried = False  # the last mask was carried (alternate_half), not the model's
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -125,6 +128,19 @@ class PersonSegmenter:
             self._running = self._running + self.smoothing * (prob - self._running)
         size = (self.width // 2, self.height // 2)
         return cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
+
+    def alternate_half(
+        self, small: np.ndarray, matrix: str, moved: tuple[float, float] | None
+    ) -> np.ndarray:
+        """The next frame's mask at half size: the model's (on ``small``, the frame as Y, Cb,
+        Cr at the model's size, in ``matrix``) on every other frame, and in between the last
+        one carried along ``moved`` (the person's motion since, model pixels); the model
+        runs wherever the motion is not known (None)."""
+        if self._carried or moved is None:
+            self._carried = False
+            return self.running_half(yuv_to_rgb(small, matrix))
+        self._carried = True
+        return self.carried_half(*moved)
 
     def carried_half(self, dx: float, dy: float) -> np.ndarray:
         """The running mask moved by ``dx``, ``dy`` (pixels at the model's size: the person's
