@@ -81,9 +81,12 @@ class FaceDetector:
         return [Face(*box, score) for score, box in _merged(found)]
 
 
-def _merged(found: list[tuple[float, tuple[float, float, float, float]]]) -> list:
+Scored = tuple[float, tuple[float, float, float, float]]  # a score and its (left, top, w, h)
+
+
+def _merged(found: list[Scored]) -> list[Scored]:
     """Greedy non-maximum suppression: the surest box of each overlapping group."""
-    kept: list[tuple[float, tuple[float, float, float, float]]] = []
+    kept: list[Scored] = []
     for score, box in sorted(found, reverse=True):
         if all(_overlap(box, other) <= OVERLAP for _, other in kept):
             kept.append((score, box))
