@@ -104,8 +104,9 @@ class Settings(BaseSettings):
     # --- workers -----------------------------------------------------------
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
-        description="Worker processes started by `vedit serve` (0: API only); unset with "
-        "engine vace: 1 (one model on the GPU).",
+        description="Worker processes started by `vedit serve` (0: API only); unset: one per "
+        "CPU, and with engine vace 1 (one model on the GPU). With VEDIT_DISPATCH=celery: "
+        "`vedit worker`'s pool processes.",
     )
     worker_start_timeout_s: float = Field(
         120.0,
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
         description="Longest wait between restarts; a worker that stays up this long counts "
         "its deaths afresh.",
     )
+    # --- engines ---------------------------------------------------------------
     engine: str = Field(
         "classic", description="Engine that edits the videos: classic, vace or dashscope."
     )
@@ -187,6 +189,7 @@ class Settings(BaseSettings):
         description="Upstream tasks one worker process follows at once (engine dashscope): it "
         "claims that many and follows each as a coroutine, instead of one task per process.",
     )
+    # --- tasks: leases, retries, retention -------------------------------------
     task_lease_s: float = Field(
         30.0, description="A running task whose worker sent no heartbeat for this long is lost."
     )
@@ -298,22 +301,49 @@ class Settings(BaseSettings):
     # --- media intake -------------------------------------------------------
     media_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="host:port pairs fetched even though they are not public (local use, tests).",
+        description="Comma-separated host:port pairs fetched even though they are not public "
+        "(local use, tests; also `vedit serve --media-allow`).",
     )
-    media_connect_timeout_s: float = 10.0
-    media_read_timeout_s: float = 30.0
-    media_total_timeout_s: float = 120.0
-    media_max_redirects: int = 3
-    video_max_bytes: int = 100 * 1000 * 1000
-    image_max_bytes: int = 10 * 1000 * 1000
+    media_connect_timeout_s: float = Field(
+        10.0, description="Seconds to connect to a media URL's host."
+    )
+    media_read_timeout_s: float = Field(
+        30.0, description="Seconds a media download may wait for its next bytes."
+    )
+    media_total_timeout_s: float = Field(
+        120.0, description="Seconds a whole media download may take, redirects included."
+    )
+    media_max_redirects: int = Field(
+        3, description="Redirects followed per media URL, each checked as the first URL is."
+    )
+    video_max_bytes: int = Field(
+        100 * 1000 * 1000,
+        description="Largest video, in bytes: a download stops at the first byte over, an "
+        "upload is a 413.",
+    )
+    image_max_bytes: int = Field(
+        10 * 1000 * 1000,
+        description="Largest reference image, in bytes: a download stops at the first byte "
+        "over, an upload is a 413.",
+    )
 
-    video_min_duration_s: float = 3.0
-    video_max_duration_s: float = 60.0
+    video_min_duration_s: float = Field(3.0, description="Shortest video accepted, in seconds.")
+    video_max_duration_s: float = Field(
+        60.0,
+        description="Longest video accepted, in seconds (only the first "
+        "VEDIT_OUTPUT_MAX_DURATION_S are edited).",
+    )
     video_min_fps: float = Field(8.0, description="The video's frame rate must be above this.")
-    video_min_short_side: int = 360
-    video_max_long_side: int = 4096
+    video_min_short_side: int = Field(
+        360, description="The video's short side must be at least this many pixels."
+    )
+    video_max_long_side: int = Field(
+        4096, description="The video's long side must be at most this many pixels."
+    )
     video_max_aspect: float = Field(8.0, description="Long side / short side at most.")
-    image_min_side: int = 300
+    image_min_side: int = Field(
+        300, description="Each side of the reference image must be at least this many pixels."
+    )
     image_max_aspect: float = Field(2.5, description="Long side / short side at most.")
     image_max_pixels: int = Field(
         36_000_000, description="Images with more pixels are refused (decompression bombs)."
@@ -321,9 +351,13 @@ class Settings(BaseSettings):
 
     # --- output --------------------------------------------------------------
     output_max_duration_s: float = Field(15.0, description="Only the first seconds are edited.")
-    output_fps: int = 24
-    x264_preset: str = "veryfast"
-    x264_crf: int = 20
+    output_fps: int = Field(24, description="The results' constant frame rate.")
+    x264_preset: str = Field(
+        "veryfast", description="libx264 preset of the output stage (speed against file size)."
+    )
+    x264_crf: int = Field(
+        20, description="libx264 constant rate factor of the output stage (lower: better, larger)."
+    )
     x264_params: str = Field(
         "mbtree=0",
         description="Extra libx264 parameters. x264's macroblock tree makes its output vary from "
