@@ -91,8 +91,8 @@ class Settings(BaseSettings):
         None,
         description="Seconds a message taken by a worker may stay unacknowledged before a "
         "Redis broker hands it out again; unset: derived from the longest a task may take "
-        "(see Settings.visibility_timeout_s). A second delivery is harmless: the task row's "
-        "claim lets one worker run a task at a time.",
+        "(see Settings.visibility_timeout_s; 4320 s at the defaults). A second delivery is "
+        "harmless: the task row's claim lets one worker run a task at a time.",
     )
     dispatch_resend_after_s: float = Field(
         15.0,
@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     )
     # --- engines ---------------------------------------------------------------
     engine: str = Field(
-        "classic", description="Engine that edits the videos: classic, vace or dashscope."
+        "classic",
+        description="Engine that edits the videos: classic (CPU), vace (Wan2.1 VACE on a GPU, "
+        "docs/vace.md) or dashscope (the relay to the upstream model).",
     )
     models_dir: Path | None = Field(
         None,
@@ -213,7 +215,9 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1024 * 1024, description="Larger request bodies get 413.")
     signing_secret: str = Field(
-        "", description="HMAC secret for result URLs; empty: made once and kept in the data dir."
+        "",
+        description="HMAC secret for result URLs; empty: made once and kept in "
+        "<data_dir>/signing.key (mode 0600). Every host of one deployment needs the same.",
     )
     result_url_ttl_s: float = Field(86400.0, description="How long a signed result URL is valid.")
     upload_policy_ttl_s: float = Field(
