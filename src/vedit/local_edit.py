@@ -3,7 +3,7 @@
 It is the service's own path, not a copy of it: a throw-away data folder holds a
 SQLite task store and the files as uploads of a throw-away key; the task is
 created from the same request fields, checked by the same parser, and run by
-:func:`vedit.worker.run_task` (the same media checks, engine, plan and output
+:func:`vedit.runtime.run.run_task` (the same media checks, engine, plan and output
 stage). Only the HTTP layer and the queue are left out.
 """
 
@@ -19,16 +19,16 @@ from pathlib import Path
 from vedit import MODEL_NAME
 from vedit.api.schemas import parse_create, truncate_prompt
 from vedit.config import Settings
-from vedit.db import make_engine, make_sessionmaker, migrate
-from vedit.engines.base import get_engine
+from vedit.db import make_sessionmaker, migrate
 from vedit.errors import InvalidRequest
 from vedit.keys import create_key
+from vedit.runtime.context import Context, build_context
+from vedit.runtime.run import run_task
+from vedit.storage.base import Storage
 from vedit.storage.local import LocalStorage
 from vedit.tasks.models import Task, TaskStatus, new_task_row
-from vedit.tasks.store import TaskStore
 from vedit.uploads import intake
 from vedit.uploads.store import UploadStore
-from vedit.worker import WorkerContext, run_task
 
 LOCAL_BASE_URL = "http://vedit-edit.invalid"  # never served: uploads resolve from storage
 
@@ -62,16 +62,17 @@ def edit_files(
         )
         s.ensure_dirs()
         migrate(s.resolved_database_url)
-        db = make_engine(s.resolved_database_url)
+        worker_id = "vedit-edit"
+        ctx = build_context(s, "edit", worker_id=worker_id)
         try:
-            engine = get_engine(s)
-            if engine.kind == "relay":
+            if ctx.editor.kind == "relay":
                 raise InvalidRequest(
                     f"vedit edit runs the engine on this machine; engine {s.engine!r} edits "
                     "elsewhere: run `vedit serve` with it and use `vedit submit`"
                 )
-            key_id = create_key(make_sessionmaker(db), "vedit edit")[1].id
-            storage, uploads, store = LocalStorage(s), UploadStore(db), TaskStore(db)
+            key_id = create_key(make_sessionmaker(ctx.db), "vedit edit")[1].id
+            storage, uploads, store = ctx.storage, ctx.uploads, ctx.store
+            assert isinstance(storage, LocalStorage)  # VEDIT_STORAGE=local above
             media = [{"type": "video", "url": _upload(video, "video", key_id, storage, uploads, s)}]
             media += [
                 {
@@ -102,15 +103,10 @@ def edit_files(
                 ttl_s=s.task_ttl_s,
             )  # fmt: skip
             store.add_many([row])
-            worker_id = "vedit-edit"
             if not store.claim(row["id"], worker_id):
                 raise RuntimeError("the task could not be claimed")
             task = store.get(row["id"])
             assert task is not None
-            ctx = WorkerContext(
-                settings=s, store=store, storage=storage, engine=engine, uploads=uploads,
-                worker_id=worker_id, stop=threading.Event(),
-            )  # fmt: skip
             _run_watching(task, ctx, on_progress)
             ended = store.get(task.id)
             assert ended is not None
@@ -119,11 +115,11 @@ def edit_files(
                 shutil.move(storage.result_path(task.id), out)
             return ended
         finally:
-            db.dispose()
+            ctx.close()
 
 
 def _upload(
-    path: Path, kind: str, key_id: int, storage: LocalStorage, uploads: UploadStore, s: Settings
+    path: Path, kind: str, key_id: int, storage: Storage, uploads: UploadStore, s: Settings
 ) -> str:
     """A local file as an upload of ``kind`` (checked as the API checks an upload); its URL
     for the task."""
@@ -148,9 +144,7 @@ def _upload(
     return storage.signed_upload_url(kept.id, kept.name, int(kept.expires_at))
 
 
-def _run_watching(
-    task: Task, ctx: WorkerContext, on_progress: Callable[[int], None] | None
-) -> None:
+def _run_watching(task: Task, ctx: Context, on_progress: Callable[[int], None] | None) -> None:
     """``run_task`` in a thread, its progress read back from the store as the API reads it."""
     runner = threading.Thread(target=run_task, args=(task, ctx), daemon=True)
     runner.start()

@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from conftest import TEST_KEY, free_port
 from vedit.db import make_engine
-from vedit.dispatch.local import HOST
+from vedit.runtime.janitor import HOST
 from vedit.tasks.models import new_task_row
 from vedit.tasks.store import TaskStore
 

@@ -153,7 +153,7 @@ def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path: Path) 
 
 def test_the_plain_install_needs_neither_psycopg_nor_redis(tmp_path: Path) -> None:
     blocked = "import sys; sys.modules['psycopg'] = None; sys.modules['redis'] = None"
-    modules = "vedit.api.app, vedit.cli, vedit.worker, vedit.dispatch.local, vedit.client"
+    modules = "vedit.api.app, vedit.cli, vedit.runtime.run, vedit.dispatch.local, vedit.client"
     out = subprocess.run(
         [sys.executable, "-c", f"{blocked}\nimport {modules}"],
         env={**os.environ, "PYTHONPATH": SRC},

@@ -292,7 +292,7 @@ def test_a_wrong_model_folder_stops_serve_at_start(
 def test_engine_vace_is_imported_only_when_chosen() -> None:
     """The plain install's worker path never imports torch or diffusers."""
     code = (
-        "import sys, vedit.worker, vedit.engines.clip, vedit.engines.base\n"
+        "import sys, vedit.runtime.run, vedit.engines.clip, vedit.engines.base\n"
         "from vedit.config import Settings\n"
         "from vedit.engines.base import get_engine\n"
         "get_engine(Settings())\n"

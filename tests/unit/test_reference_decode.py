@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +183,7 @@ def test_a_largest_reference_costs_a_bounded_peak(largest, name, bound_mb) -> No
 
 
 class _Lease:
-    """The worker's lease, as ``check_inputs`` uses it."""
+    """The worker's lease, as ``obtain_inputs`` uses it."""
 
     def check(self) -> None:
         pass
@@ -197,9 +196,8 @@ def test_the_worker_decodes_a_reference_no_larger_than_its_output_needs(
     media_dir, tmp_path, store
 ) -> None:
     """A 720P 16:9 output (1280x720): a 4800x3600 reference is kept at 2400x1800."""
-    from vedit.engines.base import get_engine
-    from vedit.storage.local import LocalStorage
-    from vedit.worker import WorkerContext, check_inputs
+    from vedit.runtime.context import build_context
+    from vedit.runtime.steps import obtain_inputs
 
     served = tmp_path / "served"
     served.mkdir()
@@ -216,18 +214,11 @@ def test_the_worker_decodes_a_reference_no_larger_than_its_output_needs(
         store.add_many([row])
         task = store.claim_next("w")
         assert task is not None
-        ctx = WorkerContext(
-            settings=settings,
-            store=store,
-            storage=LocalStorage(settings),
-            engine=get_engine(settings),
-            uploads=None,  # type: ignore[arg-type]  (no upload links in this task)
-            worker_id="w",
-            stop=threading.Event(),
-        )
+        ctx = build_context(settings, "worker", worker_id="w")
+        ctx.store = store
         work = tmp_path / "work"
         work.mkdir()
-        checked = check_inputs(task, ctx, _Lease(), work)  # type: ignore[arg-type]
+        checked = obtain_inputs(task, ctx, _Lease(), work)  # type: ignore[arg-type]
     finally:
         srv.close()
     assert (checked.spec.width, checked.spec.height) == (1280, 720)

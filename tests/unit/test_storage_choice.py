@@ -31,7 +31,7 @@ import sys
 from vedit.api.app import create_app
 from vedit.config import Settings
 from vedit.dispatch.local import LocalDispatcher
-import vedit.cli, vedit.worker
+import vedit.cli, vedit.runtime.run
 settings = Settings()
 app = create_app(settings, LocalDispatcher(settings, workers=0))
 print(settings.storage, sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore")))

@@ -23,7 +23,7 @@ What lives here: the Celery app (``make_celery``), ``CeleryDispatcher`` (used by
 serve`` and ``vedit worker``: it sends ids from a thread, runs the janitor, and watches the
 workers for ``/healthz``), and ``run_worker`` (``vedit worker``: the start check, the Celery
 worker with its prefork pool, and ``run_message`` in each pool process). Running a task is
-``worker.run_task``'s; state changes are ``tasks.store``'s. Celery is imported only here,
+``runtime.run.run_task``'s; state changes are ``tasks.store``'s. Celery is imported only here,
 and only when this dispatcher is configured.
 """
 
@@ -39,25 +39,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vedit.config import Settings
-from vedit.db import make_engine
-from vedit.dispatch.local import (
-    HOST,
-    WorkersCannotStart,
-    _pid_alive,
-    orphaned_owners,
-    purge_expired,
-    worker_id_for,
-)
+from vedit.dispatch.local import WorkersCannotStart
 from vedit.errors import EngineUnavailable
-from vedit.storage import open_storage
-from vedit.storage.base import Area
-from vedit.tasks.store import Recovery, TaskStore
-from vedit.uploads.store import UploadStore
+from vedit.runtime.context import Context, build_context
+from vedit.runtime.janitor import HOST, Janitor, log_recovered, worker_id_for
+from vedit.tasks.store import Recovery
 
 if TYPE_CHECKING:
     from celery import Celery
-
-    from vedit.worker import WorkerContext
 
 log = logging.getLogger("vedit.dispatch")
 
@@ -184,11 +173,9 @@ class CeleryDispatcher:
         self.settings = settings
         self.app = app or make_celery(settings)
         self.workers_pid = workers_pid
-        db = make_engine(settings.resolved_database_url)
-        self.store = TaskStore(db)
-        self.uploads = UploadStore(db)
-        self.storage = open_storage(settings)
-        self._undeleted: list[tuple[Area, str]] = []  # files of purged rows, not deleted yet
+        self.context = build_context(settings, "janitor")
+        self.store = self.context.store
+        self.janitor = Janitor(self.context)
         self._outbox: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._halt = threading.Event()
         self._health = CeleryHealth()
@@ -301,20 +288,11 @@ class CeleryDispatcher:
     def sweep(self, resend: bool = True) -> None:
         """Recover lost tasks (and send their ids again), delete expired ones, and send the
         messages the broker is missing."""
-        s = self.settings
-        lost = self.store.recover_lost(lease_s=s.task_lease_s, max_attempts=s.task_max_attempts)
+        lost = self.janitor.recover()
         if self.workers_pid is not None:
-            for owner in self.store.running_owners():
-                host, _, rest = owner.partition(":")
-                group, _, pid = rest.partition(":")
-                mine = host == HOST and group == str(self.workers_pid)
-                if mine and pid.isdigit() and not _pid_alive(int(pid)):
-                    log.warning("worker process %s died", pid)
-                    lost += self.store.recover_lost(
-                        lease_s=s.task_lease_s, max_attempts=s.task_max_attempts, worker_id=owner
-                    )
+            lost += self.janitor.recover_dead_workers(self.workers_pid)
         self._recovered(lost)
-        purge_expired(s, self.store, self.uploads, self.storage, self._undeleted)
+        self.janitor.purge()
         if resend:
             self.resend_lost_messages()
 
@@ -351,25 +329,13 @@ class CeleryDispatcher:
                 return 0
 
     def _recovered(self, recoveries: list[Recovery]) -> None:
-        again = []
-        for r in recoveries:
-            if r.requeued:
-                log.warning("task %s lost its worker; queued again", r.task_id)
-                again.append(r.task_id)
-            else:
-                log.warning("task %s lost its worker too often; failed", r.task_id)
+        again = log_recovered(recoveries)
         if again:
             self.send(again)
 
     def _recover_dead_groups(self) -> None:
         """At start-up, tasks left running by a `vedit worker` on this host that is gone."""
-        s = self.settings
-        for owner in orphaned_owners(self.store):
-            self._recovered(
-                self.store.recover_lost(
-                    lease_s=s.task_lease_s, max_attempts=s.task_max_attempts, worker_id=owner
-                )
-            )
+        self._recovered(self.janitor.recover_orphans())
 
     # --- health ------------------------------------------------------------------
 
@@ -392,7 +358,7 @@ class CeleryDispatcher:
 # --- the worker: `vedit worker` with VEDIT_DISPATCH=celery ---------------------------
 
 _SETUP: dict[str, Any] = {}  # what the pool processes inherit from `vedit worker` (fork)
-_CONTEXT: WorkerContext | None = None  # the pool process's own, made after the fork
+_CONTEXT: Context | None = None  # the pool process's own, made after the fork
 
 
 def run_worker(settings: Settings) -> int:
@@ -408,7 +374,7 @@ def run_worker(settings: Settings) -> int:
     # 1. The engine loads here first, or the command says why (as the local workers do).
     try:
         from vedit.engines.base import get_engine
-        from vedit.worker import run_task  # noqa: F401  (PyAV and NumPy, shared by the forks)
+        from vedit.runtime.run import run_task  # noqa: F401  (PyAV and NumPy, shared by the forks)
 
         get_engine(settings)
     except EngineUnavailable as exc:  # says why, in one line
@@ -450,29 +416,18 @@ def run_worker(settings: Settings) -> int:
 def _init_pool_process(**_: Any) -> None:
     """In each new pool process: its own database connections, engine and worker id."""
     global _CONTEXT
-    from vedit.engines.base import get_engine
-    from vedit.worker import WorkerContext
-
     settings: Settings = _SETUP["settings"]
-    _SETUP["janitor"].store.engine.dispose(close=False)  # the parent's connections stay its own
-    db = make_engine(settings.resolved_database_url)
-    _CONTEXT = WorkerContext(
-        settings=settings,
-        store=TaskStore(db),
-        uploads=UploadStore(db),
-        storage=open_storage(settings),
-        engine=get_engine(settings),
-        worker_id=worker_id_for(os.getppid(), os.getpid()),
-        stop=_SETUP["stop"],
-    )
+    _SETUP["janitor"].context.db.dispose(close=False)  # the parent's connections stay its own
+    worker_id = worker_id_for(os.getppid(), os.getpid())
+    _CONTEXT = build_context(settings, "worker", worker_id=worker_id, stop=_SETUP["stop"])
 
 
 def run_message(task_id: str) -> None:
     """The Celery task: claim ``task_id`` and run it; when it is not queued any more, run the
     oldest queued task instead, or nothing (the message was a duplicate, or the task was
     cancelled before it ran)."""
+    from vedit.runtime.run import run_task
     from vedit.tasks.models import TaskStatus
-    from vedit.worker import run_task
 
     ctx = _CONTEXT
     if ctx is None:

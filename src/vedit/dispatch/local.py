@@ -17,12 +17,10 @@ their files. ``health()`` counts the workers that are alive and ready.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing as mp
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -30,19 +28,15 @@ import traceback
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from vedit.config import Settings
-from vedit.db import make_engine
-from vedit.errors import EngineUnavailable, StorageUnavailable
-from vedit.storage import open_storage
-from vedit.storage.base import Area, Storage
-from vedit.tasks.store import TaskStore
-from vedit.uploads.store import UploadStore
+from vedit.errors import EngineUnavailable
+from vedit.runtime.context import build_context
+from vedit.runtime.janitor import Janitor, log_recovered, worker_id_for
+from vedit.tasks.store import Recovery
 
 log = logging.getLogger("vedit.dispatch")
-HOST = socket.gethostname()
 WATCH_INTERVAL_S = 0.1  # how often the supervisor looks at its workers
 
 
@@ -70,42 +64,10 @@ class WorkerHealth:
         return asdict(self)
 
 
-def worker_id_for(server_pid: int, worker_pid: int) -> str:
-    """``host:server-pid:worker-pid``: enough to tell, on this host, whether the worker lives."""
-    return f"{HOST}:{server_pid}:{worker_pid}"
-
-
-def orphaned_owners(store: TaskStore) -> list[str]:
-    """The worker ids of running tasks whose server (or `vedit worker` group) on this host is
-    gone: their tasks are lost, whatever their heartbeat says."""
-    orphaned = []
-    for owner in store.running_owners():
-        host, _, rest = owner.partition(":")
-        server_pid = rest.partition(":")[0]
-        if host == HOST and server_pid.isdigit() and not _pid_alive(int(server_pid)):
-            orphaned.append(owner)
-    return orphaned
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return state not in ("Z", "X")
-
-
 def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) -> None:
     """A worker process: load the engine and say so on ``report`` (or say why not and exit 1),
     then claim, run, repeat, until ``stop`` is set: one task at a time with a local engine,
-    up to ``VEDIT_RELAY_CONCURRENCY`` at once with the relay (``relay_worker.py``)."""
+    up to ``VEDIT_RELAY_CONCURRENCY`` at once with the relay (``runtime/relay.py``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     # SIGTERM (systemd, docker stop, kill): stop at the next frame and hand the task back,
     # as the server would have asked; the server restarts this worker if it is still up.
@@ -114,20 +76,10 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
     stop = _EitherEvent(stop, terminated)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        from vedit.engines.base import get_engine
-        from vedit.worker import WorkerContext, run_task
+        from vedit.runtime.run import work
 
-        db = make_engine(settings.resolved_database_url)
-        store = TaskStore(db)
-        ctx = WorkerContext(
-            settings=settings,
-            store=store,
-            uploads=UploadStore(db),
-            storage=open_storage(settings),
-            engine=get_engine(settings),
-            worker_id=worker_id_for(os.getppid(), os.getpid()),
-            stop=stop,
-        )
+        worker_id = worker_id_for(os.getppid(), os.getpid())
+        ctx = build_context(settings, "worker", worker_id=worker_id, stop=stop)
     except Exception as exc:  # a missing module, an unknown engine, a broken install
         # The server logs it, with this traceback, as the cause of this worker's death; an
         # engine that says why it cannot run here needs no traceback.
@@ -139,17 +91,7 @@ def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) ->
         sys.exit(1)
     report.send(StartReport(ready=True))
     report.close()
-    if ctx.engine.kind == "relay":  # many upstream tasks at once, each a coroutine
-        from vedit.relay_worker import follow_relay_tasks
-
-        follow_relay_tasks(ctx, wake)
-        return
-    while not stop.is_set():
-        task = store.claim_next(ctx.worker_id)
-        if task is None:
-            wake.acquire(timeout=1.0)
-            continue
-        run_task(task, ctx)
+    work(ctx, wake)
 
 
 class _EitherEvent:
@@ -160,37 +102,6 @@ class _EitherEvent:
 
     def is_set(self) -> bool:
         return self.a.is_set() or self.b.is_set()
-
-
-def purge_expired(
-    settings: Settings,
-    store: TaskStore,
-    uploads: UploadStore,
-    storage: Storage,
-    undeleted: list[tuple[Area, str]],
-) -> None:
-    """Delete expired tasks and uploads with their files, and uploads left half-received
-    (a server killed mid-upload): the janitor's cleaning, whichever dispatcher runs it.
-    Files the store would not delete now (a remote store that is down) stay in
-    ``undeleted`` and are tried again at the next sweep."""
-    for task in store.purge_expired():
-        undeleted.append(("results", f"{task.id}.mp4"))
-    for upload_id in uploads.purge_expired():
-        undeleted.append(("uploads", upload_id))
-    for n, (area, name) in enumerate(undeleted):
-        try:
-            storage.delete(area, name)
-        except StorageUnavailable as exc:
-            log.warning("%s; %d file(s) to delete are tried again", exc.message, len(undeleted) - n)
-            del undeleted[:n]
-            break
-    else:
-        undeleted.clear()
-    stale = time.time() - 2 * settings.upload_longest_s
-    for path in storage.incoming_dir.glob("*"):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime < stale:
-                path.unlink()
 
 
 @dataclass
@@ -239,11 +150,8 @@ class LocalDispatcher:
         self.stop_event = self._mp.Event()
         self.slots = [WorkerSlot(number) for number in range(1, self.count + 1)]
         self.last_error: str | None = None
-        db = make_engine(settings.resolved_database_url)
-        self.store = TaskStore(db)
-        self.uploads = UploadStore(db)
-        self.storage = open_storage(settings)
-        self._undeleted: list[tuple[Area, str]] = []  # files of purged rows, not deleted yet
+        self.context = build_context(settings, "janitor")
+        self.janitor = Janitor(self.context)
         self._lock = threading.Lock()  # the slots: the supervisor changes them, health() reads
         self._halt = threading.Event()
         self._thread = threading.Thread(
@@ -391,13 +299,7 @@ class LocalDispatcher:
                 if not slot.process.is_alive():
                     lost.append(self._bury(slot))
         for worker_id in lost:  # a dead worker's task goes back to the queue, as promised
-            self._recovered(
-                self.store.recover_lost(
-                    lease_s=self.settings.task_lease_s,
-                    max_attempts=self.settings.task_max_attempts,
-                    worker_id=worker_id,
-                )
-            )
+            self._recovered(self.janitor.recover(worker_id))
 
     def _stayed_up(self, slot: WorkerSlot) -> bool:
         up_since = slot.ready_at
@@ -435,28 +337,13 @@ class LocalDispatcher:
     def sweep(self) -> None:
         """Recover tasks whose heartbeat stopped; delete expired tasks and uploads, and
         uploads left half-received (a server killed mid-upload)."""
-        self._recovered(
-            self.store.recover_lost(
-                lease_s=self.settings.task_lease_s, max_attempts=self.settings.task_max_attempts
-            )
-        )
-        purge_expired(self.settings, self.store, self.uploads, self.storage, self._undeleted)
+        self._recovered(self.janitor.recover())
+        self.janitor.purge()
 
     def _recover_dead_servers(self) -> None:
         """At start-up, tasks left running by a server on this host that is gone are lost now."""
-        for owner in orphaned_owners(self.store):
-            self._recovered(
-                self.store.recover_lost(
-                    lease_s=self.settings.task_lease_s,
-                    max_attempts=self.settings.task_max_attempts,
-                    worker_id=owner,
-                )
-            )
+        self._recovered(self.janitor.recover_orphans())
 
-    def _recovered(self, recoveries: list[Any]) -> None:
-        for r in recoveries:
-            if r.requeued:
-                log.warning("task %s lost its worker; queued again", r.task_id)
-                self.wake.release()
-            else:
-                log.warning("task %s lost its worker too often; failed", r.task_id)
+    def _recovered(self, recoveries: list[Recovery]) -> None:
+        for _ in log_recovered(recoveries):
+            self.wake.release()

@@ -8,7 +8,7 @@ exists (the upstream's link expires); the worker then checks the copy like
 any output before the task succeeds.
 
 The engine is asynchronous: one worker process follows many upstream tasks at
-once, each as a coroutine on one ``httpx.AsyncClient`` (``relay_worker.py``
+once, each as a coroutine on one ``httpx.AsyncClient`` (``runtime/relay.py``
 claims and follows them); what it needs from the task (progress, the pauses
 that a cancel or a stop cuts short) comes in as a :class:`Pace`.
 
