@@ -1,5 +1,5 @@
-"""Every shell and Python snippet of README.md runs as written, against a live ``vedit serve``
-on loopback: its success path, and its failure paths (a file that is not there, a wrong key,
+"""Every shell and Python snippet of README.md and of the manual in docs/ runs as written,
+against a live ``vedit serve`` on loopback: its success path, and its failure paths (a file that is not there, a wrong key,
 a server that does not answer) end in a clear message, never a traceback.
 
 Only what a reader would change is substituted: ``127.0.0.1:8000`` becomes the test
@@ -27,7 +27,7 @@ from PIL import Image
 from conftest import VeditServer, free_port
 from mediagen import make_video
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 
 
@@ -36,32 +36,40 @@ class Snippet:
     lang: str
     line: int  # of the opening fence, 1-based
     code: str
+    page: str = "README.md"  # relative to the repository
 
     def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.lang}): {self.code.splitlines()[0]!r}"
+        return f"{self.page}:{self.line} ({self.lang}): {self.code.splitlines()[0]!r}"
+
+
+def pages() -> list[Path]:
+    """README.md, the front door, and the manual's pages."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def snippets() -> list[Snippet]:
-    """The README's ```bash and ```python blocks (those nested in a list included)."""
-    found, lines = [], README.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        opening = re.fullmatch(r"( *)```(bash|python)", lines[i])
-        if opening:
-            indent, lang, start = len(opening[1]), opening[2], i + 1
-            i += 1
-            while not lines[i].strip().startswith("```"):
+    """The ```bash and ```python blocks of every page (those nested in a list included)."""
+    found = []
+    for page in pages():
+        lines, name = page.read_text().splitlines(), page.relative_to(ROOT).as_posix()
+        i = 0
+        while i < len(lines):
+            opening = re.fullmatch(r"( *)```(bash|python)", lines[i])
+            if opening:
+                indent, lang, start = len(opening[1]), opening[2], i + 1
                 i += 1
-            code = "\n".join(line[indent:] for line in lines[start:i])
-            found.append(Snippet(lang, start, code + "\n"))
-        i += 1
+                while not lines[i].strip().startswith("```"):
+                    i += 1
+                code = "\n".join(line[indent:] for line in lines[start:i])
+                found.append(Snippet(lang, start, code + "\n", name))
+            i += 1
     return found
 
 
 def snippet(starting: str) -> Snippet:
-    """The one snippet whose code starts with ``starting``."""
+    """The one snippet, on whichever page, whose code starts with ``starting``."""
     matches = [s for s in snippets() if s.code.startswith(starting)]
-    assert len(matches) == 1, f"{len(matches)} README snippets start with {starting!r}"
+    assert len(matches) == 1, f"{len(matches)} snippets start with {starting!r}: {matches}"
     return matches[0]
 
 
@@ -78,6 +86,10 @@ NOT_RUN = {
     "AWS_ACCESS_KEY_ID=…": "needs an S3 bucket (test_s3_storage.py runs SeaweedFS)",
     "pip install -e '.[scale]'    # adds celery": "needs a broker and worker hosts "
     "(test_celery_dispatch.py)",
+    ".venv/bin/hf download Wan-AI/": "downloads Wan2.1 weights (GBs) from the Hugging Face Hub",
+    "VEDIT_HTTP_MAX_CONNECTIONS_PER_CLIENT=0 \\": "serves on a network behind a reverse proxy "
+    "(test_proxy_configs.py runs nginx and Caddy with docs/deploy.md's configurations)",
+    'echo "VEDIT_SIGNING_SECRET=$(openssl rand -hex 32)" > .env': "needs Docker (none here)",
 }
 RUN = (
     "KEY=<the key printed at start>",
@@ -87,7 +99,7 @@ RUN = (
     ".venv/bin/vedit submit clip.avi look.gif",
     "import sys\n\nimport vedit\n\ntry:\n    with vedit.Client()",
     "import asyncio\nimport sys",
-    "curl -s http://127.0.0.1:8000/v1/uploads",
+    "curl -sS http://127.0.0.1:8000/v1/uploads",
     "import dashscope",
     "from dashscope.common.error import InvalidInput",
     "vedit keys create --name my-app",
@@ -97,7 +109,7 @@ RUN = (
 def replaced(s: Snippet, old: str, new: str) -> Snippet:
     """``s`` as a reader who changed ``old`` into ``new`` runs it."""
     assert old in s.code, (old, str(s))
-    return Snippet(s.lang, s.line, s.code.replace(old, new))
+    return Snippet(s.lang, s.line, s.code.replace(old, new), s.page)
 
 
 def test_every_snippet_is_run_here_or_says_why_not() -> None:
@@ -200,6 +212,24 @@ def test_quickstart_upload_create_and_poll(shell: Shell, empty: Path) -> None:
     assert clean(down).startswith("curl: (7) Failed to connect to 127.0.0.1 port")
 
 
+# --- the API (docs/api.md) -----------------------------------------------------------------
+
+
+def test_upload_with_curl(shell: Shell, empty: Path) -> None:
+    import json
+
+    upload = snippet("curl -sS http://127.0.0.1:8000/v1/uploads")
+    out = shell.run(upload)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["kind"] == "video" and answer["filename"] == "clip.mp4", answer
+    assert answer["id"].startswith("up_") and "/v1/uploads/" in answer["url"], answer
+    # A file that is not there: curl's own line, and nothing is sent.
+    missing = shell.run(upload, folder=empty)
+    assert missing.returncode != 0 and missing.stdout == ""
+    assert clean(missing).startswith("curl: (26)"), missing.stderr
+
+
 # --- from the shell ----------------------------------------------------------------------
 
 
@@ -291,7 +321,7 @@ def test_the_dashscope_sdk(shell: Shell, empty: Path) -> None:
     clean(wrong)
     # Continuing it with local files, through the SDK's own upload flow.
     local = snippet("from dashscope.common.error import InvalidInput")
-    together = Snippet("python", local.line, example.code + local.code)
+    together = Snippet("python", local.line, example.code + local.code, local.page)
     out = shell.run(together)
     assert out.returncode == 0, out.stderr
     clean(out)
