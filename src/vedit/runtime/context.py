@@ -16,12 +16,12 @@ from sqlalchemy.engine import Engine as Database
 
 from vedit.config import Settings
 from vedit.db import make_engine
-from vedit.engines.base import Engine, get_engine
 from vedit.storage import Storage, open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engines (PyAV, NumPy, models) load only in a process that edits
+    from vedit.engines.base import Engine
     from vedit.engines.relay import RelayEngine
 
 Role = Literal["server", "worker", "janitor", "edit"]
@@ -63,6 +63,11 @@ def build_context(
     """The context of a ``role`` process: its own database connections, the storage of
     ``VEDIT_STORAGE``, and, for a role that edits, the engine (which may raise
     :class:`~vedit.errors.EngineUnavailable` or an import error: the process says why)."""
+    engine = None
+    if role in EDITING_ROLES:
+        from vedit.engines.base import get_engine
+
+        engine = get_engine(settings)
     db = make_engine(settings.resolved_database_url)
     return Context(
         settings=settings,
@@ -71,7 +76,7 @@ def build_context(
         store=TaskStore(db),
         uploads=UploadStore(db),
         storage=open_storage(settings),
-        engine=get_engine(settings) if role in EDITING_ROLES else None,
+        engine=engine,
         worker_id=worker_id,
         stop=stop if stop is not None else threading.Event(),
     )
