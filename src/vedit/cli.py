@@ -21,8 +21,7 @@ from vedit import MODEL_NAME, cli_client
 from vedit.config import Settings
 
 if TYPE_CHECKING:
-    from vedit.dispatch.celery import CeleryDispatcher
-    from vedit.dispatch.local import LocalDispatcher
+    from vedit.dispatch import Dispatcher
 
 
 def _plain_params(command: TyperCommand | TyperGroup) -> None:
@@ -331,22 +330,19 @@ def _storage_or_exit(settings: Settings) -> str:
     return storage.describe()
 
 
-def _dispatcher_or_exit(settings: Settings) -> LocalDispatcher | CeleryDispatcher:
+def _dispatcher_or_exit(settings: Settings) -> Dispatcher:
     """The dispatcher of VEDIT_DISPATCH; Celery that cannot be set up is one line, exit 1."""
-    if settings.dispatch != "celery":
-        from vedit.dispatch.local import LocalDispatcher
-
-        return LocalDispatcher(settings)
-    from vedit.dispatch.celery import CeleryDispatcher, DispatchNotReady
+    from vedit.dispatch import dispatcher_from
+    from vedit.dispatch.celery import DispatchNotReady
 
     try:
-        return CeleryDispatcher(settings)
+        return dispatcher_from(settings)
     except DispatchNotReady as exc:
         typer.echo(f"vedit: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
-def _start_or_exit(dispatcher: LocalDispatcher | CeleryDispatcher) -> None:
+def _start_or_exit(dispatcher: Dispatcher) -> None:
     """Start the workers (or the link to the broker); when none can load its engine, or the
     broker does not answer, say why in one line and exit 1."""
     from vedit.dispatch.celery import DispatchNotReady

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vedit.config import Settings
+from vedit.dispatch import Gauge
 from vedit.dispatch.local import WorkersCannotStart
 from vedit.errors import EngineUnavailable
 from vedit.runtime.context import Context, build_context
@@ -138,6 +139,16 @@ class CeleryHealth:
             self.checked_at is not None and time.time() - self.checked_at < 3 * HEALTH_INTERVAL_S
         )
         return self.broker_error is None and fresh
+
+    def gauges(self) -> list[Gauge]:
+        return [
+            Gauge(
+                "vedit_celery_workers",
+                "Celery workers (`vedit worker` processes, any host) that answered the last ping",
+                len(self.nodes),
+            ),
+            Gauge("vedit_broker_up", "1 while the broker answers this server's pings", self.ok),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         ago = None if self.checked_at is None else round(time.time() - self.checked_at, 1)

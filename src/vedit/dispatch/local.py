@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple
 
 from vedit.config import Settings
+from vedit.dispatch import Gauge
 from vedit.errors import EngineUnavailable
 from vedit.runtime.context import build_context
 from vedit.runtime.janitor import Janitor, log_recovered, worker_id_for
@@ -60,8 +61,26 @@ class WorkerHealth:
     wanted: int
     last_error: str | None
 
+    @property
+    def ok(self) -> bool:
+        return self.alive >= self.wanted
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def gauges(self) -> list[Gauge]:
+        return [
+            Gauge(
+                "vedit_workers_alive",
+                "Worker processes of this server that are alive and have loaded their engine",
+                self.alive,
+            ),
+            Gauge(
+                "vedit_workers_wanted",
+                "Worker processes this server is configured to run",
+                self.wanted,
+            ),
+        ]
 
 
 def worker_main(settings: Settings, wake: Any, stop: Any, report: Connection) -> None:
