@@ -48,13 +48,16 @@ import cv2
 import numpy as np
 
 from vedit.engines.base import PersonTally
-from vedit.engines.classic.matte import EdgeMatte
+from vedit.engines.classic.matte import TILE, EdgeMatte, EdgeTiles, guided_coefficients, refined
 from vedit.engines.classic.people import People
 from vedit.engines.classic.pose import Pose, PoseAhead, PoseTracker, working_size
-from vedit.engines.classic.segment import Motion, PersonSegmenter, agreement
+from vedit.engines.classic.segment import Motion, PersonSegmenter, agreement, rigid
 from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model costs ~14-25 ms a frame; its mask is carried between runs
+POSE_RIGID_EVERY = 12  # ... and while the person moves as one (segment.rigid), this seldom
+POSE_SETTLE = 8  # ... once this many runs in a row found them (the mask's smoothing settled)
+SELFIE_RIGID_CARRY = 3  # the selfie model's masks carried in a row while they do (else 1)
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
 STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
@@ -115,6 +118,14 @@ class BackgroundEditor:
         self._body: np.ndarray | None = None  # the pose model's body mask, half size
         self._near: np.ndarray | None = None  # where the selfie mask may add to it
         self._missed = 0  # pose runs since the pose model last found the person
+        # The last run's body mask and near region as it gave them (None: nobody near), and
+        # the person's motion since (chroma pixels): carried from there, not frame to frame.
+        self._pose_masks: tuple[np.ndarray, np.ndarray] | None = None
+        self._carried = [0.0, 0.0]
+        self._found = False  # the last run found the person (else its body is not used)
+        self._settled = 0  # runs in a row that found the person (their mask settles)
+        self._since_pose = POSE_RIGID_EVERY  # frames since the last pose run (a run at once)
+        self._rigid = False  # the person has moved as one since that run
         self.matte = EdgeMatte(width, height)
         self.width, self.height = width, height
         # The margin, even so that the chroma planes crop at the same place.
@@ -126,9 +137,8 @@ class BackgroundEditor:
         self._behind: np.ndarray | None = None  # the last frame's "not a person", model size
         self._camera = (0.0, 0.0)  # the camera's motion since the last frame, model size
         self.offset = [float(mx), float(my)]  # where the frame sits in the new background
-        # The last frame's matte, for measures: the luma-plane slices of the person's box and
-        # the person's alpha there (0..1, float32; 0 everywhere else), or None (nobody).
-        self.last_alpha: tuple[tuple[slice, slice], np.ndarray] | None = None
+        # The last frame's matte, as last_alpha puts it together for measures.
+        self._last: tuple | None = None
 
     def person(self, frame: YuvFrame, index: int) -> np.ndarray:
         """The person in ``frame`` (``index``: the frame's number in the edit), 0..1 at chroma
@@ -164,24 +174,33 @@ class BackgroundEditor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The whole frame's selfie mask, and the person the pose and selfie models agree on;
         ``moved``: the person's motion since the last frame (model pixels), None: unknown."""
-        # The selfie model runs on every other frame; in between its mask is carried along
-        # the person's motion (where that is known; else the model runs).
-        selfie = self.segmenter.alternate_half(small, frame.matrix, moved)
+        # The selfie model runs on every other frame (every SELFIE_RIGID_CARRY + 1-th while
+        # the person moves as one); in between its mask is carried along the person's motion
+        # (where that is known; else the model runs).
+        carry = SELFIE_RIGID_CARRY if rigid(self.motion.spread) else 1
+        selfie = self.segmenter.alternate_half(small, frame.matrix, moved, carry)
         # 1. The pose model's run started on an earlier frame, taken now.
         if self.pose.pending:
             self._take_pose(*self.pose.result())
-        # 2. Its body mask, of an earlier frame, carried along the person's motion since.
-        if moved is not None and self._near is not None:
+        # 2. Its body mask, of an earlier frame, carried along the person's motion since
+        #    (warped once from the run's own mask: no blur piles up over the frames).
+        if moved is not None:
             scale = self.width / 2 / self.segmenter.input_size[0]
-            shift = np.float32([[1, 0, moved[0] * scale], [0, 1, moved[1] * scale]])
-            size = (self.width // 2, self.height // 2)
-            if self._body is not None:
-                self._body = cv2.warpAffine(self._body, shift, size, flags=cv2.INTER_LINEAR)
-            self._near = cv2.warpAffine(self._near, shift, size, flags=cv2.INTER_LINEAR)
+            self._carried[0] += moved[0] * scale
+            self._carried[1] += moved[1] * scale
+        if self._near is not None:
+            self._body, self._near = self._carry_body()
         # 3. A new run, on its own thread beside the rest of this frame's work and the next
         #    frame's decoding; waited for at once where there is no body to carry meanwhile
-        #    (the first frame, a person lost).
-        if index % POSE_EVERY == 0:
+        #    (the first frame, a person lost). Every POSE_EVERY frames, or POSE_RIGID_EVERY
+        #    while the person has moved as one since the last run (their body mask carried
+        #    along is then as good as a new one) once POSE_SETTLE runs in a row found them
+        #    (the model's mask is smoothed over its runs: it settles at the first pace).
+        self._since_pose += 1
+        self._rigid = self._rigid and rigid(self.motion.spread)
+        seldom = self._rigid and self._settled >= POSE_SETTLE
+        if self._since_pose >= (POSE_RIGID_EVERY if seldom else POSE_EVERY):
+            self._since_pose, self._rigid = 0, True
             self.pose.start(frame.small_rgb(*self.pose_size), selfie)
             if self._near is None:
                 self._take_pose(*self.pose.result())
@@ -203,14 +222,32 @@ class BackgroundEditor:
         if body is not None and agreement(body, selfie) < MIN_AGREEMENT:
             body = None
             self.tracker.reset()  # look afresh next time, not at the look-alike
-        self._body = body
         if body is not None:
-            self._near = near(body)
+            self._pose_masks, self._carried = (body, near(body)), [0.0, 0.0]
             self._missed = 0
-        else:
-            self._missed += 1
+            self._settled += 1
+        else:  # its last place still counts (carried on) for a brief miss
+            self._missed, self._settled = self._missed + 1, 0
             if self._missed > LOST_HOLD:
-                self._near = None
+                self._pose_masks = None
+        self._found = body is not None
+        self._body, self._near = self._carry_body()
+
+    def _carry_body(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The last body mask the pose model found and its "near" region, moved by the
+        person's motion since that run (:attr:`_carried`, chroma pixels); the body None where
+        the last run found nobody, both None where nobody was found for too long."""
+        if self._pose_masks is None:
+            return None, None
+        body, near_body = self._pose_masks
+        dx, dy = self._carried
+        if abs(dx) >= 1e-3 or abs(dy) >= 1e-3:
+            shift = np.float32([[1, 0, dx], [0, 1, dy]])
+            size = (self.width // 2, self.height // 2)
+            near_body = cv2.warpAffine(near_body, shift, size, flags=cv2.INTER_LINEAR)
+            if self._found:
+                body = cv2.warpAffine(body, shift, size, flags=cv2.INTER_LINEAR)
+        return (body if self._found else None), near_body
 
     def __call__(self, frame: YuvFrame, index: int) -> None:
         small, selfie, person_c, main = self._see(frame, index)
@@ -235,7 +272,7 @@ class BackgroundEditor:
             for plane, scene in ((frame.y, sy), (frame.u, su), (frame.v, sv)):
                 np.copyto(plane, scene)
             self.matte.reset()
-            self.last_alpha = None
+            self._last = None
             return
         ch, cw = person_c.shape
         pad = 2 * self.matte.band
@@ -257,26 +294,143 @@ class BackgroundEditor:
             both = cv2.min(selfie[cs], self._body[cs])
             doubt = (cv2.absdiff(both, main[cs]) > 0.5).view(np.uint8)
         alpha, fix = self.matte(y, u, v, person_c[cs], cs, small_y, doubt)
-        # The edge at full size, along the person's own luma (before the light wrap).
-        alpha_y = self.matte.full_size(alpha, y)
+        lit = (light[0][ys], light[1][cs], light[2][cs])
         if self.matte.refine:
-            # The chroma planes follow the refined edge too; the edge's colour fixes count
-            # only where the person is partly there (all new scene or all person: none).
-            size_c = (alpha.shape[1], alpha.shape[0])
-            alpha = cv2.resize(alpha_y, size_c, interpolation=cv2.INTER_AREA)
-            fix *= (cv2.inRange(alpha, PARTLY, 1.0 - PARTLY) > 0)[..., None]
-        size_y = (y.shape[1], y.shape[0])
-        fix_y = cv2.resize(fix[..., 0], size_y, interpolation=cv2.INTER_LINEAR)
-        if self.matte.refine:
+            self._blend_edges(frame, (ys, cs), (y, u, v), (sy[ys], su[cs], sv[cs]), lit, alpha, fix)
+        else:
+            self._blend_box(frame, (ys, cs), (y, u, v), (sy[ys], su[cs], sv[cs]), lit, alpha, fix)
+
+    def _blend_edges(
+        self,
+        frame: YuvFrame,
+        box: tuple[tuple[slice, slice], tuple[slice, slice]],
+        person: tuple[np.ndarray, np.ndarray, np.ndarray],
+        scene: tuple[np.ndarray, np.ndarray, np.ndarray],
+        light: tuple[np.ndarray, np.ndarray, np.ndarray],
+        alpha: np.ndarray,
+        fix: np.ndarray,
+    ) -> None:
+        """The person (``person``: their box's planes, the light and cast shifts made) laid
+        over the new scene's box (``scene``, ``light``: the scene blurred) in ``frame``'s
+        planes, along the matte ``alpha`` (chroma size) with its colour fixes ``fix``, the
+        edge refined at full size along the person's luma (:func:`matte.guided_upsample`).
+
+        The full-size work is done only in the tiles the edge crosses (``EdgeTiles``): where
+        the matte's neighbourhood is all person, the luma is the person's, and where it is all
+        scene, the scene's; the rest of the box costs a copy. The result is the same as doing
+        it all over the box."""
+        (ys, cs), (y, u, v) = box, person
+        tiles = EdgeTiles(alpha.shape)
+        ones = np.ones((3, 3), np.uint8)
+        # 1. The tiles where the matte at full size is not sure: some alpha in a tile's
+        #    neighbourhood is between 0 and 1 (the enlargement is read one pixel beyond).
+        a_pad = tiles.padded(alpha)
+        unsure = (tiles.per_tile(cv2.dilate(a_pad, ones)) > 0) & (
+            tiles.per_tile(cv2.erode(a_pad, ones)) < 1
+        )
+        edge_at = np.nonzero(unsure)
+        # 2. There, the matte refined at full size along the luma; the chroma follows it.
+        a, b = guided_coefficients(alpha, y)
+        fitted = tiles.enlarged(tiles.padded(cv2.merge([a, b, alpha]), halo=1), edge_at)
+        y_pad = tiles.padded(y, 2)
+        alpha_edge = refined(*cv2.split(fitted), tiles.gathered(y_pad, edge_at))
+        refined_c = a_pad.copy()
+        n = len(edge_at[0])
+        tiles.scatter(
+            refined_c, edge_at,
+            cv2.resize(alpha_edge, (TILE, n * TILE), interpolation=cv2.INTER_AREA),
+        )  # fmt: skip
+        alpha = refined_c[: alpha.shape[0], : alpha.shape[1]]
+        self._last = (ys, tiles, a_pad, edge_at, alpha_edge)
+        # The edge's colour fixes count only where the person is partly there (all new scene
+        # or all person: none).
+        fixes = cv2.split(cv2.bitwise_and(fix, fix, mask=cv2.inRange(alpha, PARTLY, 1.0 - PARTLY)))
+        # 3. The chroma planes: the light wrap, then the blend (chroma size, the whole box).
+        wrap = self._wrap_weight(alpha)
+        keep = 1.0 - alpha
+        for source, plane, behind, lit, fix_c in (
+            (u, frame.u, scene[1], light[1], fixes[1]),
+            (v, frame.v, scene[2], light[2], fixes[2]),
+        ):
+            source = cv2.blendLinear(np.ascontiguousarray(lit), source, wrap, 1.0 - wrap)
+            blend = cv2.blendLinear(source, np.ascontiguousarray(behind), alpha, keep)
+            plane[cs] = cv2.add(blend, fix_c, dtype=cv2.CV_8U)
+        # 4. The luma: the box is the scene, and the person where the matte is all person
+        #    (and no light wraps)...
+        behind = tiles.padded(np.ascontiguousarray(scene[0]), 2)
+        out = behind.copy()
+        inside = cv2.resize(
+            (a_pad > 0.5).view(np.uint8), (out.shape[1], out.shape[0]),
+            interpolation=cv2.INTER_NEAREST,
+        )  # fmt: skip
+        cv2.copyTo(y_pad, inside, out)
+        # ... and in the tiles the edge or the light wrap reaches, all of it at full size.
+        wrap_pad = tiles.padded(wrap, halo=1)
+        wrapped = tiles.per_tile(cv2.dilate(wrap_pad, ones)[1:-1, 1:-1]) > 0
+        work = unsure | wrapped
+        at = np.nonzero(work)
+        count = len(at[0])
+        if count:
+            side = 2 * TILE
+            # The matte there: refined where it was unsure, else all 0 or all 1 (a tile's mean).
+            alpha_y = np.empty((count, side, side), np.float32)
+            alpha_y[:] = tiles.per_tile(a_pad)[at][:, None, None]
+            alpha_y[np.flatnonzero(unsure[at])] = alpha_edge.reshape(n, side, side)
+            alpha_y = alpha_y.reshape(count * side, side)
+            fix_haloed = tiles.padded(fixes[0], halo=1)
+            fix_y = tiles.enlarged(fix_haloed, at)
             fix_y = cv2.bitwise_and(fix_y, fix_y, mask=cv2.inRange(alpha_y, PARTLY, 1.0 - PARTLY))
-        y, u, v = self._light_wrap(alpha, (y, u, v), (light[0][ys], light[1][cs], light[2][cs]))
-        self.last_alpha = (ys, alpha_y)
-        blend = cv2.blendLinear(y, np.ascontiguousarray(sy[ys]), alpha_y, 1.0 - alpha_y)
+            weight = tiles.enlarged(wrap_pad, at)
+            source = cv2.blendLinear(
+                tiles.gathered(tiles.padded(np.ascontiguousarray(light[0]), 2), at),
+                tiles.gathered(y_pad, at), weight, 1.0 - weight,
+            )  # fmt: skip
+            blend = cv2.blendLinear(source, tiles.gathered(behind, at), alpha_y, 1.0 - alpha_y)
+            tiles.scatter(out, at, cv2.add(blend, fix_y, dtype=cv2.CV_8U))
+        frame.y[ys] = out[: y.shape[0], : y.shape[1]]
+
+    def _blend_box(
+        self,
+        frame: YuvFrame,
+        box: tuple[tuple[slice, slice], tuple[slice, slice]],
+        person: tuple[np.ndarray, np.ndarray, np.ndarray],
+        scene: tuple[np.ndarray, np.ndarray, np.ndarray],
+        light: tuple[np.ndarray, np.ndarray, np.ndarray],
+        alpha: np.ndarray,
+        fix: np.ndarray,
+    ) -> None:
+        """As :meth:`_blend_edges`, with the matte only scaled up (no refinement: the
+        matte as before issue 20, item 4, for the benchmarks), over the whole box."""
+        (ys, cs), (y, u, v) = box, person
+        alpha_y = self.matte.full_size(alpha, y)
+        fix_y = cv2.resize(fix[..., 0], (y.shape[1], y.shape[0]), interpolation=cv2.INTER_LINEAR)
+        y, u, v = self._light_wrap(alpha, (y, u, v), light)
+        self._last = (ys, alpha_y)
+        blend = cv2.blendLinear(y, np.ascontiguousarray(scene[0]), alpha_y, 1.0 - alpha_y)
         frame.y[ys] = cv2.add(blend, fix_y, dtype=cv2.CV_8U)
         keep = 1.0 - alpha
-        for i, (source, plane, scene) in enumerate(((u, frame.u, su), (v, frame.v, sv))):
-            blend = cv2.blendLinear(source, np.ascontiguousarray(scene[cs]), alpha, keep)
+        for i, (source, plane, behind) in enumerate(
+            ((u, frame.u, scene[1]), (v, frame.v, scene[2]))
+        ):
+            blend = cv2.blendLinear(source, np.ascontiguousarray(behind), alpha, keep)
             plane[cs] = cv2.add(blend, np.ascontiguousarray(fix[..., i + 1]), dtype=cv2.CV_8U)
+
+    @property
+    def last_alpha(self) -> tuple[tuple[slice, slice], np.ndarray] | None:
+        """The last frame's matte, for measures: the luma-plane slices of the person's box and
+        the person's alpha there at full size (0..1, float32; 0 everywhere else), or None
+        (nobody). Put together when asked (the edit itself needs it only at the edge)."""
+        if self._last is None or len(self._last) == 2:
+            return self._last  # type: ignore[return-value]
+        ys, tiles, a_pad, edge_at, alpha_edge = self._last
+        full = cv2.resize(
+            a_pad, (2 * a_pad.shape[1], 2 * a_pad.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
+        if len(edge_at[0]):
+            tiles.scatter(full, edge_at, alpha_edge)
+        h, w = ys[0].stop - ys[0].start, ys[1].stop - ys[1].start
+        self._last = (ys, np.ascontiguousarray(full[:h, :w]))
+        return self._last  # type: ignore[return-value]
 
     @staticmethod
     def _cast(plane: np.ndarray, scene: np.ndarray, behind: np.ndarray) -> int:
@@ -303,15 +457,22 @@ class BackgroundEditor:
         :data:`WRAP` of the scene, blurred (``light``: the scene's planes blurred, cut to
         the person's box), is mixed in, fading toward the inside; ``alpha`` is the person's
         matte at chroma size."""
-        radius = self._wrap_radius()
-        outside = cv2.GaussianBlur(1.0 - alpha, (0, 0), radius)
-        edge = np.clip(outside * 2.0, 0.0, 1.0) * alpha * WRAP
+        edge = self._wrap_weight(alpha)
         out = []
         for plane, lit in zip(person, light, strict=True):
             shape = (plane.shape[1], plane.shape[0])
             weight = edge if shape == (alpha.shape[1], alpha.shape[0]) else cv2.resize(edge, shape)
             out.append(cv2.blendLinear(np.ascontiguousarray(lit), plane, weight, 1.0 - weight))
         return out[0], out[1], out[2]
+
+    def _wrap_weight(self, alpha: np.ndarray) -> np.ndarray:
+        """The light wrap's share of the scene's light at each pixel of the matte ``alpha``
+        (chroma size): up to :data:`WRAP` at the very edge, fading within the wrap's reach;
+        shares too small to change a level (under half a level of 255) are none."""
+        outside = cv2.GaussianBlur(1.0 - alpha, (0, 0), self._wrap_radius())
+        edge = np.clip(outside * 2.0, 0.0, 1.0) * alpha * WRAP
+        cv2.threshold(edge, 0.5 / 255, 0.0, cv2.THRESH_TOZERO, dst=edge)
+        return edge
 
     def _wrap_radius(self) -> float:
         """The light wrap's reach, chroma pixels (:data:`WRAP_BAND` of the short side)."""

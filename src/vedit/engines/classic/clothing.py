@@ -48,10 +48,13 @@ from vedit.engines.classic.garment import reference_garment
 from vedit.engines.classic.matte import EdgeMatte
 from vedit.engines.classic.people import People, Track
 from vedit.engines.classic.pose import THREADS, OneEuro, Pose, PoseAhead, PoseTracker, working_size
-from vedit.engines.classic.segment import Motion, PersonSegmenter
+from vedit.engines.classic.segment import Motion, PersonSegmenter, rigid
 from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
+POSE_RIGID_EVERY = 12  # ... and while the person moves as one (segment.rigid), this seldom
+POSE_SETTLE = 8  # ... once this many runs in a row placed the garment
+SELFIE_RIGID_CARRY = 3  # the selfie model's masks carried in a row while they do (else 1)
 SHADING = 0.85  # how much of the source's folds (luma off its light) the garment keeps
 LIGHT_BLUR = 0.12  # the source's light: its luma blurred over this share of the shoulder width
 LIGHT_RANGE = (0.45, 1.25)  # the most the light darkens or brightens the texture (times)
@@ -111,6 +114,13 @@ class ClothingEditor:
         blur = DELIGHT_WORN if self.garment_source.worn else DELIGHT
         self.texture = PlanesByMatrix(delit(self.garment_source.texture, blur))
         self._target: np.ndarray | None = None  # the garment mask the pose last gave, chroma size
+        self._since_pose = POSE_RIGID_EVERY  # frames since the last pose run (a run at once)
+        # That run's garment and body mask as it left them, and the person's motion since
+        # (chroma pixels): carried from there, not from frame to frame.
+        self._taken: tuple[np.ndarray, np.ndarray | None] = (np.zeros((1, 1), np.float32), None)
+        self._carried = [0.0, 0.0]
+        self._rigid = False  # the person has moved as one since that run
+        self._settled = 0  # runs in a row that placed the garment
         self._anchor: np.ndarray | None = None  # the shoulders the texture is pinned to
         self._running: np.ndarray | None = None  # the garment mask, at chroma size
         self._body: np.ndarray | None = None
@@ -198,7 +208,9 @@ class ClothingEditor:
         grey = np.ascontiguousarray(small[..., 0])
         behind = self._behind if self._behind is not None else np.ones(grey.shape, np.float32)
         _, moved = self.motion(grey, behind)
-        outline = self.segmenter.alternate_half(small, frame.matrix, moved)
+        still_shaped = rigid(self.motion.spread)  # the person moved as one since the last frame
+        carry = SELFIE_RIGID_CARRY if still_shaped else 1
+        outline = self.segmenter.alternate_half(small, frame.matrix, moved, carry)
         # Where the garment is: worked out from the pose model's run, which runs on its own
         # thread from one pose frame to the next frame (waited for at once on the first).
         if self.pose.pending:
@@ -207,7 +219,16 @@ class ClothingEditor:
             # That run's garment and pins are of an earlier frame: carried along the
             # person's motion since.
             self._carry(moved)
-        if index % POSE_EVERY == 0 or self._target is None:
+        # A new run every POSE_EVERY frames, or POSE_RIGID_EVERY while the person has moved
+        # as one since the last (the garment carried along is then as good as a new one),
+        # once POSE_SETTLE runs in a row placed the garment (the pose's mask has settled).
+        self._since_pose += 1
+        self._rigid = self._rigid and still_shaped
+        seldom = self._rigid and self._settled >= POSE_SETTLE
+        if self._since_pose >= (POSE_RIGID_EVERY if seldom else POSE_EVERY) or (
+            self._target is None
+        ):
+            self._since_pose, self._rigid = 0, True
             y_c = cv2.resize(frame.y, frame.u.shape[::-1], interpolation=cv2.INTER_AREA)
             self.pose.start(
                 frame.small_rgb(*self.pose_size), (y_c, frame.u.copy(), frame.v.copy(), outline)
@@ -236,7 +257,9 @@ class ClothingEditor:
         y, u, v, outline = context  # type: ignore[misc]
         self._target = np.zeros((ch, cw), np.float32)
         self._body = None
+        self._taken, self._carried = (self._target, None), [0.0, 0.0]
         if pose is None or not upright(pose.points):
+            self._settled = 0
             return  # nobody, or a skeleton laid across the picture: no garment on a guess
         to_chroma = np.float32([cw / self.pose_size[0], ch / self.pose_size[1]])
         points = pose.points * to_chroma
@@ -248,6 +271,8 @@ class ClothingEditor:
         hands = hand_mask(points, pose.visibility, (ch, cw), skin)
         self._target = np.minimum(body, outline) * upper * (1.0 - np.maximum(skin, hands))
         self._target *= 1.0 - shirt_front(y, self._target)
+        self._taken, self._carried = (self._target, body), [0.0, 0.0]
+        self._settled += 1
 
     def _carry(self, moved: tuple[float, float]) -> None:
         """The garment's place, the pose's body mask and the texture's pins moved by ``moved``
@@ -256,12 +281,17 @@ class ClothingEditor:
         dx, dy = moved[0] * scale, moved[1] * scale
         shift = np.float32([[1, 0, dx], [0, 1, dy]])
         size = (self.width // 2, self.height // 2)
-        assert self._target is not None
-        self._target = cv2.warpAffine(self._target, shift, size, flags=cv2.INTER_LINEAR)
         if self._running is not None:
             self._running = cv2.warpAffine(self._running, shift, size, flags=cv2.INTER_LINEAR)
-        if self._body is not None:
-            self._body = cv2.warpAffine(self._body, shift, size, flags=cv2.INTER_LINEAR)
+        # The pose run's garment and body mask: moved from where that run left them by the
+        # motion's sum since (one warp: no blur piles up over the frames between runs).
+        self._carried[0] += dx
+        self._carried[1] += dy
+        since = np.float32([[1, 0, self._carried[0]], [0, 1, self._carried[1]]])
+        target, body = self._taken
+        self._target = cv2.warpAffine(target, since, size, flags=cv2.INTER_LINEAR)
+        if body is not None:
+            self._body = cv2.warpAffine(body, since, size, flags=cv2.INTER_LINEAR)
         if self._anchor is not None:
             self._anchor = self._anchor + np.float32([dx, dy])
 

@@ -36,6 +36,7 @@ GUIDE_EPS = 16.0  # its regulariser (luma levels squared): where the luma's spre
 # is under ~4 levels the alpha is kept as it was; over that, its edge follows the luma's
 SURE = 0.05  # a matte within this of 0 or 1 is sure: guided_upsample keeps it as it was
 EDGE_RAMP = (0.2, 0.8)  # the refined alpha's ramp: below the first it is 0, above the second 1
+TILE = 8  # chroma pixels a side of the tiles in which the full-size work is done (EdgeTiles)
 
 
 def edge_matte(
@@ -111,22 +112,12 @@ def _local_means(
     return means[0], means[1]
 
 
-def guided_upsample(
+def guided_coefficients(
     alpha: np.ndarray, guide: np.ndarray, radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS
-) -> np.ndarray:
-    """``alpha`` (chroma size, 0..1) brought to the size of ``guide`` (the full-size luma of
-    the same place, uint8) along the guide's own edges: a fast guided filter (He and Sun,
-    2015), then a smooth ramp (:data:`EDGE_RAMP`).
-
-    In each window of ``2 radius + 1`` chroma pixels the alpha is fitted as ``a * luma + b``
-    on a chroma-size copy of the luma; ``a`` and ``b`` are brought to full size and applied
-    to the full-size luma, so the alpha's edge falls where the luma's does, to the luma
-    pixel, not the chroma pixel. Where the luma is flat (spread under ``sqrt(eps)`` levels)
-    ``a`` is about 0 and the alpha stays as it was. The chroma-size matte's edge is a few
-    pixels wide (the colours' estimate blurred, then scaled up): the ramp (linear, folded
-    into ``a`` and ``b``) makes it as steep as the edge it follows, and leaves alphas
-    between its ends (a strand of hair, a blurred hand) partial."""
-    full = (guide.shape[1], guide.shape[0])
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fit of :func:`guided_upsample` at chroma size: ``a`` and ``b`` (float32, the
+    shape of ``alpha``) such that ``a * luma + b`` at full size is the refined alpha before
+    it is cut to 0..1, the ramp folded in (``guide``: the full-size luma, uint8)."""
     small = cv2.resize(guide, (alpha.shape[1], alpha.shape[0]), interpolation=cv2.INTER_AREA)
     i = small.astype(np.float32)
     window = (2 * radius + 1, 2 * radius + 1)
@@ -137,16 +128,104 @@ def guided_upsample(
     low, high = EDGE_RAMP
     a = cv2.divide(cov, var + eps, scale=1.0 / (high - low))
     b = (mean_p - low) * (1.0 / (high - low)) - cv2.multiply(a, mean_i)
-    q = cv2.multiply(cv2.resize(a, full, interpolation=cv2.INTER_LINEAR), guide, dtype=cv2.CV_32F)
-    cv2.add(q, cv2.resize(b, full, interpolation=cv2.INTER_LINEAR), dst=q)
+    return a, b
+
+
+def refined(a: np.ndarray, b: np.ndarray, up: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    """The refined alpha at full size from the fit's ``a`` and ``b`` and the plain matte
+    ``up``, all three brought to the size of ``guide`` (the luma): ``a * guide + b`` cut to
+    0..1, and ``up`` kept where it is sure (within :data:`SURE` of 0 or 1)."""
+    q = cv2.multiply(a, guide, dtype=cv2.CV_32F)
+    cv2.add(q, b, dst=q)
     cv2.threshold(q, 1.0, 1.0, cv2.THRESH_TRUNC, dst=q)
     cv2.threshold(q, 0.0, 0.0, cv2.THRESH_TOZERO, dst=q)
     # Only the edge is refined: where the matte is sure (a small walker's body, whose colours
     # a window of this size cannot tell from the street's), it is kept as it was.
-    up = cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR)
-    sure = cv2.inRange(up, SURE, 1.0 - SURE) == 0
-    q[sure] = up[sure]
-    return q
+    sure = cv2.bitwise_not(cv2.inRange(up, SURE, 1.0 - SURE))
+    return cv2.copyTo(up, sure, q)
+
+
+def guided_upsample(
+    alpha: np.ndarray, guide: np.ndarray, radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS
+) -> np.ndarray:
+    """``alpha`` (chroma size, 0..1) brought to the size of ``guide`` (the full-size luma of
+    the same place, uint8) along the guide's own edges: a fast guided filter (He and Sun,
+    2015), then a smooth ramp (:data:`EDGE_RAMP`).
+
+    In each window of ``2 radius + 1`` chroma pixels the alpha is fitted as ``a * luma + b``
+    on a chroma-size copy of the luma (:func:`guided_coefficients`); ``a`` and ``b`` are
+    brought to full size and applied to the full-size luma (:func:`refined`), so the alpha's
+    edge falls where the luma's does, to the luma pixel, not the chroma pixel. Where the luma
+    is flat (spread under ``sqrt(eps)`` levels) ``a`` is about 0 and the alpha stays as it
+    was. The chroma-size matte's edge is a few pixels wide (the colours' estimate blurred,
+    then scaled up): the ramp (linear, folded into ``a`` and ``b``) makes it as steep as the
+    edge it follows, and leaves alphas between its ends (a strand of hair, a blurred hand)
+    partial. :class:`EdgeTiles` does the full-size part only where the matte is not sure."""
+    full = (guide.shape[1], guide.shape[0])
+    a, b = guided_coefficients(alpha, guide, radius, eps)
+    return refined(
+        cv2.resize(a, full, interpolation=cv2.INTER_LINEAR),
+        cv2.resize(b, full, interpolation=cv2.INTER_LINEAR),
+        cv2.resize(alpha, full, interpolation=cv2.INTER_LINEAR),
+        guide,
+    )
+
+
+class EdgeTiles:
+    """A box's chroma plane (``shape``) cut into square tiles of :data:`TILE` pixels (16 luma
+    pixels), the box padded to whole tiles by repeating its last row and column: full-size
+    work done on some tiles only (those the edge crosses), each gathered into one tall
+    array, so the cost is the tiles' and the calls are as few as for the whole box.
+
+    A tile's chroma values brought to full size (:meth:`enlarged`) are read with a one-pixel
+    halo, so they are exactly what enlarging the whole box would give there."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.rows, self.cols = -(-shape[0] // TILE), -(-shape[1] // TILE)
+        self.extra = (self.rows * TILE - shape[0], self.cols * TILE - shape[1])
+
+    def padded(self, plane: np.ndarray, scale: int = 1, halo: int = 0) -> np.ndarray:
+        """``plane`` (the box at chroma size, or at luma size with ``scale`` 2) padded to whole
+        tiles, and by ``halo`` pixels all round, its edge repeated."""
+        er, ec = self.extra[0] * scale, self.extra[1] * scale
+        if not (er or ec or halo):
+            return np.ascontiguousarray(plane)
+        return cv2.copyMakeBorder(plane, halo, halo + er, halo, halo + ec, cv2.BORDER_REPLICATE)
+
+    def per_tile(self, plane: np.ndarray) -> np.ndarray:
+        """The mean of a padded chroma-size ``plane`` (float32) over each tile: above 0 where
+        any of a non-negative plane is, under 1 where any of a plane at most 1 is."""
+        return cv2.resize(plane, (self.cols, self.rows), interpolation=cv2.INTER_AREA)
+
+    def gathered(self, padded: np.ndarray, which: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The tiles ``which`` (rows, columns) of a padded plane at chroma or luma size, one
+        under the other: ``(n * side, side)``."""
+        side = padded.shape[0] // self.rows
+        tiles = padded.reshape(self.rows, side, self.cols, side)[which[0], :, which[1], :]
+        return tiles.reshape(-1, side)
+
+    def scatter(
+        self, padded: np.ndarray, which: tuple[np.ndarray, np.ndarray], values: np.ndarray
+    ) -> None:
+        """The tiles ``which`` of a padded plane set to ``values`` (as :meth:`gathered`)."""
+        side = padded.shape[0] // self.rows
+        view = padded.reshape(self.rows, side, self.cols, side)
+        view[which[0], :, which[1], :] = values.reshape(-1, side, side)
+
+    def enlarged(self, haloed: np.ndarray, which: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The tiles ``which`` of a chroma-size plane (padded with a one-pixel halo) enlarged
+        to luma size (bilinear), one under the other: ``(n * 2 TILE, 2 TILE)``."""
+        side, n = TILE + 2, len(which[0])
+        windows = np.lib.stride_tricks.sliding_window_view(haloed, (side, side), axis=(0, 1))
+        stack = windows[::TILE, ::TILE][which[0], which[1]]  # (n, [channels,] side, side)
+        channels = haloed.shape[2:]
+        if channels:
+            stack = stack.transpose(0, 2, 3, 1)
+        stack = np.ascontiguousarray(stack).reshape(n * side, side, *channels)
+        big = cv2.resize(stack, (2 * side, 2 * n * side), interpolation=cv2.INTER_LINEAR)
+        core = big.reshape(n, 2 * side, 2 * side, *channels)[:, 2:-2, 2:-2]
+        return np.ascontiguousarray(core).reshape(n * 2 * TILE, 2 * TILE, *channels)
 
 
 class EdgeMatte:

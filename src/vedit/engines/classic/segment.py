@@ -97,7 +97,9 @@ class PersonSegmenter:
         radius = max(1, round(min(width, height) * feather / 2))  # applied at half size
         self._blur = 2 * radius + 1
         self._running: np.ndarray | None = None
-        self._carried = False  # the last mask was carried (alternate_half), not the model's
+        self._carried = 0  # masks carried in a row since the model last ran (alternate_half)
+        self._ran: np.ndarray | None = None  # the running mask as the model last left it
+        self._shift = [0.0, 0.0]  # the person's motion since then (model pixels)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -126,33 +128,39 @@ class PersonSegmenter:
             self._running = prob
         else:
             self._running = self._running + self.smoothing * (prob - self._running)
+        self._ran, self._shift = self._running, [0.0, 0.0]
         size = (self.width // 2, self.height // 2)
         return cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
 
     def alternate_half(
-        self, small: np.ndarray, matrix: str, moved: tuple[float, float] | None
+        self, small: np.ndarray, matrix: str, moved: tuple[float, float] | None, carry: int = 1
     ) -> np.ndarray:
         """The next frame's mask at half size: the model's (on ``small``, the frame as Y, Cb,
-        Cr at the model's size, in ``matrix``) on every other frame, and in between the last
-        one carried along ``moved`` (the person's motion since, model pixels); the model
-        runs wherever the motion is not known (None)."""
-        if self._carried or moved is None:
-            self._carried = False
+        Cr at the model's size, in ``matrix``) on every other frame — on every ``carry + 1``-th
+        (an editor asks for more while the person moves as one: :func:`rigid`) — and in
+        between the last one carried along ``moved`` (the person's motion since, model
+        pixels); the model runs wherever the motion is not known (None)."""
+        if self._carried >= carry or moved is None:
+            self._carried = 0
             return self.running_half(yuv_to_rgb(small, matrix))
-        self._carried = True
+        self._carried += 1
         return self.carried_half(*moved)
 
     def carried_half(self, dx: float, dy: float) -> np.ndarray:
         """The running mask moved by ``dx``, ``dy`` (pixels at the model's size: the person's
         motion since the last frame), at half size as :meth:`running_half` gives it: the mask
-        of a frame the model does not read."""
-        if self._running is None:
+        of a frame the model does not read. Frames carried in a row are moved from the
+        model's last mask by their motions' sum (one warp: no blur piles up)."""
+        if self._running is None or self._ran is None:
             raise RuntimeError("no mask to carry: run the model first")
-        if dx or dy:
-            shift = np.float32([[1, 0, dx], [0, 1, dy]])
-            size = (self._running.shape[1], self._running.shape[0])
+        self._shift[0] += dx
+        self._shift[1] += dy
+        sx, sy = self._shift
+        if sx or sy:
+            shift = np.float32([[1, 0, sx], [0, 1, sy]])
+            size = (self._ran.shape[1], self._ran.shape[0])
             self._running = cv2.warpAffine(
-                self._running, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                self._ran, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
         size = (self.width // 2, self.height // 2)
         return cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
@@ -187,12 +195,16 @@ class Motion:
     corners of the last frame outside its person mask (the camera's motion) and inside it
     (the person's own, camera included). One flow call for both."""
 
-    CORNERS = 150  # corners looked for outside the person
+    CORNERS = 80  # corners looked for outside the person (the median of 80 is as steady)
     PERSON_CORNERS = 60  # ... and inside
     MIN_POINTS = 8  # fewer corners tracked: the motion is not known
+    SPREAD_AT = 0.9  # the share of the person's corners whose stray the spread bounds
 
     def __init__(self) -> None:
         self._previous: np.ndarray | None = None
+        # How far the person's corners strayed from their common motion on the last call
+        # (model pixels; see __call__), None where it is not known.
+        self.spread: float | None = None
 
     def __call__(
         self, grey: np.ndarray, behind: np.ndarray
@@ -201,6 +213,7 @@ class Motion:
         ``grey`` (uint8), each None where it is not known; ``behind``: the last frame's
         "not the person" weight (0..1) at ``grey``'s size."""
         previous, self._previous = self._previous, grey
+        self.spread = None
         if previous is None or previous.shape != grey.shape:
             return None, None
         found = []
@@ -225,6 +238,11 @@ class Motion:
             else:
                 dx, dy = np.median(part[good], axis=0)
                 out.append((float(dx), float(dy)))
+        if out[1] is not None:
+            # The person moved as one (a walk, a slide) or in parts (a waving arm, a turn):
+            # how far their corners' own motion lies from the median, at SPREAD_AT of them.
+            person = flow[split:][ok[split:]] - np.float32(out[1])
+            self.spread = float(np.quantile(np.abs(person).max(axis=1), self.SPREAD_AT))
         return out[0], out[1]
 
 
@@ -234,3 +252,14 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     x, y = a > 0.5, b > 0.5
     union = int(np.count_nonzero(x | y))
     return int(np.count_nonzero(x & y)) / union if union else 0.0
+
+
+RIGID = 0.25  # model pixels (1.25 luma pixels of a 1280-wide frame): see rigid
+
+
+def rigid(spread: float | None) -> bool:
+    """Whether a person moved as one since the last frame (``spread``: :attr:`Motion.spread`):
+    their corners all moved within :data:`RIGID` of their common motion, so a mask of theirs
+    carried along it is as good as a new one (a slide, a walk seen whole; not a waving arm
+    or a turning head). Unknown motion is not rigid."""
+    return spread is not None and spread < RIGID
