@@ -25,8 +25,9 @@ from vedit.config import Settings
 from vedit.engines.base import EditJob
 from vedit.engines.classic import ClassicEngine
 from vedit.engines.plan import plan_edit
+from vedit.media.limits import MediaLimits
 from vedit.media.probe import load_image, probe_video
-from vedit.media.video import plan_output, render
+from vedit.media.video import OutputPolicy, plan_output, render
 
 
 def plain_transcode(
@@ -102,8 +103,8 @@ def main() -> None:
             audio=False,
             background=args.background,
         )
-    ref = load_image(make_image(tmp / "ref.jpg", kind="coffee"), s)
-    info = probe_video(src, s)
+    ref = load_image(make_image(tmp / "ref.jpg", kind="coffee"), MediaLimits.of(s))
+    info = probe_video(src, MediaLimits.of(s))
     plan = plan_edit(args.prompt)
     print(f"machine: {machine()}")
     print(
@@ -121,7 +122,12 @@ def main() -> None:
     print(f"clip: {what}; x264 preset {s.x264_preset}, crf {s.x264_crf}, {s.x264_params}")
     for tier in args.tiers.split(","):
         spec = plan_output(
-            info, resolution=tier, watermark=True, audio_setting="auto", settings=s, metadata={}
+            info,
+            resolution=tier,
+            watermark=True,
+            audio_setting="auto",
+            policy=OutputPolicy.of(s),
+            metadata={},
         )
         best_plain = best_edit = float("inf")
         for _ in range(args.repeat):
@@ -136,7 +142,7 @@ def main() -> None:
                 source=src,
             )  # fmt: skip
             prepared = ClassicEngine().prepare(job)
-            render(src, tmp / "edit.mp4", spec, prepared.editor, s)
+            render(src, tmp / "edit.mp4", spec, prepared.editor, OutputPolicy.of(s))
             best_edit = min(best_edit, time.perf_counter() - t)
         carried_out = prepared.outcome()
         print(f"{tier} plan carried out: {carried_out.operation}, because {carried_out.because}")

@@ -43,6 +43,7 @@ MEASURE = """
 import inspect, json, re, sys
 from pathlib import Path
 from vedit.config import Settings
+from vedit.media.limits import MediaLimits
 from vedit.media.probe import load_image
 
 def kib(field):
@@ -56,7 +57,7 @@ if "cover" in inspect.signature(load_image).parameters:
     kwargs["cover"] = reference_cover(width, height)
 Path("/proc/self/clear_refs").write_text("5")
 before = kib("VmRSS")
-rgb = load_image(path, Settings(), **kwargs)
+rgb = load_image(path, MediaLimits.of(Settings()), **kwargs)
 print(json.dumps({"shape": list(rgb.shape), "peak_mb": (kib("VmHWM") - before) / 1024}))
 """
 

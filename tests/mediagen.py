@@ -283,19 +283,20 @@ def edit_video(
     """``src`` through the real output stage at 720P, edited by ``editor_of(spec)``;
     returns the output spec."""
     from vedit.config import Settings
+    from vedit.media.limits import MediaLimits
     from vedit.media.probe import probe_video
-    from vedit.media.video import plan_output, render
+    from vedit.media.video import OutputPolicy, plan_output, render
 
-    s = Settings()
+    s, policy = Settings(), OutputPolicy.of(Settings())
     spec = plan_output(
-        probe_video(src, s),
+        probe_video(src, MediaLimits.of(s)),
         resolution="720P",
         watermark=watermark,
         audio_setting="auto",
-        settings=s,
+        policy=policy,
         metadata={},
     )
-    render(src, dest, spec, editor_of(spec), s)
+    render(src, dest, spec, editor_of(spec), policy)
     return spec
 
 

@@ -563,13 +563,14 @@ def edit(
     from vedit.engines.plan import plan_in_words, plan_warning
     from vedit.errors import VeditError
     from vedit.local_edit import edit_files
+    from vedit.media.limits import MediaLimits
     from vedit.media.local_files import LocalFileRefused, NeedsConversion, check_local
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
     settings = load_settings()
     for path, kind in ((video, "video"), (reference, "image")):
         try:  # a format the API refuses: what it is, what is taken, how to convert it
-            check_local(path, kind, settings)
+            check_local(path, kind, MediaLimits.of(settings))
         except NeedsConversion as exc:
             how = cli_client.how_to_convert(str(path), kind, option=None)
             typer.echo(f"vedit: {exc.message}: {how}", err=True)

@@ -212,6 +212,7 @@ def _local_media(
     against the media limits (exit 2 naming the file, the limit and the value seen), or with
     ``convert`` its conversion when its format is refused."""
     from vedit.client import is_url
+    from vedit.media.limits import MediaLimits
     from vedit.media.local_files import LocalFileRefused, NeedsConversion, check_local
 
     if is_url(value):
@@ -220,7 +221,7 @@ def _local_media(
     if not path.is_file():
         raise typer.BadParameter(f"{value!r} is neither an http(s) URL nor a file", param_hint=name)
     try:
-        check_local(path, kind, settings, label=f"{value} ({name})")
+        check_local(path, kind, MediaLimits.of(settings), label=f"{value} ({name})")
         return value
     except NeedsConversion as exc:
         if not convert:
@@ -229,7 +230,7 @@ def _local_media(
     except LocalFileRefused as exc:
         _refuse(exc.message)
     try:
-        check_local(made, kind, settings, label=f"{value} ({name}, converted)")
+        check_local(made, kind, MediaLimits.of(settings), label=f"{value} ({name}, converted)")
     except LocalFileRefused as exc:
         _refuse(exc.message)
     return str(made)
@@ -408,6 +409,7 @@ def convert(
         convert_image,
         convert_video,
     )
+    from vedit.media.limits import MediaLimits
     from vedit.media.local_files import LocalFileRefused, check_local
 
     suffix = dest.suffix.lower()
@@ -438,7 +440,7 @@ def convert(
     _say(f"wrote {dest}: {frames}{made.width}x{made.height}{sound} "
          f"({dest.stat().st_size:,} bytes)")  # fmt: skip
     try:
-        check_local(dest, kind, load_settings())
+        check_local(dest, kind, MediaLimits.of(load_settings()))
     except LocalFileRefused as exc:  # converted, but still outside a limit
         _say(f"vedit: note: the API will refuse it as it is: {exc.message}")
     typer.echo(dest)

@@ -30,6 +30,7 @@ from conftest import MODEL, VeditServer, body
 from hostile_media import bmp_rle_bomb, pillow_bomb, png_bomb, video_bomb
 from vedit.config import Settings
 from vedit.media.bounded import budget_bytes
+from vedit.media.limits import MediaLimits
 
 DASHSCOPE = "/api/v1/services/aigc/video-generation/video-synthesis"
 # What one upload in flight may hold outside the decode budget (docs/deploy.md): network
@@ -166,7 +167,7 @@ def test_bombs_of_every_format_stay_within_the_decode_budget(make_server, media_
     video_at = [i for i, f in enumerate(files * 2) if f == bombs["video"]]
     assert [c for i, c in enumerate(codes) if i not in video_at] == [200] * (16 - len(video_at))
     assert all(codes[i] == 400 for i in video_at)
-    bound = budget_bytes(Settings()) + 16 * PER_UPLOAD_BYTES
+    bound = budget_bytes(MediaLimits.of(Settings())) + 16 * PER_UPLOAD_BYTES
     assert grew <= bound, f"peak RSS grew by {grew / 2**20:.0f} MiB; bound {bound / 2**20:.0f}"
 
 

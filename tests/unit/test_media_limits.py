@@ -15,9 +15,10 @@ from vedit.errors import (
     MediaFrameRate,
     MediaResolution,
 )
+from vedit.media.limits import MediaLimits
 from vedit.media.probe import load_image, probe_video
 
-S = Settings()
+S = MediaLimits.of(Settings())
 
 
 def test_good_videos_are_measured(media_dir: Path) -> None:
@@ -51,9 +52,9 @@ def test_a_truncated_video_is_a_clear_failure(media_dir) -> None:
 
 def test_long_side_and_duration_limits_are_settings(media_dir) -> None:
     with pytest.raises(MediaResolution, match="long side must be at most 1000 px"):
-        probe_video(media_dir / "wide.mp4", Settings(video_max_long_side=1000))
+        probe_video(media_dir / "wide.mp4", MediaLimits.of(Settings(video_max_long_side=1000)))
     with pytest.raises(MediaDuration, match="within 3-4 s"):
-        probe_video(media_dir / "wide.mp4", Settings(video_max_duration_s=4))
+        probe_video(media_dir / "wide.mp4", MediaLimits.of(Settings(video_max_duration_s=4)))
 
 
 @pytest.mark.parametrize("name", ["astronaut.png", "coffee.jpg", "chelsea.webp", "coffee.bmp"])
@@ -86,7 +87,7 @@ def test_the_pixel_cap_stops_decompression_bombs(media_dir, tmp_path) -> None:
     with pytest.raises(MediaResolution, match=r"at most 36,000,000 pixels"):
         load_image(bomb, S)
     with pytest.raises(MediaResolution, match=r"512x512 \(262,144 pixels\); at most 100,000"):
-        load_image(media_dir / "astronaut.png", Settings(image_max_pixels=100_000))
+        load_image(media_dir / "astronaut.png", MediaLimits.of(Settings(image_max_pixels=100_000)))
 
 
 def test_real_street_footage_below_the_size_limit_is_refused(corpus) -> None:

@@ -19,10 +19,11 @@ from hostile_media import bmp_rle_bomb, pillow_bomb, png_bomb
 from vedit.config import Settings
 from vedit.engines.base import REFERENCE_COVER, REFERENCE_MIN_SIDE, reference_cover
 from vedit.errors import MediaCorrupt, MediaFormat
+from vedit.media.limits import MediaLimits
 from vedit.media.probe import load_image, reduction
 from vedit.media.video import output_size
 
-S = Settings()
+S = MediaLimits.of(Settings())
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
@@ -136,6 +137,7 @@ MEASURE = """
 import json, re, sys
 from pathlib import Path
 from vedit.config import Settings
+from vedit.media.limits import MediaLimits
 from vedit.media.probe import load_image
 
 def kib(field):
@@ -145,7 +147,7 @@ def kib(field):
 import cv2, PIL.WebPImagePlugin  # loaded before the count, as in a worker
 Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
 before = kib("VmRSS")
-rgb = load_image(Path(sys.argv[1]), Settings(), cover=(2880, 1620))
+rgb = load_image(Path(sys.argv[1]), MediaLimits.of(Settings()), cover=(2880, 1620))
 print(json.dumps({"shape": list(rgb.shape), "peak_mb": (kib("VmHWM") - before) / 1024}))
 """
 

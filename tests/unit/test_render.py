@@ -9,10 +9,11 @@ import numpy as np
 from mediagen import make_video, probe_output, read_frames
 from vedit.config import Settings
 from vedit.media.frames import YuvFrame
+from vedit.media.limits import MediaLimits
 from vedit.media.probe import probe_video
-from vedit.media.video import plan_output, render
+from vedit.media.video import OutputPolicy, plan_output, render
 
-S = Settings()
+S = OutputPolicy.of(Settings())
 
 
 class Invert:
@@ -37,11 +38,11 @@ class GreyOut:
 
 def _spec(src: Path):
     return plan_output(
-        probe_video(src, S),
+        probe_video(src, MediaLimits.of(Settings())),
         resolution="720P",
         watermark=False,
         audio_setting="origin",
-        settings=S,
+        policy=S,
         metadata={"comment": "test"},
     )
 

@@ -42,6 +42,7 @@ from vedit.errors import (
     UploadExists,
 )
 from vedit.media.bounded import DecodeBudget, budget_bytes
+from vedit.media.limits import MediaLimits
 from vedit.media.urls import escape_invisible
 from vedit.tasks.ids import new_request_id
 from vedit.uploads import intake, policy
@@ -110,7 +111,7 @@ def _budget(request: Request) -> DecodeBudget:
     state = request.app.state
     budget: DecodeBudget | None = getattr(state, "decode_budget", None)
     if budget is None:
-        budget = state.decode_budget = DecodeBudget(budget_bytes(services(request).settings))
+        budget = state.decode_budget = DecodeBudget(budget_bytes(MediaLimits.of(services(request).settings)))
     return budget
 
 

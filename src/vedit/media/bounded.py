@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from vedit.config import Settings
 from vedit.errors import MediaAspectRatio, MediaCorrupt, MediaResolution
+from vedit.media.limits import MediaLimits
 
 log = logging.getLogger("vedit.media")
 
@@ -154,10 +154,10 @@ def _bmp_header(head: bytes) -> ImageHeader | None:
     return ImageHeader("BMP", width, abs(height))
 
 
-def check_image_size(width: int, height: int, settings: Settings, label: str) -> None:
+def check_image_size(width: int, height: int, limits: MediaLimits, label: str) -> None:
     """Refuse a size outside the image limits (pixels, smallest side, aspect ratio), each
     named with the value seen."""
-    s = settings
+    s = limits
     if width <= 0 or height <= 0:
         raise MediaCorrupt(f"{label}: the image header declares a size of {width}x{height}")
     if width * height > s.image_max_pixels:
@@ -187,10 +187,10 @@ def decode_cost(header: ImageHeader, file_bytes: int) -> int:
     return COST_PER_PIXEL[header.format] * header.pixels + file_bytes
 
 
-def budget_bytes(settings: Settings) -> int:
+def budget_bytes(limits: MediaLimits) -> int:
     """What one image of the largest size allowed costs to verify (a WEBP of
     ``image_max_pixels``, ``image_max_bytes`` long): the decode budget of an API process."""
-    return max(COST_PER_PIXEL.values()) * settings.image_max_pixels + settings.image_max_bytes
+    return max(COST_PER_PIXEL.values()) * limits.image_max_pixels + limits.image_max_bytes
 
 
 def verify_image(path: Path, header: ImageHeader, label: str, received: str) -> None:
@@ -393,8 +393,8 @@ def return_large_frees() -> bool:
         return False
 
 
-def video_cost(settings: Settings) -> int:
+def video_cost(limits: MediaLimits) -> int:
     """Bytes a probe of an uploaded video may hold: PyAV opens it and decodes its first
     frame on one thread, refusing frames over ``video_max_long_side`` squared
     (``probe.probe_video``); about 4 bytes a pixel of that frame (measured: 2.8)."""
-    return 4 * settings.video_max_long_side**2
+    return 4 * limits.video_max_long_side**2

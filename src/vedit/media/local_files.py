@@ -15,8 +15,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from vedit.config import Settings
 from vedit.errors import TaskFailure
+from vedit.media.limits import MediaLimits
 
 SNIFF_BYTES = 64
 ACCEPTED = {"video": "MP4 or MOV (H.264 recommended)", "image": "JPEG, PNG, BMP or WEBP"}
@@ -68,7 +68,7 @@ def _a(words: str) -> str:
     return f"{'an' if vowel else 'a'} {words}"
 
 
-def check_local(path: Path, kind: str, settings: Settings, label: str | None = None) -> LocalMedia:
+def check_local(path: Path, kind: str, limits: MediaLimits, label: str | None = None) -> LocalMedia:
     """Check the local file ``path`` as the ``kind`` it must be (``video``, ``image``)
     against the media limits, from its headers only; raises :class:`LocalFileRefused` (or
     :class:`NeedsConversion`) saying what is wrong, with the limit and the value seen."""
@@ -99,19 +99,16 @@ def check_local(path: Path, kind: str, settings: Settings, label: str | None = N
             f"{label} is not {_a(kind)} vedit can read ({ACCEPTED[kind]}); it holds "
             f"{_received(path)}"
         )
-    size, limit = path.stat().st_size, _byte_limit(kind, settings)
+    size = path.stat().st_size
+    limit = limits.video_max_bytes if kind == "video" else limits.image_max_bytes
     if size > limit:
         raise LocalFileRefused(
             f"{label}: the file is {size:,} bytes; {_a(kind)} is at most {limit:,} bytes "
             f"({BYTE_SETTINGS[kind]})"
         )
     if kind == "video":
-        return _video(path, size, settings, label)
-    return _image(path, size, settings, label)
-
-
-def _byte_limit(kind: str, settings: Settings) -> int:
-    return settings.video_max_bytes if kind == "video" else settings.image_max_bytes
+        return _video(path, size, limits, label)
+    return _image(path, size, limits, label)
 
 
 def _received(path: Path) -> str:
@@ -146,7 +143,7 @@ def identify(path: Path, kind: str) -> str | None:
     return _a(f"{fmt} image")
 
 
-def _video(path: Path, size: int, s: Settings, label: str) -> LocalMedia:
+def _video(path: Path, size: int, s: MediaLimits, label: str) -> LocalMedia:
     import av
 
     from vedit.media.probe import VIDEO_FORMATS
@@ -189,7 +186,7 @@ def _video(path: Path, size: int, s: Settings, label: str) -> LocalMedia:
     return LocalMedia(path, "video", size, width, height, duration, fps)
 
 
-def _image(path: Path, size: int, s: Settings, label: str) -> LocalMedia:
+def _image(path: Path, size: int, s: MediaLimits, label: str) -> LocalMedia:
     from PIL import Image
 
     from vedit.media.probe import IMAGE_FORMATS
@@ -214,20 +211,10 @@ def _image(path: Path, size: int, s: Settings, label: str) -> LocalMedia:
             "image",
             _a(f"{fmt} image"),
         )
-    if width * height > s.image_max_pixels:
-        raise LocalFileRefused(
-            f"{label}: size is {width}x{height} ({width * height:,} pixels); at most "
-            f"{s.image_max_pixels:,} pixels are accepted"
-        )
-    if min(width, height) < s.image_min_side:
-        raise LocalFileRefused(
-            f"{label}: size is {width}x{height}; width and height must be at least "
-            f"{s.image_min_side} px"
-        )
-    ratio = max(width, height) / min(width, height)
-    if ratio > s.image_max_aspect + 1e-9:
-        raise LocalFileRefused(
-            f"{label}: aspect ratio is {width}:{height} ({ratio:.2f}:1); it must be within "
-            f"1:{s.image_max_aspect:g} to {s.image_max_aspect:g}:1"
-        )
+    from vedit.media.bounded import check_image_size  # the API's own limits, in its words
+
+    try:
+        check_image_size(width, height, s, label)
+    except TaskFailure as exc:
+        raise LocalFileRefused(exc.message) from None
     return LocalMedia(path, "image", size, width, height)

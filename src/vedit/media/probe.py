@@ -16,7 +16,6 @@ import av
 import numpy as np
 from PIL import ExifTags, Image
 
-from vedit.config import Settings
 from vedit.errors import (
     EngineFailed,
     MediaAspectRatio,
@@ -27,6 +26,7 @@ from vedit.errors import (
     MediaResolution,
 )
 from vedit.media.bounded import ImageHeader, check_image_size, read_header, verify_image
+from vedit.media.limits import MediaLimits
 
 log = logging.getLogger("vedit.media")
 
@@ -86,14 +86,14 @@ class VideoInfo:
     has_audio: bool
 
 
-def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)") -> VideoInfo:
+def probe_video(path: Path, limits: MediaLimits, label: str = "media[0] (video)") -> VideoInfo:
     """Check the video against the limits; returns what was measured.
 
     The limits are checked on what the container declares before a frame is decoded; then
     the first frame is decoded on one thread, and FFmpeg refuses any picture (while opening
     the file too) over ``video_max_long_side`` squared: a file declaring or holding a huge
     picture costs at most about 4 bytes a pixel of that bound (``media/bounded.py``)."""
-    bounded = {"threads": "1", "max_pixels": str(settings.video_max_long_side**2)}
+    bounded = {"threads": "1", "max_pixels": str(limits.video_max_long_side**2)}
     try:
         container = av.open(str(path), metadata_errors="ignore", options=bounded)
     except av.error.InvalidDataError:
@@ -125,7 +125,7 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
             duration = 0.0
         has_audio = bool(container.streams.audio)
         if width and height:  # declared: refused before a frame is decoded
-            check_video_limits(width, height, fps, duration, settings, label)
+            check_video_limits(width, height, fps, duration, limits, label)
         stream.codec_context.options = bounded
         try:
             frame = next(container.decode(stream), None)
@@ -138,16 +138,15 @@ def probe_video(path: Path, settings: Settings, label: str = "media[0] (video)")
         if frame is None:
             raise MediaCorrupt(f"{label}: the video stream has no decodable frame")
         width, height = width or frame.width, height or frame.height
-    check_video_limits(width, height, fps, duration, settings, label)
+    check_video_limits(width, height, fps, duration, limits, label)
     return VideoInfo(width, height, fps, duration, has_audio)
 
 
 def check_video_limits(
-    width: int, height: int, fps: float, duration: float, settings: Settings, label: str
+    width: int, height: int, fps: float, duration: float, s: MediaLimits, label: str
 ) -> None:
     """The size first (what a decode would cost), then the duration and the frame rate; raises
     the :class:`TaskFailure` of the first limit passed (also for local files: ``local_files.py``)."""
-    s = settings
     short, long = sorted((width, height))
     if short < s.video_min_short_side:
         raise MediaResolution(
@@ -190,7 +189,7 @@ STRIP_PIXELS = 1 << 20  # Pillow's picture is converted to RGB and reduced this 
 
 def load_image(
     path: Path,
-    settings: Settings,
+    limits: MediaLimits,
     label: str = "media[1] (reference_image)",
     cover: tuple[int, int] | None = None,
 ) -> np.ndarray:
@@ -204,7 +203,7 @@ def load_image(
     1 byte a pixel), each converted and reduced a strip at a time; a PNG (read through as a
     stream first) or a WEBP is decoded by OpenCV straight into one array of 3 bytes a pixel
     (4 for a WEBP with alpha), then reduced."""
-    s = settings
+    s = limits
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

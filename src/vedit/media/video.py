@@ -26,13 +26,25 @@ from typing import Any, Protocol
 import av
 import numpy as np
 
-from vedit.config import Settings
 from vedit.media.frames import MATRIX_TAGS, YuvFrame, matrix_for
 from vedit.media.probe import VideoInfo
 from vedit.media.watermark import Watermark
+from vedit.options import Options
 
 TIER_AREA = {"720P": 1280 * 720}
 TIER_SCALE = {"720P": Fraction(1), "1080P": Fraction(3, 2)}
+
+
+@dataclass(frozen=True)
+class OutputPolicy(Options):
+    """How much of the input is edited, at what rate, and libx264's settings (``VEDIT_*``)."""
+
+    output_max_duration_s: float
+    output_fps: int
+    x264_preset: str
+    x264_crf: int
+    x264_params: str
+    x264_threads: int
 
 
 class FrameEditor(Protocol):
@@ -90,19 +102,19 @@ def plan_output(
     resolution: str,
     watermark: bool,
     audio_setting: str,
-    settings: Settings,
+    policy: OutputPolicy,
     metadata: dict[str, str],
 ) -> OutputSpec:
     """The output for this input and these parameters."""
     width, height = output_size(info.width, info.height, resolution)
-    duration = min(info.duration_s, settings.output_max_duration_s)
-    frames = max(1, round(duration * settings.output_fps))
+    duration = min(info.duration_s, policy.output_max_duration_s)
+    frames = max(1, round(duration * policy.output_fps))
     # ``auto``: the engine makes no audio of its own, so the input's audio is kept too.
     keep_audio = info.has_audio and audio_setting in ("origin", "auto")
     return OutputSpec(
         width=width,
         height=height,
-        fps=settings.output_fps,
+        fps=policy.output_fps,
         frames=frames,
         watermark=watermark,
         keep_audio=keep_audio,
@@ -124,7 +136,7 @@ def render(
     dest: Path,
     spec: OutputSpec,
     edit: FrameEditor | None,
-    settings: Settings,
+    policy: OutputPolicy,
     on_progress: Callable[[float], None] = lambda _f: None,
 ) -> RenderStats:
     """Decode ``src``, edit each output frame with ``edit``, and write ``dest`` by the contract.
@@ -133,7 +145,7 @@ def render(
     (the partial file is removed).
     """
     try:
-        return _render(src, dest, spec, edit, settings, on_progress)
+        return _render(src, dest, spec, edit, policy, on_progress)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
@@ -144,7 +156,7 @@ def _render(
     dest: Path,
     spec: OutputSpec,
     edit: FrameEditor | None,
-    settings: Settings,
+    policy: OutputPolicy,
     on_progress: Callable[[float], None],
 ) -> RenderStats:
     mark = Watermark(spec.width, spec.height) if spec.watermark else None
@@ -165,10 +177,10 @@ def _render(
         cc.colorspace, cc.color_primaries, cc.color_trc = MATRIX_TAGS[matrix]
         sws_space = "ITU709" if matrix == "bt709" else "ITU601"
         v_out.options = {
-            "crf": str(settings.x264_crf),
-            "preset": settings.x264_preset,
-            "threads": str(settings.x264_threads),
-            **({"x264-params": settings.x264_params} if settings.x264_params else {}),
+            "crf": str(policy.x264_crf),
+            "preset": policy.x264_preset,
+            "threads": str(policy.x264_threads),
+            **({"x264-params": policy.x264_params} if policy.x264_params else {}),
         }
         a_in = inp.streams.audio[0] if spec.keep_audio and inp.streams.audio else None
         audio = _AudioTrack(a_in, out, spec.duration_s) if a_in is not None else None

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine as Database
 
 from vedit.config import Settings
 from vedit.db import make_engine
+from vedit.media.limits import MediaLimits
+from vedit.media.video import OutputPolicy
 from vedit.storage import Storage, open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
@@ -41,6 +43,8 @@ class Context:
     store: TaskStore
     uploads: UploadStore
     storage: Storage
+    limits: MediaLimits
+    output: OutputPolicy
     engine: Engine | RelayEngine | None = None  # a role that edits
     worker_id: str = ""  # a worker: the owner id its claims carry (runtime/janitor.py)
     stop: Any = field(default_factory=threading.Event)  # a threading or multiprocessing Event
@@ -76,6 +80,8 @@ def build_context(
         store=TaskStore(db),
         uploads=UploadStore(db),
         storage=open_storage(settings),
+        limits=MediaLimits.of(settings),
+        output=OutputPolicy.of(settings),
         engine=engine,
         worker_id=worker_id,
         stop=stop if stop is not None else threading.Event(),

@@ -115,7 +115,7 @@ def edit(task: Task, ctx: Context, lease: Lease, work_dir: Path) -> dict[str, An
     guarded = _Guarded(frames, engine.name)
     out = work_dir / "out.mp4"
     try:
-        stats = render(checked.video, out, spec, guarded, ctx.settings, on_progress=rendered)
+        stats = render(checked.video, out, spec, guarded, ctx.output, on_progress=rendered)
     except av.FFmpegError as exc:
         log.info("%s: FFmpeg stopped decoding: %s", checked.video_label, exc)
         raise MediaCorrupt(

@@ -90,13 +90,13 @@ def obtain_inputs(task: Task, ctx: Context, lease: Lease, work: Path) -> Checked
 
     # Validate against the media limits before any editing, and plan the output; the
     # reference images are decoded no larger than the output needs (engines/base.py).
-    info = probe_video(video_path, s, video_label)
+    info = probe_video(video_path, ctx.limits, video_label)
     spec = plan_output(
         info,
         resolution=task.resolution,
         watermark=task.watermark,
         audio_setting=task.audio_setting,
-        settings=s,
+        policy=ctx.output,
         metadata={
             "comment": f"AI-edited by {MODEL_NAME} (vedit, engine {ctx.editor.name}, "
             f"seed {task.seed})",
@@ -104,7 +104,7 @@ def obtain_inputs(task: Task, ctx: Context, lease: Lease, work: Path) -> Checked
         },
     )
     cover = reference_cover(spec.width, spec.height)
-    references = [load_image(path, s, label, cover) for label, path in image_paths]
+    references = [load_image(path, ctx.limits, label, cover) for label, path in image_paths]
     lease.progress(VALIDATED)
     return CheckedInputs(video_path, video_label, info, references, spec)
 

@@ -41,6 +41,7 @@ from vedit.media.bounded import (
     verify_image,
     video_cost,
 )
+from vedit.media.limits import MediaLimits
 from vedit.storage.base import Storage
 from vedit.uploads.models import Upload
 from vedit.uploads.store import KeyRevoked, QuotaFull, Reservation, UploadStore, new_upload_id
@@ -160,7 +161,7 @@ def inspect(path: Path, settings: Settings, label: str | None = None) -> Inspect
     size = path.stat().st_size
     if found.kind == "video":
         # The demuxer's index grows with the file: its size is counted with the frame's.
-        return Inspected(found, None, video_cost(settings) + size)
+        return Inspected(found, None, video_cost(MediaLimits.of(settings)) + size)
     header = read_header(path)
     if header is None:
         raise UploadRejected(
@@ -169,7 +170,7 @@ def inspect(path: Path, settings: Settings, label: str | None = None) -> Inspect
             media_code=MediaFormat.code,
         )
     try:
-        check_image_size(header.width, header.height, settings, label)
+        check_image_size(header.width, header.height, MediaLimits.of(settings), label)
     except TaskFailure as exc:
         raise _rejected(exc) from None
     return Inspected(found, header, decode_cost(header, size))
@@ -185,7 +186,7 @@ def verify(path: Path, inspected: Inspected, settings: Settings, label: str | No
     label = label or f"the uploaded file ({inspected.sniffed.kind})"
     try:
         if inspected.header is None:
-            probe_video(path, settings, label)
+            probe_video(path, MediaLimits.of(settings), label)
         else:
             verify_image(path, inspected.header, label, what_was_received(path))
     except TaskFailure as exc:
