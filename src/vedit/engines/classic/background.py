@@ -57,7 +57,6 @@ from vedit.media.frames import PlanesByMatrix, YuvFrame
 POSE_EVERY = 3  # the pose model costs ~14-25 ms a frame; its mask is carried between runs
 POSE_RIGID_EVERY = 12  # ... and while the person moves as one (segment.rigid), this seldom
 POSE_SETTLE = 8  # ... once this many runs in a row found them (the mask's smoothing settled)
-SELFIE_RIGID_CARRY = 3  # the selfie model's masks carried in a row while they do (else 1)
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
 STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts
@@ -174,11 +173,9 @@ class BackgroundEditor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The whole frame's selfie mask, and the person the pose and selfie models agree on;
         ``moved``: the person's motion since the last frame (model pixels), None: unknown."""
-        # The selfie model runs on every other frame (every SELFIE_RIGID_CARRY + 1-th while
-        # the person moves as one); in between its mask is carried along the person's motion
-        # (where that is known; else the model runs).
-        carry = SELFIE_RIGID_CARRY if rigid(self.motion.spread) else 1
-        selfie = self.segmenter.alternate_half(small, frame.matrix, moved, carry)
+        # The selfie model runs on every other frame; in between its mask is carried along
+        # the person's motion (where that is known; else the model runs).
+        selfie = self.segmenter.alternate_half(small, frame.matrix, moved)
         # 1. The pose model's run started on an earlier frame, taken now.
         if self.pose.pending:
             self._take_pose(*self.pose.result())

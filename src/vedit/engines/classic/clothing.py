@@ -54,7 +54,6 @@ from vedit.media.frames import PlanesByMatrix, YuvFrame
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
 POSE_RIGID_EVERY = 12  # ... and while the person moves as one (segment.rigid), this seldom
 POSE_SETTLE = 8  # ... once this many runs in a row placed the garment
-SELFIE_RIGID_CARRY = 3  # the selfie model's masks carried in a row while they do (else 1)
 SHADING = 0.85  # how much of the source's folds (luma off its light) the garment keeps
 LIGHT_BLUR = 0.12  # the source's light: its luma blurred over this share of the shoulder width
 LIGHT_RANGE = (0.45, 1.25)  # the most the light darkens or brightens the texture (times)
@@ -208,9 +207,7 @@ class ClothingEditor:
         grey = np.ascontiguousarray(small[..., 0])
         behind = self._behind if self._behind is not None else np.ones(grey.shape, np.float32)
         _, moved = self.motion(grey, behind)
-        still_shaped = rigid(self.motion.spread)  # the person moved as one since the last frame
-        carry = SELFIE_RIGID_CARRY if still_shaped else 1
-        outline = self.segmenter.alternate_half(small, frame.matrix, moved, carry)
+        outline = self.segmenter.alternate_half(small, frame.matrix, moved)
         # Where the garment is: worked out from the pose model's run, which runs on its own
         # thread from one pose frame to the next frame (waited for at once on the first).
         if self.pose.pending:
@@ -223,7 +220,7 @@ class ClothingEditor:
         # as one since the last (the garment carried along is then as good as a new one),
         # once POSE_SETTLE runs in a row placed the garment (the pose's mask has settled).
         self._since_pose += 1
-        self._rigid = self._rigid and still_shaped
+        self._rigid = self._rigid and rigid(self.motion.spread)
         seldom = self._rigid and self._settled >= POSE_SETTLE
         if self._since_pose >= (POSE_RIGID_EVERY if seldom else POSE_EVERY) or (
             self._target is None

@@ -241,7 +241,7 @@ class EdgeMatte:
         self._fix = np.zeros((*self.chroma_shape, 3), np.float32)  # the last frame's edge fixes
         self._grey: np.ndarray | None = None  # the last frame's luma at the models' size
         self._box: tuple[slice, slice] = (slice(0, 0), slice(0, 0))  # the last frame's box
-        self._edge: tuple[np.ndarray, np.ndarray] = (np.zeros(0, int), np.zeros(0, int))
+        self._edge = np.zeros(0, int)  # the last frame's edge pixels (flat chroma-plane indices)
 
     def reset(self) -> None:
         """Forget the last frame (one with no person: the next one starts afresh)."""
@@ -265,21 +265,23 @@ class EdgeMatte:
         alpha, edge, a, change = edge_matte(y, u, v, mask, self.band, doubt)
         rows = edge // mask.shape[1] + box[0].start
         cols = edge % mask.shape[1] + box[1].start
+        at = rows * self.chroma_shape[1] + cols  # flat indices into the whole chroma plane
         if self._grey is not None and self._grey.shape == grey.shape:
             moved = cv2.blur(cv2.absdiff(grey, self._grey), (3, 3))
             (sh, sw), (ch, cw) = grey.shape, self.chroma_shape
             here = moved[rows * sh // ch, cols * sw // cw].astype(np.float32)
             weight = np.clip(here / STILL_LEVELS, MATTE_SMOOTHING, 1.0)
-            last_a, last_fix = self._alpha[rows, cols], self._fix[rows, cols]
+            last_a, last_fix = self._alpha.ravel()[at], self._fix.reshape(-1, 3)[at]
             a = last_a + weight * (a - last_a)
             change = last_fix + weight[:, None] * (change - last_fix)
         alpha.ravel()[edge] = a
         # Remembered for the next frame: where the person was is theirs no longer.
         self._alpha[self._box] = 0.0
         self._alpha[box] = alpha
-        self._fix[self._edge] = 0.0
-        self._fix[rows, cols] = change
-        self._grey, self._box, self._edge = grey, box, (rows, cols)
+        fixes = self._fix.reshape(-1, 3)
+        fixes[self._edge] = 0.0
+        fixes[at] = change
+        self._grey, self._box, self._edge = grey, box, at
         fix = np.zeros((*alpha.shape, 3), np.int16)
         fix.reshape(-1, 3)[edge] = np.rint(change)
         return cv2.GaussianBlur(alpha, (3, 3), 0), fix

@@ -97,9 +97,7 @@ class PersonSegmenter:
         radius = max(1, round(min(width, height) * feather / 2))  # applied at half size
         self._blur = 2 * radius + 1
         self._running: np.ndarray | None = None
-        self._carried = 0  # masks carried in a row since the model last ran (alternate_half)
-        self._ran: np.ndarray | None = None  # the running mask as the model last left it
-        self._shift = [0.0, 0.0]  # the person's motion since then (model pixels)
+        self._carried = False  # the last mask was carried (alternate_half), not the model's
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -128,39 +126,33 @@ class PersonSegmenter:
             self._running = prob
         else:
             self._running = self._running + self.smoothing * (prob - self._running)
-        self._ran, self._shift = self._running, [0.0, 0.0]
         size = (self.width // 2, self.height // 2)
         return cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
 
     def alternate_half(
-        self, small: np.ndarray, matrix: str, moved: tuple[float, float] | None, carry: int = 1
+        self, small: np.ndarray, matrix: str, moved: tuple[float, float] | None
     ) -> np.ndarray:
         """The next frame's mask at half size: the model's (on ``small``, the frame as Y, Cb,
-        Cr at the model's size, in ``matrix``) on every other frame — on every ``carry + 1``-th
-        (an editor asks for more while the person moves as one: :func:`rigid`) — and in
-        between the last one carried along ``moved`` (the person's motion since, model
-        pixels); the model runs wherever the motion is not known (None)."""
-        if self._carried >= carry or moved is None:
-            self._carried = 0
+        Cr at the model's size, in ``matrix``) on every other frame, and in between the last
+        one carried along ``moved`` (the person's motion since, model pixels); the model
+        runs wherever the motion is not known (None)."""
+        if self._carried or moved is None:
+            self._carried = False
             return self.running_half(yuv_to_rgb(small, matrix))
-        self._carried += 1
+        self._carried = True
         return self.carried_half(*moved)
 
     def carried_half(self, dx: float, dy: float) -> np.ndarray:
         """The running mask moved by ``dx``, ``dy`` (pixels at the model's size: the person's
         motion since the last frame), at half size as :meth:`running_half` gives it: the mask
-        of a frame the model does not read. Frames carried in a row are moved from the
-        model's last mask by their motions' sum (one warp: no blur piles up)."""
-        if self._running is None or self._ran is None:
+        of a frame the model does not read."""
+        if self._running is None:
             raise RuntimeError("no mask to carry: run the model first")
-        self._shift[0] += dx
-        self._shift[1] += dy
-        sx, sy = self._shift
-        if sx or sy:
-            shift = np.float32([[1, 0, sx], [0, 1, sy]])
-            size = (self._ran.shape[1], self._ran.shape[0])
+        if dx or dy:
+            shift = np.float32([[1, 0, dx], [0, 1, dy]])
+            size = (self._running.shape[1], self._running.shape[0])
             self._running = cv2.warpAffine(
-                self._ran, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                self._running, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
         size = (self.width // 2, self.height // 2)
         return cv2.resize(self._running, size, interpolation=cv2.INTER_LINEAR)
