@@ -42,6 +42,8 @@ MAX_GAIN = 3.0  # the most the exposure normalisation stretches the frame's rang
 MID_GREY = 0.45  # where the normalisation puts the frame's mean luma (0..1)
 PAINTED_RESTORE = 0.5  # a painting goes half the way back to a dark or bright scene's brightness
 WORK_LINES = 256  # the network paints at this many lines (the short side), or fewer
+DETAIL_SCALE = 3.0  # "fine detail": what a Gaussian of this sigma (working-size pixels) removes
+DETAIL_FLOOR = 4.0  # levels of fine detail (local RMS) a painting may keep where the scene has none
 DODGE_FLOOR = 12  # levels added to a pencil's grey and its blurred negative (see contours)
 REFERENCE_STYLE = "reference"  # "in the style of the image": painted after the reference
 _LUMA = np.array([0.299, 0.587, 0.114])  # the weights of luma in R, G, B
@@ -62,24 +64,59 @@ class Painted:
     - ``scene_colour``: the share of the scene's own colours kept (0: the picture's palette)
     - ``grey``: drawn in grey (a pencil on paper)
     - ``paper``: the share of the paper's white that shows through (transparent pigment)
+    - ``soften``: the painting's finest strokes blurred away (a Gaussian's sigma, in pixels
+      at the working size; 0: none)
+    - ``detail``: the most fine detail the painting keeps, as a multiple of the scene's own
+      there (plus ``DETAIL_FLOOR`` levels; 0: not limited): strokes and ink that the network
+      adds over a flat wall, a sky or a blurred background move with the camera and are most
+      of a painting's change from frame to frame; its lines along the scene's edges stay
     """
 
     scene_colour: float
     grey: bool = False
     paper: float = 0.0
+    soften: float = 0.0
+    detail: float = 0.0
 
 
 PAINTED: dict[str, Painted] = {
     "watercolor": Painted(scene_colour=0.7, paper=0.25),
     "oil_painting": Painted(scene_colour=0.6),
-    "pencil_sketch": Painted(scene_colour=0.0, grey=True),
-    "cartoon": Painted(scene_colour=0.5),
+    "pencil_sketch": Painted(scene_colour=0.0, grey=True, soften=0.7, detail=0.7),
+    "cartoon": Painted(scene_colour=0.5, soften=0.7, detail=1.5),
     REFERENCE_STYLE: Painted(scene_colour=0.0),
 }
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _local_rms(grey: np.ndarray) -> np.ndarray:
+    """The fine detail around each pixel of ``grey`` (float32): the local RMS of what a
+    Gaussian of ``DETAIL_SCALE`` removes, over twice that."""
+    fine = cv2.subtract(grey, cv2.GaussianBlur(grey, (0, 0), DETAIL_SCALE))
+    return cv2.sqrt(cv2.GaussianBlur(cv2.multiply(fine, fine), (0, 0), 2 * DETAIL_SCALE))
+
+
+def _simplified(painted: np.ndarray, scene: np.ndarray, look: Painted) -> np.ndarray:
+    """``painted`` (RGB, of ``scene``) with its finest strokes softened (``look.soften``) and
+    its fine detail limited to ``look.detail`` times the scene's own plus ``DETAIL_FLOOR``."""
+    if look.soften > 0:
+        painted = cv2.GaussianBlur(painted, (0, 0), look.soften)
+    if look.detail <= 0:
+        return painted
+    colour = painted.astype(np.float32)
+    base = cv2.GaussianBlur(colour, (0, 0), DETAIL_SCALE)
+    fine = cv2.subtract(colour, base)
+    has = _local_rms(cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY))
+    allowed = _local_rms(cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32))
+    gain = cv2.divide(
+        allowed * np.float32(look.detail) + np.float32(DETAIL_FLOOR), cv2.max(has, 1e-3)
+    )
+    gain = np.minimum(gain, 1.0)
+    out = cv2.add(base, cv2.multiply(fine, cv2.merge([gain] * 3)))
+    return cv2.convertScaleAbs(out)  # rounded, saturated
 
 
 def working_size(width: int, height: int) -> tuple[int, int]:
@@ -121,7 +158,7 @@ class Painter:
         if self.style is None:
             own = self.network.style_of(rgb)
             self.style = blended_style(self.target, own, self.strength)
-        painted = self.network.paint(rgb, self.style)
+        painted = _simplified(self.network.paint(rgb, self.style), rgb, self.look)
         if self.faces is not None and self._full is not None:
             for face in self.faces(rgb):
                 self._paint_face(painted, face)
@@ -156,7 +193,8 @@ class Painter:
             max(4, round((x1 - x0) * across / 4) * 4),
             max(4, round((y1 - y0) * across / 4) * 4),
         )
-        fine = self.network.paint(cv2.LUT(crop.small_rgb(*size), curve), self.style)
+        scene = cv2.LUT(crop.small_rgb(*size), curve)
+        fine = _simplified(self.network.paint(scene, self.style), scene, self.look)
         fine = cv2.resize(fine, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         # A soft ellipse around the face (its box a little taller than wide: the chin, the hair).
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -189,7 +227,10 @@ class Painter:
         ``full``: the same frame at full size, as it came (where faces are painted from)."""
         self._full = None if full is None else (full, curve)
         try:
-            return self.coherence(frame)
+            out = self.coherence(frame)
+            if self.look.grey:  # the source's change carried with it is in colour
+                out = cv2.cvtColor(_luma(out), cv2.COLOR_GRAY2RGB)
+            return out
         finally:
             self._full = None
 
