@@ -7,13 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from vedit.api import views
-from vedit.api.deps import Services, authenticate, check_rate_limit, own_task, services
-from vedit.api.schemas import CreateRequest, CreateResponse, parse_create, truncate_prompt
-from vedit.errors import BodyTooLarge, TaskNotCancellable, TaskNotFound
+from vedit.api import tasks, views
+from vedit.api.deps import Services, authenticate, services
+from vedit.api.schemas import CreateResponse, parse_create
 from vedit.keys import KeyInfo
-from vedit.tasks.models import Task, TaskStatus, new_task_row
-from vedit.uploads.store import OSS_RESOLVE_HEADER
+from vedit.tasks.models import Task
 
 router = APIRouter(tags=["video generations (Anyfast dialect)"])
 
@@ -26,55 +24,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "The task store cannot take the task now; retry after Retry-After"},
 }
 CREATE_ERRORS = {k: _ERRORS[k] for k in (400, 401, 413, 429, 503)}
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body is {int(declared):,} bytes; at most {limit:,} are accepted")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body is over {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def oss_resolve(request: Request) -> bool:
-    """Whether the create asks for ``oss://`` media to be resolved (DashScope's header)."""
-    return request.headers.get(OSS_RESOLVE_HEADER, "").strip().lower() == "enable"
-
-
-def task_from_request(
-    req: CreateRequest, key: KeyInfo, svc: Services, *, oss_resolve: bool = False
-) -> dict[str, Any]:
-    """The new task's row; uploads its media name are checked to be this key's and kept
-    as long as the task (``oss_resolve``: the create sent X-DashScope-OssResourceResolve)."""
-    media = [{"type": m.type, "url": m.url} for m in req.input.media]
-    used = svc.uploads.check_media(
-        media,
-        key.id,
-        public_base_url=svc.settings.public_base_url,
-        storage=svc.storage,
-        oss_resolve=oss_resolve,
-    )
-    row = new_task_row(
-        key_id=key.id,
-        model=req.model,
-        prompt=truncate_prompt(req.input.prompt),
-        orig_prompt=req.input.prompt,
-        media=media,
-        resolution=req.parameters.resolution,
-        watermark=req.parameters.watermark,
-        seed=req.parameters.seed,
-        audio_setting=req.parameters.audio_setting,
-        ttl_s=svc.settings.task_ttl_s,
-    )
-    svc.uploads.keep_until(used, row["expires_at"])
-    return row
 
 
 @router.post(
@@ -97,12 +46,7 @@ def task_from_request(
 async def create_generation(request: Request) -> JSONResponse:
     # The key is checked inline rather than as a dependency: this is the hot path.
     key = await authenticate(request)
-    svc = services(request)
-    await check_rate_limit(svc, key)
-    body = await read_body(request, svc.settings.max_body_bytes)
-    row = task_from_request(parse_create(body), key, svc, oss_resolve=oss_resolve(request))
-    await svc.writer.add(row)
-    svc.dispatcher.submit(row["id"])
+    row = await tasks.create(request, key, parse_create)
     return JSONResponse(
         {
             "id": row["id"],
@@ -125,10 +69,7 @@ def get_generation(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
 ) -> dict[str, Any]:
     svc = services(request)
-    task = own_task(svc, key, task_id)
-    if task is None:
-        raise TaskNotFound(f"task {task_id} does not exist")
-    return query_body(task, svc)
+    return query_body(tasks.get(svc, key, task_id), svc)
 
 
 @router.post(
@@ -146,21 +87,7 @@ def cancel_generation(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
 ) -> dict[str, Any]:
     svc = services(request)
-    return query_body(cancel_task(task_id, key, svc), svc)
-
-
-def cancel_task(task_id: str, key: KeyInfo, svc: Services) -> Task:
-    """Cancel ``task_id`` for ``key`` (both dialects); the cancelled task."""
-    before = own_task(svc, key, task_id)
-    task = None if before is None else svc.store.cancel(task_id, key.id)
-    if before is None or task is None:
-        raise TaskNotFound(f"task {task_id} does not exist")
-    if before.status in TaskStatus.FINAL or task.status != TaskStatus.CANCELLED:
-        status = views.DASHSCOPE_STATUS[task.status]
-        raise TaskNotCancellable(
-            f"task {task_id} has already ended ({status}) and cannot be cancelled"
-        )
-    return task
+    return query_body(tasks.cancel(svc, key, task_id), svc)
 
 
 def query_body(task: Task, svc: Services) -> dict[str, Any]:

@@ -17,10 +17,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from vedit.api import views
-from vedit.api.anyfast import cancel_task, oss_resolve, read_body, task_from_request
-from vedit.api.deps import Services, authenticate, check_rate_limit, own_task, services
-from vedit.api.schemas import describe, parse_create
+from vedit.api import tasks, views
+from vedit.api.deps import Services, authenticate, services
+from vedit.api.schemas import CreateRequest, describe, parse_create
 from vedit.errors import AsyncRequired
 from vedit.keys import KeyInfo
 from vedit.tasks.ids import new_request_id
@@ -65,19 +64,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def create_synthesis(request: Request) -> JSONResponse:
     key = await authenticate(request)
-    svc = services(request)
     sent = request.headers.get("x-dashscope-async")
     if (sent or "").strip().lower() != "enable":
         got = "it is missing" if sent is None else f"got {describe(sent)}"
         raise AsyncRequired(
             f"this model is asynchronous only: send the header X-DashScope-Async: enable ({got})"
         )
-    await check_rate_limit(svc, key)
-    body = await read_body(request, svc.settings.max_body_bytes)
-    req = parse_create(body, dialect="dashscope")
-    row = task_from_request(req, key, svc, oss_resolve=oss_resolve(request))
-    await svc.writer.add(row)
-    svc.dispatcher.submit(row["id"])
+    row = await tasks.create(request, key, _parse)
     return JSONResponse(
         {
             "output": {"task_id": row["id"], "task_status": "PENDING"},
@@ -95,7 +88,7 @@ def get_task(
     task_id: str, request: Request, key: KeyInfo = Depends(authenticate)
 ) -> dict[str, Any]:
     svc = services(request)
-    task = own_task(svc, key, task_id)
+    task = tasks.find(svc, key, task_id)
     if task is None:
         return {
             "request_id": new_request_id(),
@@ -121,8 +114,12 @@ def get_task(
     },
 )
 def cancel(task_id: str, request: Request, key: KeyInfo = Depends(authenticate)) -> dict[str, Any]:
-    cancel_task(task_id, key, services(request))
+    tasks.cancel(services(request), key, task_id)
     return {"request_id": new_request_id()}
+
+
+def _parse(body: bytes) -> CreateRequest:
+    return parse_create(body, dialect="dashscope")
 
 
 def task_body(task: Task, svc: Services) -> dict[str, Any]:

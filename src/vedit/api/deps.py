@@ -23,8 +23,6 @@ from vedit.config import Settings
 from vedit.errors import RateLimited, RateLimitUnavailable, Unauthorized
 from vedit.keys import KeyInfo, hash_key, looks_like_key, verify_key
 from vedit.storage import Storage
-from vedit.tasks.ids import is_task_id
-from vedit.tasks.models import Task
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
@@ -158,12 +156,6 @@ async def authenticate(request: Request) -> KeyInfo:
     if info is None:
         raise Unauthorized("the API key is unknown or revoked")
     return info
-
-
-def own_task(svc: Services, key: KeyInfo, task_id: str) -> Task | None:
-    """The task ``task_id`` of ``key``; None when the id is malformed, unknown, expired or
-    another key's (the answer is the same, so nobody learns of other keys' tasks)."""
-    return svc.store.get(task_id, key.id) if is_task_id(task_id) else None
 
 
 async def check_rate_limit(svc: Services, key: KeyInfo) -> None:
