@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 from vedit.api.http_server import ConnectionBook, ConnectionLimits, client_address
+from vedit.api.wire import ANYFAST, error_headers
 
 LIMITS = ConnectionLimits(
     max_connections=3,
@@ -43,8 +44,8 @@ def test_the_book_refuses_past_the_per_client_cap_then_past_the_process_cap() ->
     book = ConnectionBook(LIMITS)
     assert book.admit("a") is None and book.admit("a") is None
     refusal = book.admit("a")
-    assert refusal is not None and refusal.http_status == 503
-    assert "per client" in refusal.message and refusal.headers == {"Retry-After": "1"}
+    assert refusal is not None and ANYFAST.render(refusal)[0] == 503
+    assert "per client" in refusal.message and error_headers(refusal) == {"Retry-After": "1"}
     assert book.admit("b") is None
     refusal = book.admit("c")
     assert refusal is not None and "the server holds 3" in refusal.message
@@ -58,9 +59,9 @@ def test_uploads_have_their_own_budget_within_the_connections() -> None:
     assert book.admit("a") is None and book.admit("b") is None
     assert book.admit_upload("a") is None and book.admit_upload("b") is None
     refusal = book.admit_upload("a")
-    assert refusal is not None and refusal.http_status == 503
+    assert refusal is not None and ANYFAST.render(refusal)[0] == 503
     assert "VEDIT_HTTP_MAX_UPLOAD_CONNECTIONS" in refusal.message
-    assert refusal.headers == {"Retry-After": "1"}
+    assert error_headers(refusal) == {"Retry-After": "1"}
     book.release_upload()
     assert book.admit_upload("a") is None and book.uploads == 2 and book.open == 2
 

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from vedit.api import tasks, views
 from vedit.api.deps import Services, authenticate, services
 from vedit.api.schemas import CreateResponse, parse_create
+from vedit.api.wire import AnyfastRoute
 from vedit.keys import KeyInfo
 from vedit.tasks.models import Task
 
-router = APIRouter(tags=["video generations (Anyfast dialect)"])
+router = APIRouter(tags=["video generations (Anyfast dialect)"], route_class=AnyfastRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad parameters: `{code, message, data: null}` naming the field"},

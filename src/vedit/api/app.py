@@ -29,6 +29,7 @@ from vedit.api import anyfast, dashscope, files, page, uploads
 from vedit.api.deps import RateLimiter, Services
 from vedit.api.metrics import Metrics
 from vedit.api.openapi import build_openapi
+from vedit.api.wire import dialect_of
 from vedit.api.writer import TaskWriter
 from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
@@ -49,13 +50,6 @@ from vedit.uploads.store import UploadStore
 log = logging.getLogger("vedit.api")
 DOCS_ASSETS = "/docs/assets"
 NOSNIFF = (b"x-content-type-options", b"nosniff")
-
-
-def error_response(request: Request | Scope, exc: VeditError) -> JSONResponse:
-    """The error body of the dialect the request was made in (``/api/v1/...``: DashScope's)."""
-    path = request.url.path if isinstance(request, Request) else request.get("path", "")
-    body = exc.body_for_path(path)
-    return JSONResponse(body, status_code=exc.http_status, headers=exc.headers)
 
 
 def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
@@ -98,7 +92,14 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = svc
-    routers = (anyfast.router, dashscope.router, files.router, uploads.router, page.router)
+    routers = (
+        anyfast.router,
+        dashscope.router,
+        files.router,
+        uploads.router,
+        uploads.dashscope_router,
+        page.router,
+    )
     for router in routers:
         _answer_head(router.routes)
         app.include_router(router)
@@ -106,33 +107,28 @@ def create_app(settings: Settings, dispatcher: Any = None) -> FastAPI:
 
     @app.exception_handler(VeditError)
     async def _vedit_error(request: Request, exc: VeditError) -> JSONResponse:
-        return error_response(request, exc)
+        return dialect_of(request.scope).answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "the request"
         message = escape_invisible(f"{where}: {err.get('msg', 'is not valid')}")
-        return error_response(request, InvalidRequest(message))
+        return dialect_of(request.scope).answer(InvalidRequest(message))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         where = escape_invisible(f"{request.method} {request.url.path}")[:300]
-        err: VeditError
+        status = None  # the error's own
         if exc.status_code == 404:
-            err = RouteNotFound(f"there is no {where}; see /docs for the routes")
+            err: VeditError = RouteNotFound(f"there is no {where}; see /docs for the routes")
         elif exc.status_code == 405:
-            allow = _allowed_methods(routes, request.url.path) or (exc.headers or {}).get(
-                "Allow", ""
-            )
-            err = MethodNotAllowed(f"{where} is not allowed; allowed: {allow}")
-            err.headers = {**(exc.headers or {}), "Allow": allow}
-            return error_response(request, err)
+            headers = exc.headers or {}
+            allow = _allowed_methods(routes, request.url.path) or headers.get("Allow", "")
+            err = MethodNotAllowed(f"{where} is not allowed; allowed: {allow}", allowed=allow)
         else:
-            err = VeditError(escape_invisible(str(exc.detail)))
-            err.http_status = exc.status_code  # type: ignore[misc]
-        err.headers = dict(exc.headers or {})
-        return error_response(request, err)
+            err, status = VeditError(escape_invisible(str(exc.detail))), exc.status_code
+        return dialect_of(request.scope).answer(err, status, exc.headers or {})
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, _exc: ClientDisconnect) -> Response:
@@ -308,7 +304,7 @@ class _Guard:
                 err = VeditError(
                     "the server failed to answer this request; the failure has been logged"
                 )
-                await error_response(scope, err)(scope, receive, tracked)
+                await dialect_of(scope).answer(err)(scope, receive, tracked)
         finally:
             self.metrics.observe(
                 scope["method"], scope.get("route"), status or 500, time.perf_counter() - start

@@ -6,8 +6,9 @@
   DashScope: "the task does not exist or its state is unknown");
 - ``POST /api/v1/tasks/{task_id}/cancel``.
 
-Errors are ``{code, message, request_id}`` (the app's handler picks this body for
-every path under ``/api/v1/``). The official ``dashscope`` SDK is a client of these.
+Errors are ``{code, message, request_id}``, with DashScope's codes (``api/wire.py``: its
+routes are :class:`~vedit.api.wire.DashScopeRoute`). The official ``dashscope`` SDK is a
+client of these.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from fastapi.responses import JSONResponse
 from vedit.api import tasks, views
 from vedit.api.deps import Services, authenticate, services
 from vedit.api.schemas import CreateRequest, describe, parse_create
+from vedit.api.wire import DashScopeRoute
 from vedit.errors import AsyncRequired
 from vedit.keys import KeyInfo
 from vedit.tasks.ids import new_request_id
 from vedit.tasks.models import Task
 
-router = APIRouter(tags=["video synthesis (DashScope dialect)"])
+router = APIRouter(tags=["video synthesis (DashScope dialect)"], route_class=DashScopeRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "`InvalidParameter`: a field, or the missing X-DashScope-Async header"},

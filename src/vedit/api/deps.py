@@ -104,7 +104,7 @@ class RateLimiter:
             raise RateLimitUnavailable(
                 "the rate limit cannot be counted now: the Redis of VEDIT_RATE_LIMIT_STORAGE "
                 f"does not answer ({type(exc.storage_error).__name__}); retry",
-                headers={"Retry-After": "1"},
+                retry_after_s=1,
             ) from None
 
 
@@ -181,5 +181,5 @@ async def check_rate_limit(svc: Services, key: KeyInfo) -> None:
     raise RateLimited(
         f"rate limit exceeded: {rate:g} creates per second (burst {burst}) for this key; "
         f"retry in {retry} s",
-        headers={"Retry-After": str(retry)},
+        retry_after_s=retry,
     )

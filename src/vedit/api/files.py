@@ -20,12 +20,13 @@ from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from vedit.api.deps import services
+from vedit.api.wire import AnyfastRoute
 from vedit.errors import InvalidRequest, RangeNotSatisfiable, SignatureInvalid
 from vedit.media.urls import escape_invisible
 from vedit.storage import Storage
 from vedit.storage.base import StoredFile
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], route_class=AnyfastRoute)
 
 
 _DOC = {
@@ -59,7 +60,7 @@ def range_past_the_end(range_header: str, size: int | str) -> RangeNotSatisfiabl
     return RangeNotSatisfiable(
         f"the Range header {_shown(range_header)} starts past the end of the file, which "
         f"is {size_text} bytes",
-        headers={"Content-Range": f"bytes */{size}"},
+        size=size,
     )
 
 

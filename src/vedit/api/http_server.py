@@ -4,7 +4,8 @@ Here: the listening sockets (opened before anything else starts, so that a port 
 use is reported at once), the per-process book of open connections, the protocol
 that holds every connection to the ``http_*`` settings, and ``run_server``, which
 ``vedit serve`` calls. Not here: routes, and the wording of error bodies
-(``errors.py`` owns both dialects' bodies; this module only picks one by path).
+(``api/wire.py`` owns both dialects' bodies; a request answered here, before it is
+routed, speaks its path's dialect).
 
 Each limit is enforced before the application sees the request:
 
@@ -66,6 +67,7 @@ from uvicorn.server import ServerState
 
 from vedit.api.multipart import FORM_ALLOWANCE
 from vedit.api.uploads import UPLOAD_PATHS
+from vedit.api.wire import dialect_of_path, error_headers
 from vedit.config import Settings
 from vedit.errors import (
     BodyTooLarge,
@@ -193,13 +195,13 @@ class ConnectionBook:
         if self.open >= self.limits.max_connections:
             refusal = TooManyConnections(
                 f"the server holds {self.open:,} open connections, its limit; retry later",
-                headers={"Retry-After": "1"},
+                retry_after_s=1,
             )
         elif per_client and held >= per_client:
             refusal = TooManyConnections(
                 f"this client address holds {held:,} open connections, the limit per client; "
                 "close one or retry later",
-                headers={"Retry-After": "1"},
+                retry_after_s=1,
             )
         else:
             self.open += 1
@@ -225,7 +227,7 @@ class ConnectionBook:
         refusal = TooManyConnections(
             f"the server holds {self.uploads:,} uploads at once, its limit for uploads "
             "(VEDIT_HTTP_MAX_UPLOAD_CONNECTIONS); retry later",
-            headers={"Retry-After": "1"},
+            retry_after_s=1,
         )
         self._note_refusal(client, refusal.message)
         return refusal
@@ -252,16 +254,17 @@ def error_response_bytes(
     error: VeditError, path: str, default_headers: list[tuple[bytes, bytes]]
 ) -> bytes:
     """A complete ``Connection: close`` response carrying ``error`` in the dialect of ``path``."""
-    body = json.dumps(error.body_for_path(path), ensure_ascii=False, separators=(",", ":")).encode()
+    status, content = dialect_of_path(path).render(error)
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
     headers = [
         *default_headers,
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
         NOSNIFF,
-        *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
+        *((name.lower().encode(), value.encode()) for name, value in error_headers(error).items()),
     ]
-    parts = [STATUS_LINE[error.http_status]]
+    parts = [STATUS_LINE[status]]
     for name, value in headers:
         parts += [name, b": ", value, b"\r\n"]
     parts += [b"\r\n", body]

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from vedit.api.schemas import CreateRequest, DashScopeCreateRequest
+from vedit.api.wire import dialect_of_path
 from vedit.config import Settings
 
 ERROR_BODIES = {
@@ -92,7 +93,7 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
             "description": "VEDIT_METRICS_TOKEN",
         }
     for path, operations in schema.get("paths", {}).items():
-        body = "DashScopeError" if path.startswith("/api/v1/") else "Error"
+        body = dialect_of_path(path).schema
         for op in operations.values():
             if path == "/metrics":
                 op["security"] = [{"metricsToken": []}] if metrics_token else []

@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from vedit.api.files import RangedFileResponse as FileResponse
+from vedit.api.wire import AnyfastRoute
 from vedit.errors import RouteNotFound
 from vedit.media.urls import escape_invisible
 
@@ -42,7 +43,7 @@ HEADERS = {
     "Cache-Control": "no-cache",  # revalidated (ETag) so an upgrade shows at once
 }
 
-router = APIRouter()
+router = APIRouter(route_class=AnyfastRoute)
 
 
 @router.get("/", include_in_schema=False)

@@ -35,12 +35,8 @@ from vedit import MODEL_NAME
 from vedit.api.deps import Services, authenticate, services
 from vedit.api.files import stored_response
 from vedit.api.multipart import ReceivedFile, receive_form
-from vedit.errors import (
-    BodyTooLarge,
-    InvalidRequest,
-    SignatureInvalid,
-    UploadExists,
-)
+from vedit.api.wire import AnyfastRoute, DashScopeRoute
+from vedit.errors import BodyTooLarge, InvalidRequest, SignatureInvalid, UploadExists
 from vedit.media.bounded import DecodeBudget, budget_bytes
 from vedit.media.limits import MediaLimits
 from vedit.media.urls import escape_invisible
@@ -50,7 +46,8 @@ from vedit.uploads.models import Upload
 from vedit.uploads.store import Reservation
 
 log = logging.getLogger("vedit.uploads")
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], route_class=AnyfastRoute)
+dashscope_router = APIRouter(tags=["uploads"], route_class=DashScopeRoute)  # DashScope's flow
 
 UPLOAD_PATHS = frozenset({"/v1/uploads", "/api/v1/uploads"})
 """Paths whose POSTs the HTTP server treats as uploads (``api/http_server.py``): a
@@ -227,7 +224,7 @@ def _sniffed_type(path: Path) -> str:
 # --- DashScope's flow ---------------------------------------------------------------
 
 
-@router.get(
+@dashscope_router.get(
     "/api/v1/uploads",
     summary="Get an upload policy (DashScope)",
     description="`action=getPolicy`: a policy for one upload session of this key, signed "
@@ -258,7 +255,7 @@ async def get_policy(
     return {"request_id": new_request_id(), "data": data}
 
 
-@router.post(
+@dashscope_router.post(
     "/api/v1/uploads",
     operation_id="uploadUnderPolicy",
     summary="Upload a file under a policy (DashScope's upload_host)",

@@ -92,7 +92,7 @@ def _why_not_stored(exc: Exception, row: dict[str, Any]) -> VeditError:
         log.warning("task %s not stored: the database is unavailable: %s", row.get("id"), exc)
         return StoreUnavailable(
             "the task could not be stored now: the database is busy or unavailable; retry",
-            headers={"Retry-After": "1"},
+            retry_after_s=1,
         )
     # The row alone fails: its data is what the database refuses (validation missed it).
     log.warning("task %s not stored: %s: %s", row.get("id"), type(exc).__name__, exc)
