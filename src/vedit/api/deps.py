@@ -19,6 +19,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import sessionmaker
 
+from vedit.api.metrics import Metrics
 from vedit.config import Settings
 from vedit.errors import RateLimited, RateLimitUnavailable, Unauthorized
 from vedit.keys import KeyInfo, hash_key, looks_like_key, verify_key
@@ -119,6 +120,7 @@ class Services:
     writer: Any  # TaskWriter
     keys: sessionmaker
     uploads: UploadStore
+    metrics: Metrics
     limiter: RateLimiter = field(default_factory=RateLimiter)
     _key_cache: dict[str, tuple[float, KeyInfo | None]] = field(default_factory=dict)
 

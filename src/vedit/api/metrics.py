@@ -93,6 +93,7 @@ class Metrics:
         workers: Callable[[], WorkerHealth] | None = None,
         celery: Callable[[], Any] | None = None,
     ) -> None:
+        self.workers, self.celery = workers, celery  # /healthz reads them too
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "vedit_http_request_seconds",
