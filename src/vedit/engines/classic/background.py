@@ -5,7 +5,10 @@ every other frame, its mask carried along the person's motion in between
 (``segment.Motion``: the optical flow of corners inside the person), and the
 pose model's body mask (``pose.py``) every ``POSE_EVERY`` frames, on a thread
 of its own (``pose.PoseAhead``: started on one frame, taken on the next), held
-in between and carried along the person's motion too. A person is where both see one (their
+in between and carried along the person's motion too; every ``POSE_RIGID_EVERY``
+frames while the person moves as one (``segment.rigid``: a slide, a walk seen
+whole, where the carried mask is as good as a new one) once its mask has settled
+(``POSE_SETTLE`` runs in a row found them). A person is where both see one (their
 masks overlap by ``MIN_AGREEMENT``): the pose model alone also finds one in a
 cat's face or a cup going by, the selfie model in half a cup. Each finds
 parts of a person that the other misses; the selfie mask counts only near the
@@ -14,7 +17,9 @@ from the colours (``matte.py``: no band of the old background around the
 person) and refined at full size along the luma's edges (the chroma planes
 follow it; the edge's colour fixes count only where the person is partly
 there), and the planes are blended with it: the person from the source, the
-rest from the reference. The last frame's alpha stays readable
+rest from the reference. The full-size work is done only in the tiles the edge
+crosses (``matte.EdgeTiles``); elsewhere in the person's box the luma is the
+person's or the scene's as it stands. The last frame's alpha stays readable
 (``last_alpha``) for the measures (``tests/measures.py``, ``bench/matte_error.py``).
 Where no person is found (they left the shot), the selfie mask
 still counts where they were last seen for ``LOST_HOLD`` pose runs (a brief
@@ -35,9 +40,10 @@ frame); the seed changes nothing.
 
 Cost, a 720p frame of the person scene on 2 shared cores (issue 20's speed
 measure, ``BENCHMARKS.md``): the pose model ~14 ms every third frame (off the
-main thread), the selfie model ~2-4 ms every other frame, the motion ~1.5 ms,
-the edge matte ~3.5 ms, its refinement at full size ~1.8 ms, the light wrap
-~1.5 ms (it blurred the scene's box on every frame: ~5 ms), the blend ~2 ms.
+main thread; every twelfth while she slides across the room), the selfie model
+~2-4 ms every other frame, the motion ~1.5 ms, the edge matte ~3.5 ms, the
+refinement, the light wrap and the blend in the edge's tiles ~3 ms (over the
+whole box: ~6 ms).
 """
 
 from __future__ import annotations

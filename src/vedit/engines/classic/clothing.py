@@ -23,10 +23,12 @@ second garment at the neckline (a white shirt under a dark jacket: ``shirt_front
 as it is, as under a new jacket. A hand is kept out of the garment only where it is
 skin-coloured (the pose model guesses hands it cannot see), and a skeleton the pose model
 lays across the picture is not dressed. The pose model runs on every third
-frame, on a thread of its own (``pose.PoseAhead``: started on one frame, its
-result taken on the next); the garment mask, the pose's body mask and the
-texture's pins are carried along the person's motion in between
-(``segment.Motion``) and the mask smoothed over time. The selfie model runs on
+frame (every twelfth while the person moves as one, ``segment.rigid``, once it
+has placed the garment on ``POSE_SETTLE`` runs in a row), on a thread of its own
+(``pose.PoseAhead``: started on one frame, its result taken on the next); the
+garment mask, the pose's body mask and the texture's pins are carried along the
+person's motion in between (``segment.Motion``; the masks from the run's own,
+in one warp) and the mask smoothed over time. The selfie model runs on
 every other frame, its mask carried the same way in between. The source's
 light (its luma blurred over ``LIGHT_BLUR`` of the shoulder width) is worked
 out at a quarter of the size or less (:func:`_blurred`: ~0.3 ms a 720p frame

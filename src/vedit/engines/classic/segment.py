@@ -14,7 +14,10 @@ The model costs ~4 ms a 720p frame; an editor may run it on every other frame
 and, in between, carry the last mask along the person's own motion
 (:class:`Motion`: the median optical flow of corners inside the person, at the
 model's size; :meth:`PersonSegmenter.carried_half`). Where that motion is not
-known (too few corners, a first frame) the model runs.
+known (too few corners, a first frame) the model runs. :class:`Motion` also says
+how far the person's corners strayed from their common motion (``spread``): where
+they all moved as one (:func:`rigid`: a slide, a walk seen whole), a mask carried
+along it is as good as a new one, and an editor may run the pose model less often.
 """
 
 from __future__ import annotations
