@@ -99,6 +99,10 @@ class ClothingEditor:
         tally: PersonTally | None = None,
     ) -> None:
         self.width, self.height = width, height
+        # The garment itself where the reference shows someone wearing it (garment.py): cut
+        # first, so that the models it reads the reference with are gone (their memory free
+        # for the editor's own) before the editor's are loaded.
+        self.garment_source = reference_garment(reference, models_dir=models_dir)
         self.pose_size = working_size(width, height)
         self.tracker = PoseTracker(*self.pose_size, models_dir=models_dir)
         self.pose = PoseAhead(self.tracker)  # the pose model on its own thread
@@ -108,8 +112,6 @@ class ClothingEditor:
             width, height, models_dir=models_dir, smoothing=SELFIE_SMOOTHING, threads=THREADS
         )
         self.tally = tally if tally is not None else PersonTally()
-        # The garment itself where the reference shows someone wearing it (garment.py).
-        self.garment_source = reference_garment(reference, models_dir=models_dir)
         # Lit by the video's light, not the photo's: a garment cut from a person wearing it
         # loses their folds too (the video's person has their own).
         blur = DELIGHT_WORN if self.garment_source.worn else DELIGHT
