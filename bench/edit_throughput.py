@@ -25,9 +25,9 @@ from vedit.config import Settings
 from vedit.engines.base import EditJob
 from vedit.engines.classic import ClassicEngine
 from vedit.engines.plan import plan_edit
-from vedit.media.limits import MediaLimits
+from vedit.media.limits import MediaLimits, OutputPolicy
 from vedit.media.probe import load_image, probe_video
-from vedit.media.video import OutputPolicy, plan_output, render
+from vedit.media.video import plan_output, render
 
 
 def plain_transcode(

@@ -283,9 +283,9 @@ def edit_video(
     """``src`` through the real output stage at 720P, edited by ``editor_of(spec)``;
     returns the output spec."""
     from vedit.config import Settings
-    from vedit.media.limits import MediaLimits
+    from vedit.media.limits import MediaLimits, OutputPolicy
     from vedit.media.probe import probe_video
-    from vedit.media.video import OutputPolicy, plan_output, render
+    from vedit.media.video import plan_output, render
 
     s, policy = Settings(), OutputPolicy.of(Settings())
     spec = plan_output(

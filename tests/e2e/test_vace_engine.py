@@ -294,8 +294,8 @@ def test_engine_vace_is_imported_only_when_chosen() -> None:
     code = (
         "import sys, vedit.runtime.run, vedit.engines.clip, vedit.engines.base\n"
         "from vedit.config import Settings\n"
-        "from vedit.engines.base import get_engine\n"
-        "get_engine(Settings())\n"
+        "from vedit.engines import load_engine\n"
+        "load_engine('classic', Settings())\n"
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

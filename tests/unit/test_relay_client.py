@@ -32,7 +32,7 @@ def test_the_upstreams_code_and_message() -> None:
 
 def test_the_relay_needs_an_upstream_key() -> None:
     with pytest.raises(ValueError, match="VEDIT_UPSTREAM_API_KEY"):
-        RelayEngine(Settings(engine="dashscope"))
+        RelayEngine(RelayEngine.Options.of(Settings(engine="dashscope")))
 
 
 def test_the_key_is_a_secret_in_settings() -> None:

@@ -9,9 +9,9 @@ import numpy as np
 from mediagen import make_video, probe_output, read_frames
 from vedit.config import Settings
 from vedit.media.frames import YuvFrame
-from vedit.media.limits import MediaLimits
+from vedit.media.limits import MediaLimits, OutputPolicy
 from vedit.media.probe import probe_video
-from vedit.media.video import OutputPolicy, plan_output, render
+from vedit.media.video import plan_output, render
 
 S = OutputPolicy.of(Settings())
 

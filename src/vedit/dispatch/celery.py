@@ -384,10 +384,10 @@ def run_worker(settings: Settings) -> int:
 
     # 1. The engine loads here first, or the command says why (as the local workers do).
     try:
-        from vedit.engines.base import get_engine
+        from vedit.engines import load_engine
         from vedit.runtime.run import run_task  # noqa: F401  (PyAV and NumPy, shared by the forks)
 
-        get_engine(settings)
+        load_engine(settings.engine, settings)
     except EngineUnavailable as exc:  # says why, in one line
         raise WorkersCannotStart(str(exc)) from None
     except Exception as exc:

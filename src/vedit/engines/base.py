@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from vedit.config import Settings
 from vedit.engines.plan import EditPlan, carried_out
-from vedit.errors import EngineUnavailable
 from vedit.media.frames import YuvFrame
 from vedit.media.video import FrameEditor
 
 if TYPE_CHECKING:
-    from vedit.engines.relay import RelayEngine
+    pass
 
 
 REFERENCE_COVER = 1.5
@@ -161,25 +159,3 @@ class Engine(Protocol):
         """Everything done once per task (reference analysis, models, a look at the clip);
         returns the edit and the plan it carries out."""
         ...
-
-
-def get_engine(settings: Settings) -> Engine | RelayEngine:
-    """The engine named by ``VEDIT_ENGINE``: ``classic`` (frames on this machine, models
-    from ``VEDIT_MODELS_DIR`` or the mediapipe wheel), ``vace`` (Wan2.1 VACE from
-    ``VEDIT_VACE_MODEL_DIR``, torch and diffusers from the ``vace`` extra) or ``dashscope``
-    (the relay)."""
-    if settings.engine == "classic":
-        from vedit.engines.classic import ClassicEngine
-
-        return ClassicEngine(settings.models_dir)
-    if settings.engine == "vace":
-        from vedit.engines.vace import VaceEngine
-
-        return VaceEngine(settings)
-    if settings.engine == "dashscope":
-        from vedit.engines.relay import RelayEngine
-
-        return RelayEngine(settings)
-    raise EngineUnavailable(
-        f"VEDIT_ENGINE is {settings.engine!r}; it must be classic, vace or dashscope"
-    )

@@ -38,10 +38,11 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from vedit import MODEL_NAME
-from vedit.config import Settings
 from vedit.errors import TaskAborted, TaskFailure
+from vedit.options import Options
 
 log = logging.getLogger("vedit.relay")
 
@@ -91,14 +92,25 @@ Wait = Callable[[float], Awaitable[None]]
 MAX_CONNECTIONS = 16
 
 
+@dataclass(frozen=True)
+class RelayOptions(Options):
+    """The upstream and the pace of following it (the ``VEDIT_UPSTREAM_*`` settings)."""
+
+    upstream_base_url: str
+    upstream_api_key: SecretStr
+    upstream_poll_s: float
+    upstream_poll_max_s: float
+    upstream_deadline_s: float
+
+
 class Upstream:
     """An asynchronous HTTP client for a DashScope-compatible API, with retries on what is
     temporary. One serves every task a worker process follows."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.base = settings.upstream_base_url.rstrip("/")
+    def __init__(self, options: RelayOptions) -> None:
+        self.base = options.upstream_base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc
-        key = settings.upstream_api_key.get_secret_value()
+        key = options.upstream_api_key.get_secret_value()
         self.http = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
             # A call waits for a free connection as long as it takes (pool=None): many
@@ -208,11 +220,13 @@ class RelayEngine:
     kind = "relay"
     operations: frozenset[str] = frozenset()
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.upstream_api_key.get_secret_value():
+    Options = RelayOptions
+
+    def __init__(self, options: RelayOptions) -> None:
+        if not options.upstream_api_key.get_secret_value():
             raise ValueError("engine dashscope needs VEDIT_UPSTREAM_API_KEY")
-        self.settings = settings
-        self.upstream = Upstream(settings)
+        self.options = options
+        self.upstream = Upstream(options)
 
     def why_not(self, operation: str) -> str:
         return "engine dashscope relays the prompt to the upstream model as it is"
@@ -232,7 +246,7 @@ class RelayEngine:
         says whether the client cancelled (then the upstream task is cancelled too; a
         worker that merely stops leaves it running, to be resumed). Returns the id.
         """
-        s = self.settings
+        s = self.options
         deadline = time.monotonic() + s.upstream_deadline_s
         upstream_id = job.upstream_task_id
         if upstream_id is None:
@@ -262,7 +276,7 @@ class RelayEngine:
     async def _follow(
         self, upstream_id: str, pace: Pace, copy: Copy, dest: Path, deadline: float
     ) -> None:
-        s = self.settings
+        s = self.options
         interval = s.upstream_poll_s
         expired_links = 0
         pace.progress(15)  # the upstream's state as progress: 15 pending there, 50 running

@@ -1,5 +1,7 @@
-"""The media limits of CONTRACT.md §4, as the ``VEDIT_VIDEO_*`` and ``VEDIT_IMAGE_*``
-settings set them: what the intake, the probe and the local-file checks compare with."""
+"""The media limits of CONTRACT.md §4 (the ``VEDIT_VIDEO_*`` and ``VEDIT_IMAGE_*``
+settings: what the intake, the probe and the local-file checks compare with) and the
+output policy (the ``VEDIT_OUTPUT_*`` and ``VEDIT_X264_*`` settings: the output stage's).
+No import here loads the media stack: a server process takes these without PyAV."""
 
 from __future__ import annotations
 
@@ -21,3 +23,15 @@ class MediaLimits(Options):
     image_max_pixels: int
     image_min_side: int
     image_max_aspect: float
+
+
+@dataclass(frozen=True)
+class OutputPolicy(Options):
+    """How much of the input is edited, at what rate, and libx264's settings."""
+
+    output_max_duration_s: float
+    output_fps: int
+    x264_preset: str
+    x264_crf: int
+    x264_params: str
+    x264_threads: int

@@ -27,24 +27,12 @@ import av
 import numpy as np
 
 from vedit.media.frames import MATRIX_TAGS, YuvFrame, matrix_for
+from vedit.media.limits import OutputPolicy
 from vedit.media.probe import VideoInfo
 from vedit.media.watermark import Watermark
-from vedit.options import Options
 
 TIER_AREA = {"720P": 1280 * 720}
 TIER_SCALE = {"720P": Fraction(1), "1080P": Fraction(3, 2)}
-
-
-@dataclass(frozen=True)
-class OutputPolicy(Options):
-    """How much of the input is edited, at what rate, and libx264's settings (``VEDIT_*``)."""
-
-    output_max_duration_s: float
-    output_fps: int
-    x264_preset: str
-    x264_crf: int
-    x264_params: str
-    x264_threads: int
 
 
 class FrameEditor(Protocol):

@@ -16,8 +16,7 @@ from sqlalchemy.engine import Engine as Database
 
 from vedit.config import Settings
 from vedit.db import make_engine
-from vedit.media.limits import MediaLimits
-from vedit.media.video import OutputPolicy
+from vedit.media.limits import MediaLimits, OutputPolicy
 from vedit.storage import Storage, open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
@@ -69,9 +68,9 @@ def build_context(
     :class:`~vedit.errors.EngineUnavailable` or an import error: the process says why)."""
     engine = None
     if role in EDITING_ROLES:
-        from vedit.engines.base import get_engine
+        from vedit.engines import load_engine
 
-        engine = get_engine(settings)
+        engine = load_engine(settings.engine, settings)
     db = make_engine(settings.resolved_database_url)
     return Context(
         settings=settings,

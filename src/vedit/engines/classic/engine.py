@@ -40,6 +40,7 @@ from vedit.engines.classic.styles import StyleEditor
 from vedit.engines.plan import person_checked
 from vedit.media.frames import YuvFrame
 from vedit.media.video import sample_frames
+from vedit.options import Options
 
 log = logging.getLogger("vedit.engines.classic")
 
@@ -52,6 +53,13 @@ PERSON_SAMPLES = 8  # frames sampled from the clip (one in each eighth of the ed
 PERSON_SAMPLES_NEEDED = 2  # sampled frames with a person that settle it: the edit runs
 
 
+@dataclass(frozen=True)
+class ClassicOptions(Options):
+    """Where the person models are (``VEDIT_MODELS_DIR``; None: the mediapipe wheel's)."""
+
+    models_dir: Path | None = None
+
+
 class ClassicEngine:
     """The reference's look (luma histogram matching, chroma Monge-Kantorovich transfer),
     whole-frame styles tinted by the reference, and — where the person models are
@@ -60,8 +68,10 @@ class ClassicEngine:
     name = "classic"
     kind = "frame"
 
-    def __init__(self, models_dir: Path | None = None) -> None:
-        self.missing = missing_person_models(models_dir)
+    Options = ClassicOptions
+
+    def __init__(self, options: ClassicOptions = ClassicOptions()) -> None:
+        self.missing = missing_person_models(options.models_dir)
         if self.missing:
             log.warning(
                 "engine classic: background and clothing edits need the person models, and "

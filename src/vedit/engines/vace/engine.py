@@ -17,9 +17,10 @@ import logging
 import math
 import re
 from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from vedit.config import Settings
 from vedit.engines.base import EditJob, PersonTally, PreparedClip, PreparedEdit
 from vedit.engines.classic.engine import (
     PERSON_OPERATIONS,
@@ -36,11 +37,30 @@ from vedit.engines.vace.weights import check_model_dir
 from vedit.engines.vace.windows import check_window
 from vedit.errors import EngineUnavailable
 from vedit.media.video import sample_frames
+from vedit.options import Options
 
 log = logging.getLogger("vedit.engines.vace")
 
 AREAS = {"480p": 832 * 480, "720p": 1280 * 720}  # Wan2.1's own sizes
 SIDE = 16  # the pipeline's sides are multiples of this (autoencoder 8 x patch 2)
+
+
+@dataclass(frozen=True)
+class VaceOptions(Options):
+    """The model's folder, device and sampling (the ``VEDIT_VACE_*`` settings) and the
+    person models' folder (``VEDIT_MODELS_DIR``)."""
+
+    models_dir: Path | None
+    vace_model_dir: Path | None
+    vace_device: str
+    vace_dtype: str
+    vace_offload: str
+    vace_size: str
+    vace_window: int
+    vace_overlap: int
+    vace_steps: int
+    vace_guidance: float
+    vace_flow_shift: float | None
 
 
 class VaceEngine:
@@ -50,24 +70,26 @@ class VaceEngine:
     name = "vace"
     kind = "clip"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    Options = VaceOptions
+
+    def __init__(self, options: VaceOptions) -> None:
+        self.options = options
         try:
-            self.folder = check_model_dir(settings.vace_model_dir)
-            check_window(settings.vace_window, settings.vace_overlap)
-            self.area = working_area(settings.vace_size)
+            self.folder = check_model_dir(options.vace_model_dir)
+            check_window(options.vace_window, options.vace_overlap)
+            self.area = working_area(options.vace_size)
         except ValueError as exc:  # the folder's, the window's, the size's: they say which
             raise EngineUnavailable(str(exc)) from None
         from vedit.engines.vace import pipeline  # EngineUnavailable without the vace extra
 
         try:
-            self.device = pipeline.pick_device(settings.vace_device)
+            self.device = pipeline.pick_device(options.vace_device)
         except RuntimeError as exc:
             raise EngineUnavailable(str(exc)) from None
-        self.dtype = pipeline.pick_dtype(settings.vace_dtype, self.device)
-        self.offload = settings.vace_offload
+        self.dtype = pipeline.pick_dtype(options.vace_dtype, self.device)
+        self.offload = options.vace_offload
         if self.device == "cpu":
-            if not settings.vace_device:
+            if not options.vace_device:
                 log.warning(
                     "engine vace: torch sees no GPU, so the model runs on the CPU (hours "
                     "per task with real weights); VEDIT_VACE_DEVICE=cpu says it is meant"
@@ -77,7 +99,7 @@ class VaceEngine:
                     "engine vace: VEDIT_VACE_OFFLOAD=%s means nothing on the CPU", self.offload
                 )
                 self.offload = "none"
-        self.missing = missing_person_models(settings.models_dir)
+        self.missing = missing_person_models(options.models_dir)
         if self.missing:
             log.warning(
                 "engine vace: clothing and background edits need the person models, and "
@@ -116,7 +138,7 @@ class VaceEngine:
             plan = person_checked(plan, seen.sampled, seen.with_person, PERSON_SAMPLES_NEEDED)
             if plan.operation != job.plan.operation:  # no person: the whole-frame look
                 conditioner, tally = Conditioner(plan, job.references, width, height), None
-        s = self.settings
+        s = self.options
         sampling = Sampling(
             task_id=job.task_id,
             prompt=describe(plan, job.prompt),
@@ -135,7 +157,7 @@ class VaceEngine:
         if self._pipe is None:
             from vedit.engines.vace.pipeline import load_pipeline
 
-            s = self.settings
+            s = self.options
             shift = s.vace_flow_shift
             if shift is None:
                 shift = 3.0 if self.area <= AREAS["480p"] * 1.5 else 5.0
