@@ -62,7 +62,6 @@ class Coherence:
     def __init__(self, paint: Callable[[np.ndarray], np.ndarray]) -> None:
         self.paint = paint
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self._flow.setFinestScale(1)
         self._key: _Key | None = None
         self._previous: np.ndarray | None = None  # the last frame's grey at half size
         self._to_key: np.ndarray | None = None  # (h, w, 2): where the last frame's pixels were

@@ -92,31 +92,43 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def _local_rms(grey: np.ndarray) -> np.ndarray:
-    """The fine detail around each pixel of ``grey`` (float32): the local RMS of what a
-    Gaussian of ``DETAIL_SCALE`` removes, over twice that."""
-    fine = cv2.subtract(grey, cv2.GaussianBlur(grey, (0, 0), DETAIL_SCALE))
-    return cv2.sqrt(cv2.GaussianBlur(cv2.multiply(fine, fine), (0, 0), 2 * DETAIL_SCALE))
+def _smooth(image: np.ndarray) -> np.ndarray:
+    """``image`` (float32) blurred by a Gaussian of ``DETAIL_SCALE``: at half size (a quarter
+    of the work), enlarged."""
+    h, w = image.shape[:2]
+    half = cv2.resize(image, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(half, (0, 0), DETAIL_SCALE / 2)
+    return cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _local_rms(fine: np.ndarray) -> np.ndarray:
+    """The local RMS of ``fine`` (one channel, float32) over twice ``DETAIL_SCALE``, worked out
+    at half size (it is smooth) and enlarged."""
+    h, w = fine.shape
+    half = cv2.resize(
+        cv2.multiply(fine, fine), (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA
+    )
+    blurred = cv2.GaussianBlur(half, (0, 0), DETAIL_SCALE)
+    return cv2.sqrt(cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 def _simplified(painted: np.ndarray, scene: np.ndarray, look: Painted) -> np.ndarray:
     """``painted`` (RGB, of ``scene``) with its finest strokes softened (``look.soften``) and
-    its fine detail limited to ``look.detail`` times the scene's own plus ``DETAIL_FLOOR``."""
+    its fine detail (what a Gaussian of ``DETAIL_SCALE`` removes; its local RMS) limited to
+    ``look.detail`` times the scene's own plus ``DETAIL_FLOOR``."""
     if look.soften > 0:
         painted = cv2.GaussianBlur(painted, (0, 0), look.soften)
     if look.detail <= 0:
         return painted
     colour = painted.astype(np.float32)
-    base = cv2.GaussianBlur(colour, (0, 0), DETAIL_SCALE)
+    base = _smooth(colour)
     fine = cv2.subtract(colour, base)
-    has = _local_rms(cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY))
-    allowed = _local_rms(cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32))
-    gain = cv2.divide(
-        allowed * np.float32(look.detail) + np.float32(DETAIL_FLOOR), cv2.max(has, 1e-3)
-    )
-    gain = np.minimum(gain, 1.0)
-    out = cv2.add(base, cv2.multiply(fine, cv2.merge([gain] * 3)))
-    return cv2.convertScaleAbs(out)  # rounded, saturated
+    grey = _luma(scene).astype(np.float32)
+    scene_fine = cv2.subtract(grey, _smooth(grey))
+    allowed = _local_rms(scene_fine) * np.float32(look.detail) + np.float32(DETAIL_FLOOR)
+    has = _local_rms(cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY))
+    gain = cv2.min(cv2.divide(allowed, cv2.max(has, 1e-3)), 1.0)
+    return cv2.convertScaleAbs(cv2.add(base, cv2.multiply(fine, cv2.merge([gain] * 3))))
 
 
 def working_size(width: int, height: int) -> tuple[int, int]:
