@@ -1,14 +1,13 @@
 """vedit: a self-hostable implementation of the HappyHorse 1.0 video-edit API.
 
-``from vedit import Client, AsyncClient, Settings``: the clients (``client.py``)
-are loaded on first use, so the server's processes never import them.
+``from vedit import Client, AsyncClient, Settings``: each is loaded on first use, so the
+server's processes never import the clients (``client.py``), and ``from vedit import
+MODEL_NAME`` loads no settings.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from vedit.config import Settings
 
 if TYPE_CHECKING:
     from vedit.client import (
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
         Upload,
         WaitTimeout,
     )
+    from vedit.config import Settings
 
 MODEL_NAME = "happyhorse-1.0-video-edit"
 __version__ = "0.1.0"
@@ -41,7 +41,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The client names, imported on first use (the rest of ``__all__`` is defined above)."""
+    """The client names and ``Settings``, imported on first use."""
+    if name == "Settings":
+        from vedit.config import Settings
+
+        return Settings
     if name in __all__:
         from vedit import client
 

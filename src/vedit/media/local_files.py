@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vedit.errors import TaskFailure
 from vedit.media.limits import MediaLimits
+from vedit.media.sniff import sniff
 
 SNIFF_BYTES = 64
 ACCEPTED = {"video": "MP4 or MOV (H.264 recommended)", "image": "JPEG, PNG, BMP or WEBP"}
@@ -72,8 +73,6 @@ def check_local(path: Path, kind: str, limits: MediaLimits, label: str | None = 
     """Check the local file ``path`` as the ``kind`` it must be (``video``, ``image``)
     against the media limits, from its headers only; raises :class:`LocalFileRefused` (or
     :class:`NeedsConversion`) saying what is wrong, with the limit and the value seen."""
-    from vedit.uploads.intake import sniff
-
     label = label or str(path)
     if not path.is_file():
         raise LocalFileRefused(f"{label}: no such file")
