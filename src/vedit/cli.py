@@ -319,10 +319,10 @@ def _storage_or_exit(settings: Settings) -> str:
     """Open and check the storage of VEDIT_STORAGE; where it cannot be used, say why in one
     line (the setting, and what the store answered) and exit 1. Returns it in words."""
     from vedit.errors import StorageUnavailable
-    from vedit.storage import open_storage
+    from vedit.storage import StorageOptions, open_storage
 
     try:
-        storage = open_storage(settings)
+        storage = open_storage(StorageOptions.of(settings))
         storage.check()
     except StorageUnavailable as exc:
         typer.echo(f"vedit: the storage cannot be used: {exc.message}", err=True)

@@ -255,7 +255,7 @@ def test_janitor_deletes_expired_objects_from_the_bucket(
 def s3_storage(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An S3Storage in this process on the test bucket (credentials from the AWS variables)."""
     from vedit.config import Settings
-    from vedit.storage import open_storage
+    from vedit.storage import StorageOptions, open_storage
 
     for name, value in s3_server.env().items():
         if name.startswith("AWS_"):
@@ -263,14 +263,16 @@ def s3_storage(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     def make(**settings: Any):
         return open_storage(
-            Settings(
-                data_dir=tmp_path,
-                public_base_url="http://vedit.invalid",
-                storage="s3",
-                s3_bucket=s3_server.bucket,
-                s3_endpoint_url=s3_server.endpoint,
-                **settings,
-            )  # fmt: skip
+            StorageOptions.of(
+                Settings(
+                    data_dir=tmp_path,
+                    public_base_url="http://vedit.invalid",
+                    storage="s3",
+                    s3_bucket=s3_server.bucket,
+                    s3_endpoint_url=s3_server.endpoint,
+                    **settings,
+                )
+            )
         )
 
     return make

@@ -10,12 +10,13 @@ import pytest
 
 from vedit.config import Settings
 from vedit.errors import SignatureInvalid
+from vedit.storage import StorageOptions
 from vedit.storage.local import LocalStorage
 
 
 @pytest.fixture
 def storage(tmp_path: Path) -> LocalStorage:
-    st = LocalStorage(Settings(data_dir=tmp_path, public_base_url="http://h:1"))
+    st = LocalStorage(StorageOptions.of(Settings(data_dir=tmp_path, public_base_url="http://h:1")))
     st.result_path("asyntask_a").write_bytes(b"x")
     st.result_path("asyntask_b").write_bytes(b"y")
     return st
@@ -54,6 +55,6 @@ def test_expired_urls_are_refused(storage) -> None:
 
 def test_the_secret_is_kept_across_restarts(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path, public_base_url="http://h:1")
-    a = LocalStorage(s).signed_url("asyntask_a", 100)
-    assert LocalStorage(s).signed_url("asyntask_a", 100) == a
+    a = LocalStorage(StorageOptions.of(s)).signed_url("asyntask_a", 100)
+    assert LocalStorage(StorageOptions.of(s)).signed_url("asyntask_a", 100) == a
     assert (tmp_path / "signing.key").stat().st_mode & 0o777 == 0o600

@@ -48,9 +48,9 @@ _NO_BOTO3 = "import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = 
 _OPEN_S3 = """
 from vedit.config import Settings
 from vedit.errors import StorageUnavailable
-from vedit.storage import open_storage
+from vedit.storage import StorageOptions, open_storage
 try:
-    open_storage(Settings(storage="s3", s3_bucket="b"))
+    open_storage(StorageOptions.of(Settings(storage="s3", s3_bucket="b")))
 except StorageUnavailable as exc:
     print(exc.message)
 """
@@ -76,10 +76,10 @@ def test_s3_storage_needs_a_bucket(tmp_path: Path) -> None:
     pytest.importorskip("boto3")
     from vedit.config import Settings
     from vedit.errors import StorageUnavailable
-    from vedit.storage import open_storage
+    from vedit.storage import StorageOptions, open_storage
 
     with pytest.raises(StorageUnavailable, match="VEDIT_S3_BUCKET"):
-        open_storage(Settings(data_dir=tmp_path, storage="s3"))
+        open_storage(StorageOptions.of(Settings(data_dir=tmp_path, storage="s3")))
 
 
 def test_a_missing_s3_server_fails_under_ci_and_skips_elsewhere(

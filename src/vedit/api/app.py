@@ -19,7 +19,7 @@ from vedit.api.writer import TaskWriter
 from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
 from vedit.dispatch.local import LocalDispatcher
-from vedit.storage import open_storage
+from vedit.storage import StorageOptions, open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
@@ -72,7 +72,7 @@ def _services(settings: Settings, dispatcher: Any) -> Services:
     return Services(
         settings=settings,
         store=store,
-        storage=open_storage(settings),
+        storage=open_storage(StorageOptions.of(settings)),
         dispatcher=dispatcher or _NoDispatcher(),
         writer=TaskWriter(store),
         keys=make_sessionmaker(engine),

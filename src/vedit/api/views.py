@@ -37,7 +37,7 @@ def result_url(task: Task, storage: Storage) -> str | None:
     ``result_url_ttl_s`` after the task finished."""
     if task.status != TaskStatus.SUCCEEDED or task.finished_at is None:
         return None
-    expires = int(task.finished_at + storage.settings.result_url_ttl_s)
+    expires = int(task.finished_at + storage.options.result_url_ttl_s)
     return storage.result_url(task.id, expires)
 
 

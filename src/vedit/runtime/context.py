@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine as Database
 from vedit.config import Settings
 from vedit.db import make_engine
 from vedit.media.limits import MediaLimits, OutputPolicy
-from vedit.storage import Storage, open_storage
+from vedit.storage import Storage, StorageOptions, open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
 
@@ -78,7 +78,7 @@ def build_context(
         db=db,
         store=TaskStore(db),
         uploads=UploadStore(db),
-        storage=open_storage(settings),
+        storage=open_storage(StorageOptions.of(settings)),
         limits=MediaLimits.of(settings),
         output=OutputPolicy.of(settings),
         engine=engine,

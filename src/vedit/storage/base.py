@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import ClassVar, Literal
 from urllib.parse import quote
 
-from vedit.config import Settings
 from vedit.errors import SignatureInvalid
+from vedit.options import Options
 
 FILES_PREFIX = "/v1/files/"
 UPLOADS_PREFIX = "/v1/uploads/"
@@ -61,14 +61,41 @@ class ObjectRead:
     body: Iterator[bytes] | None = field(default=None)
 
 
+@dataclass(frozen=True)
+class StorageOptions(Options):
+    """Where results and uploads are kept, and how vedit's links to them are signed
+    (``VEDIT_STORAGE``, ``VEDIT_DATA_DIR``, ``VEDIT_S3_*``, ``VEDIT_SIGNING_SECRET``...)."""
+
+    storage: str
+    data_dir: Path
+    public_base_url: str
+    signing_secret: str
+    result_url_ttl_s: float
+    s3_bucket: str
+    s3_endpoint_url: str
+    s3_region: str
+    s3_prefix: str
+    s3_proxy: bool
+    s3_multipart_threshold_bytes: int
+    s3_multipart_chunk_bytes: int
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
 class Storage(ABC):
     """Results and uploads, and the signer of vedit's links to them."""
 
     name: ClassVar[str]
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._secret = _load_secret(settings)
+    def __init__(self, options: StorageOptions) -> None:
+        self.options = options
+        self._secret = _load_secret(options)
 
     # --- the backend --------------------------------------------------------------
 
@@ -113,7 +140,7 @@ class Storage(ABC):
     @property
     def incoming_dir(self) -> Path:
         """Where a file being received is written before it is kept (always a local folder)."""
-        folder = self.settings.uploads_dir / ".incoming"
+        folder = self.options.uploads_dir / ".incoming"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -214,17 +241,17 @@ class Storage(ABC):
             raise SignatureInvalid(f"the URL expired at {int(expires)} (now {int(now)})")
 
     def _url(self, path: str, expires: int, shown: str | None = None) -> str:
-        base = self.settings.public_base_url.rstrip("/")
+        base = self.options.public_base_url.rstrip("/")
         signature = self._signature(path, expires)
         return f"{base}{shown or path}?expires={expires}&signature={signature}"
 
 
-def _load_secret(settings: Settings) -> bytes:
-    if settings.signing_secret:
-        return settings.signing_secret.encode()
-    path = settings.data_dir / "signing.key"
+def _load_secret(options: StorageOptions) -> bytes:
+    if options.signing_secret:
+        return options.signing_secret.encode()
+    path = options.data_dir / "signing.key"
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        options.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))

@@ -17,9 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from vedit.config import Settings
 from vedit.errors import StorageUnavailable
-from vedit.storage.base import Area, Storage, StoredFile
+from vedit.storage.base import Area, Storage, StorageOptions, StoredFile
 
 
 class LocalStorage(Storage):
@@ -27,11 +26,11 @@ class LocalStorage(Storage):
 
     name = "local"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.root = settings.results_dir
+    def __init__(self, options: StorageOptions) -> None:
+        super().__init__(options)
+        self.root = options.results_dir
         self.root.mkdir(parents=True, exist_ok=True)
-        self.uploads_root = settings.uploads_dir
+        self.uploads_root = options.uploads_dir
         self.uploads_root.mkdir(parents=True, exist_ok=True)
 
     def path(self, area: Area, name: str) -> Path:

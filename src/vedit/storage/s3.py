@@ -46,9 +46,8 @@ except ModuleNotFoundError as exc:
         f"VEDIT_STORAGE=s3 needs boto3, which is not installed ({exc}): pip install 'vedit[scale]'"
     ) from None
 
-from vedit.config import Settings
 from vedit.errors import SignatureInvalid
-from vedit.storage.base import Area, ObjectRead, Storage, StoredFile
+from vedit.storage.base import Area, ObjectRead, Storage, StorageOptions, StoredFile
 
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest presigned URL
 READ_CHUNK = 256 * 1024
@@ -61,15 +60,15 @@ class S3Storage(Storage):
 
     name = "s3"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        if not settings.s3_bucket:
+    def __init__(self, options: StorageOptions) -> None:
+        super().__init__(options)
+        if not options.s3_bucket:
             raise StorageUnavailable("VEDIT_STORAGE=s3 needs VEDIT_S3_BUCKET, the bucket's name")
-        self.bucket = settings.s3_bucket
-        prefix = settings.s3_prefix.strip("/")
+        self.bucket = options.s3_bucket
+        prefix = options.s3_prefix.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
-        self.endpoint = settings.s3_endpoint_url or None
-        self.proxy = settings.s3_proxy
+        self.endpoint = options.s3_endpoint_url or None
+        self.proxy = options.s3_proxy
         config = Config(
             signature_version="s3v4",
             # An S3-compatible server is rarely reachable as <bucket>.<host>: path-style there.
@@ -83,16 +82,16 @@ class S3Storage(Storage):
             self.client = boto3.session.Session().client(
                 "s3",
                 endpoint_url=self.endpoint,
-                region_name=settings.s3_region or None,
+                region_name=options.s3_region or None,
                 config=config,
             )
         except ValueError as exc:  # "Invalid endpoint: ..."
             raise StorageUnavailable(
-                f"VEDIT_S3_ENDPOINT_URL={settings.s3_endpoint_url!r} is not usable: {exc}"
+                f"VEDIT_S3_ENDPOINT_URL={options.s3_endpoint_url!r} is not usable: {exc}"
             ) from None
         self.transfer = TransferConfig(
-            multipart_threshold=settings.s3_multipart_threshold_bytes,
-            multipart_chunksize=settings.s3_multipart_chunk_bytes,
+            multipart_threshold=options.s3_multipart_threshold_bytes,
+            multipart_chunksize=options.s3_multipart_chunk_bytes,
             max_concurrency=4,
         )
 
