@@ -15,11 +15,14 @@ when ready (before any task).
 ``--baseline REF`` runs the same with REF's code (a git worktree), but with tasks
 held 2 s each instead of until N were created (a worker that follows one task at
 a time would wait forever for N), to show how many that code follows at once.
+``--compare REF --repeat K`` runs each count the same way with REF's code and this
+tree's, alternating, K times each (a refactor's check: within 5 % of before).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import tempfile
 import time
@@ -151,6 +154,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 100, 500])
     ap.add_argument("--baseline", default=None, help="a git ref to measure as well (e.g. main)")
+    ap.add_argument("--compare", default=None, help="a git ref run the same way, alternating")
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     clips = Path(tempfile.mkdtemp(prefix="vedit-clips-"))
     make_video(clips / "one.mp4", width=640, height=360, fps=24, seconds=1.0, audio=False)
@@ -160,10 +165,16 @@ def main() -> None:
     if args.baseline:
         with checkout(args.baseline) as src:
             rows.append((args.baseline, run(4, clips, src, hold_s=2.0)))
-    for n in args.counts:
-        rows.append(("this tree", run(n, clips, None, hold_s=None)))
+    with checkout(args.compare) if args.compare else contextlib.nullcontext() as ref_src:
+        for n in args.counts:
+            for _ in range(args.repeat):
+                if args.compare:
+                    rows.append((args.compare, run(n, clips, ref_src, hold_s=None)))
+                rows.append(("this tree", run(n, clips, None, hold_s=None)))
     print(f"machine: {machine()}")
     baseline = f" --baseline {args.baseline}" if args.baseline else ""
+    if args.compare:
+        baseline += f" --compare {args.compare} --repeat {args.repeat}"
     counts = " ".join(map(str, args.counts))
     print(f"command: python bench/relay_followers.py --counts {counts}{baseline}")
     print(
