@@ -62,7 +62,8 @@ from vedit.media.frames import PlanesByMatrix, YuvFrame, rgb_to_yuv_matrix
 
 POSE_EVERY = 3  # the pose model costs ~14-25 ms a frame; its mask is carried between runs
 POSE_RIGID_EVERY = 12  # ... and while the person moves as one (segment.rigid), this seldom
-POSE_SETTLE = 8  # ... once this many runs in a row found them (the mask's smoothing settled)
+POSE_SETTLE = 16  # ... once this many runs in a row found them (2 s: the mask, smoothed over
+# its runs, still improves over the first 1-2 s at the first pace)
 MARGIN = 0.12  # the new background's room to move with the camera, a share of each side
 STILL = 0.15  # camera motion below this (model-size pixels a frame) counts as none
 NEAR = 0.04  # how far from the pose model's body the selfie model's mask still counts

@@ -55,7 +55,7 @@ from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between
 POSE_RIGID_EVERY = 12  # ... and while the person moves as one (segment.rigid), this seldom
-POSE_SETTLE = 8  # ... once this many runs in a row placed the garment
+POSE_SETTLE = 16  # ... once this many runs in a row placed the garment (see background.py)
 SHADING = 0.85  # how much of the source's folds (luma off its light) the garment keeps
 LIGHT_BLUR = 0.12  # the source's light: its luma blurred over this share of the shoulder width
 LIGHT_RANGE = (0.45, 1.25)  # the most the light darkens or brightens the texture (times)

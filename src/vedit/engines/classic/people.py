@@ -123,7 +123,7 @@ class PersonDetector:
 
     def __call__(self, rgb: np.ndarray, tiles: bool = True) -> list[Box]:
         """The people in ``rgb`` (any size), best first: the whole frame and, with ``tiles``,
-        its four overlapping corner tiles, read in one batch."""
+        its four overlapping corner tiles, each read on its own."""
         h, w = rgb.shape[:2]
         parts = views(w, h, tiles)
         batch = np.empty((len(parts), SIDE, SIDE, 3), np.float32)
@@ -134,7 +134,14 @@ class PersonDetector:
             batch[i] = cv2.resize(crop, (SIDE, SIDE), interpolation=interpolation)
         batch *= 2.0 / 255.0
         batch -= 1.0
-        boxes, scores = self._session.run(None, {self._input: batch})
+        # One view a run: onnxruntime's memory arena keeps the buffers of the largest run for
+        # good (five views at once: ~105 MB of the worker's RSS; one: ~25 MB), and one thread
+        # reads five views one by one no slower (60 ms against 72 ms of CPU).
+        outputs = [
+            self._session.run(None, {self._input: batch[i : i + 1]}) for i in range(len(parts))
+        ]
+        boxes = [out[0][0] for out in outputs]
+        scores = [out[1][0] for out in outputs]
         found: list[Box] = []
         for (x0, y0, x1, y1), part_boxes, part_scores in zip(parts, boxes, scores, strict=True):
             pw, ph = x1 - x0, y1 - y0
