@@ -8,8 +8,9 @@ import errno
 import logging
 import shlex
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,9 +20,9 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from vedit import MODEL_NAME, cli_client
 from vedit.config import Settings
+from vedit.errors import StartupError
 
-if TYPE_CHECKING:
-    from vedit.dispatch import Dispatcher
+T = TypeVar("T")
 
 
 def _plain_params(command: TyperCommand | TyperGroup) -> None:
@@ -124,11 +125,11 @@ def _database_or_exit(settings: Settings, step: Any) -> Any:
     one line naming VEDIT_DATABASE_URL, and exit 1."""
     from sqlalchemy.exc import OperationalError
 
-    from vedit.db import DatabaseNotReady, shown_url
+    from vedit.db import shown_url
 
     try:
         return step()
-    except DatabaseNotReady as exc:
+    except StartupError as exc:  # a driver that is not installed, a schema behind
         typer.echo(f"vedit: {exc}", err=True)
     except OperationalError as exc:
         typer.echo(
@@ -226,7 +227,9 @@ def serve(
     from sqlalchemy.exc import IntegrityError
 
     from vedit.api.app import create_app
+    from vedit.api.deps import RateLimiter
     from vedit.api.http_server import run_server
+    from vedit.dispatch import dispatcher_from
     from vedit.keys import (
         KeyNameTaken,
         count_active_keys,
@@ -251,12 +254,12 @@ def serve(
     listeners = _listen_or_exit(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _prepare(settings)
-    _rate_limit_storage_or_exit(settings)
+    _or_exit(lambda: RateLimiter(settings.rate_limit_storage).check())
     stored = _storage_or_exit(settings)
     # The workers first: a server whose workers cannot run says so before anything else.
     # (VEDIT_DISPATCH=celery: no workers here; the broker must answer instead.)
-    dispatcher = _dispatcher_or_exit(settings)
-    _start_or_exit(dispatcher)
+    dispatcher = _or_exit(lambda: dispatcher_from(settings))
+    _or_exit(dispatcher.start)
     try:
         sessions = _sessions(settings)
         base = settings.public_base_url.rstrip("/")
@@ -304,17 +307,6 @@ def serve(
         dispatcher.stop()
 
 
-def _rate_limit_storage_or_exit(settings: Settings) -> None:
-    """A shared rate-limit storage that cannot be used is one line and exit 1, before serving."""
-    from vedit.api.deps import RateLimiter
-
-    try:
-        RateLimiter(settings.rate_limit_storage).check()
-    except RuntimeError as exc:
-        typer.echo(f"vedit: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
 def _storage_or_exit(settings: Settings) -> str:
     """Open and check the storage of VEDIT_STORAGE; where it cannot be used, say why in one
     line (the setting, and what the store answered) and exit 1. Returns it in words."""
@@ -330,30 +322,12 @@ def _storage_or_exit(settings: Settings) -> str:
     return storage.describe()
 
 
-def _dispatcher_or_exit(settings: Settings) -> Dispatcher:
-    """The dispatcher of VEDIT_DISPATCH; Celery that cannot be set up is one line, exit 1."""
-    from vedit.dispatch import dispatcher_from
-    from vedit.dispatch.celery import DispatchNotReady
-
+def _or_exit(step: Callable[[], T]) -> T:
+    """``step()``; where vedit cannot start as configured (a rate-limit storage, a Celery or a
+    broker, workers that cannot load their engine), the one line that says why, and exit 1."""
     try:
-        return dispatcher_from(settings)
-    except DispatchNotReady as exc:
-        typer.echo(f"vedit: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _start_or_exit(dispatcher: Dispatcher) -> None:
-    """Start the workers (or the link to the broker); when none can load its engine, or the
-    broker does not answer, say why in one line and exit 1."""
-    from vedit.dispatch.celery import DispatchNotReady
-    from vedit.dispatch.local import WorkersCannotStart
-
-    try:
-        dispatcher.start()
-    except WorkersCannotStart as exc:
-        typer.echo(f"vedit: the workers cannot start: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except DispatchNotReady as exc:  # the broker does not answer
+        return step()
+    except StartupError as exc:
         typer.echo(f"vedit: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -399,7 +373,7 @@ def worker(
     if settings.dispatch == "celery":
         raise typer.Exit(_celery_worker(settings))
     dispatcher = LocalDispatcher(settings)
-    _start_or_exit(dispatcher)
+    _or_exit(dispatcher.start)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -409,19 +383,12 @@ def worker(
 
 def _celery_worker(settings: Settings) -> int:
     """``vedit worker`` with VEDIT_DISPATCH=celery; its exit code."""
-    from vedit.dispatch.celery import DispatchNotReady, run_worker
-    from vedit.dispatch.local import WorkersCannotStart
+    from vedit.dispatch.celery import run_worker
 
     if settings.workers < 1:
         typer.echo("vedit: a Celery worker needs --workers 1 or more", err=True)
         return 2
-    try:
-        return run_worker(settings)
-    except WorkersCannotStart as exc:
-        typer.echo(f"vedit: the workers cannot start: {exc}", err=True)
-    except DispatchNotReady as exc:
-        typer.echo(f"vedit: {exc}", err=True)
-    return 1
+    return _or_exit(lambda: run_worker(settings))
 
 
 @db_app.command("upgrade", cls=_Command)

@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from vedit.errors import DatabaseNotReady
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -25,11 +27,6 @@ MIGRATION_LOCK = 0x7665646974  # pg_advisory_xact_lock key ("vedit"): one migrat
 
 class Base(DeclarativeBase):
     """Base of every table."""
-
-
-class DatabaseNotReady(Exception):
-    """The configured database cannot be used: its driver is missing, or its schema is not
-    the one this vedit needs. The message says which setting, what was seen and what to do."""
 
 
 def shown_url(url: str) -> str:

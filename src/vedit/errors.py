@@ -247,8 +247,24 @@ class TaskAborted(Exception):
 
 
 class StartupError(RuntimeError):
-    """vedit cannot start as configured; the message says which setting and why, in one line."""
+    """vedit cannot start as configured; the message says which setting and why, in one line
+    (the shared rate-limit storage, for one, raises it as it is)."""
 
 
 class EngineUnavailable(StartupError):
     """The engine chosen cannot run here (a setting, a folder, a package, a device)."""
+
+
+class DatabaseNotReady(StartupError):
+    """The database's driver is missing, or its schema is not the one this vedit needs."""
+
+
+class WorkersCannotStart(StartupError):
+    """No worker could load its engine; the message says why."""
+
+    def __str__(self) -> str:
+        return f"the workers cannot start: {super().__str__()}"
+
+
+class DispatchNotReady(StartupError):
+    """Celery dispatch is configured but cannot work (no Celery, no broker URL, no broker)."""

@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from vedit.api.metrics import Metrics
 from vedit.config import Settings
-from vedit.errors import RateLimited, RateLimitUnavailable, Unauthorized
+from vedit.errors import RateLimited, RateLimitUnavailable, StartupError, Unauthorized
 from vedit.keys import KeyInfo, hash_key, looks_like_key, verify_key
 from vedit.storage import Storage
 from vedit.tasks.store import TaskStore
@@ -55,7 +55,7 @@ class RateLimiter:
         try:
             import redis.asyncio  # noqa: F401  (limits' asyncio Redis storage uses it)
         except ImportError:
-            raise RuntimeError(
+            raise StartupError(
                 f"VEDIT_RATE_LIMIT_STORAGE is {shown_storage(storage_uri)!r}, but the redis "
                 "client is not installed: pip install 'vedit[scale]'"
             ) from None
@@ -72,7 +72,7 @@ class RateLimiter:
         self._shared = SharedLimiter(storage)
 
     def check(self) -> None:
-        """Raise ``RuntimeError`` (naming the setting) unless the storage answers a ping."""
+        """Raise :class:`StartupError` (naming the setting) unless the storage answers."""
         if self._memory is not None:
             return
         import redis
@@ -81,7 +81,7 @@ class RateLimiter:
         try:
             client.ping()
         except redis.RedisError as exc:
-            raise RuntimeError(
+            raise StartupError(
                 f"VEDIT_RATE_LIMIT_STORAGE is {shown_storage(self.storage_uri)!r}, but that "
                 f"Redis does not answer: {exc}"
             ) from None

@@ -40,8 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from vedit.config import Settings
 from vedit.dispatch import Gauge
-from vedit.dispatch.local import WorkersCannotStart
-from vedit.errors import EngineUnavailable
+from vedit.errors import DispatchNotReady, EngineUnavailable, WorkersCannotStart
 from vedit.runtime.context import Context, build_context
 from vedit.runtime.janitor import HOST, Janitor, log_recovered, worker_id_for
 from vedit.tasks.store import Recovery
@@ -56,10 +55,6 @@ TASK_NAME = "vedit.run"  # the Celery task: one argument, the task id
 HEALTH_INTERVAL_S = 5.0  # how often `vedit serve` pings the workers for /healthz
 PING_TIMEOUT_S = 1.0
 PUBLISH_BATCH = 500
-
-
-class DispatchNotReady(RuntimeError):
-    """Celery dispatch is configured but cannot work (no Celery, no broker URL, no broker)."""
 
 
 def make_celery(settings: Settings) -> Celery:

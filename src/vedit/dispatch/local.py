@@ -32,17 +32,13 @@ from typing import Any, NamedTuple
 
 from vedit.config import Settings
 from vedit.dispatch import Gauge
-from vedit.errors import EngineUnavailable
+from vedit.errors import EngineUnavailable, WorkersCannotStart
 from vedit.runtime.context import build_context
 from vedit.runtime.janitor import Janitor, log_recovered, worker_id_for
 from vedit.tasks.store import Recovery
 
 log = logging.getLogger("vedit.dispatch")
 WATCH_INTERVAL_S = 0.1  # how often the supervisor looks at its workers
-
-
-class WorkersCannotStart(RuntimeError):
-    """No worker could load its engine; the message says why."""
 
 
 class StartReport(NamedTuple):
