@@ -41,7 +41,7 @@ import httpx
 from pydantic import SecretStr
 
 from vedit import MODEL_NAME
-from vedit.errors import TaskAborted, TaskFailure
+from vedit.errors import Kind, TaskAborted, TaskFailure
 from vedit.options import Options
 
 log = logging.getLogger("vedit.relay")
@@ -51,15 +51,13 @@ RETRY_FIRST_S = 1.0  # first backoff of a retried call (doubling, full jitter)
 RETRY_MAX_S = 30.0
 
 
-class UpstreamFailed(TaskFailure):
+class UpstreamFailed(TaskFailure, kind=Kind.UPSTREAM_FAILED, code="InternalError.Upstream"):
     """The upstream refused the task or its task failed: its code and message, as it said."""
-
-    code = dashscope_code = "InternalError.Upstream"
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         if code:
-            self.code = self.dashscope_code = code  # type: ignore[misc]
+            self.code = code  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
