@@ -108,7 +108,9 @@ def _budget(request: Request) -> DecodeBudget:
     state = request.app.state
     budget: DecodeBudget | None = getattr(state, "decode_budget", None)
     if budget is None:
-        budget = state.decode_budget = DecodeBudget(budget_bytes(MediaLimits.of(services(request).settings)))
+        budget = state.decode_budget = DecodeBudget(
+            budget_bytes(MediaLimits.of(services(request).settings))
+        )
     return budget
 
 
