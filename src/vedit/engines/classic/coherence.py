@@ -31,9 +31,9 @@ EVERY = 10  # a key frame painted afresh every this many frames
 KEEP = 0.9  # a key frame's share of the carried painting, where the motion is trusted
 CARRY = 0.3  # the share of the source's own change (off the carried frame) added back
 TOLERANCE = 25.0  # levels of mismatch at which the motion is not trusted at all
-FLOW_SMOOTHING = 3  # a textured place's flow (at half size) is averaged over this many pixels
-FLOW_FILL = 15  # ... a flat one's over this many (see _trusted_flow)
-OWN_WEIGHT = 0.5  # the mean texture weight around a place from which its own flow is taken
+FLOW_FILL = 15  # a flat place (at half size) takes the flow of its neighbours this many pixels
+# square (see _trusted_flow)
+OWN_WEIGHT = 0.5  # the texture weight from which a place's own flow is taken whole
 # Two-way texture (cv2.cornerMinEigenVal at half size, the grey blurred by 1 px, 5x5 blocks): a
 # flat frame's sensor noise stays under NOISE_TEXTURE; NOISE_TEXTURE + TEXTURE is fully trusted.
 NOISE_TEXTURE = 8e-6
@@ -46,7 +46,7 @@ JITTER = 0.7  # pixels of flow (at the working size) under which a place counts 
 # along it shimmers
 STILL_MARGIN = 0.25  # a textured place moves where its motion explains the picture at least
 # this share better than standing still does (see _flow_to_key)
-REFRESH = 8.0  # levels of mean mismatch at which a key frame is painted before its turn
+REFRESH = 12.0  # levels of mean mismatch at which a key frame is painted before its turn
 CUT = 0.3  # below this mean trust (1 - mean mismatch / TOLERANCE), a frame starts a new shot
 
 
@@ -196,27 +196,22 @@ def _trust(change: np.ndarray) -> np.ndarray:
 
 
 def _trusted_flow(flow: np.ndarray, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The flow where the picture shows it. Where the picture has no texture in two
-    directions (a wall, the sky, a smooth gradient) the optical flow is a guess — spread
-    from moving things nearby, or following the sensor's noise — and a painting carried
-    by it shimmers. So the flow is averaged over a neighbourhood, weighted by each pixel's
-    two-way texture (the structure tensor's smaller eigenvalue), at two sizes: a textured
-    place keeps its own motion (``FLOW_SMOOTHING`` pixels square: a small walker is not
-    held back by the street around them), a flat one takes its textured neighbours' (over
-    ``FLOW_FILL`` pixels square), and fades to none where it has none."""
+    """The flow where the picture shows it, and how textured each place is (0..1). Where the
+    picture has no texture in two directions (a wall, the sky, a smooth gradient) the optical
+    flow is a guess — spread from moving things nearby, or following the sensor's noise — and
+    a painting carried by it shimmers. So a textured place (its two-way texture: the
+    structure tensor's smaller eigenvalue) keeps its own motion (a small walker is not held
+    back by the street around them), and a flat one takes its textured neighbours' (their
+    motion averaged over ``FLOW_FILL`` pixels square, weighted by texture), fading to none
+    where it has none."""
     smooth = cv2.GaussianBlur(grey, (0, 0), 1)
     corner = cv2.cornerMinEigenVal(smooth, 5, 3)
     weight = np.clip((corner - NOISE_TEXTURE) / TEXTURE, 0.0, 1.0)
-    weighted = cv2.multiply(flow, cv2.merge([weight, weight]))
-    near = cv2.blur(weight, (FLOW_SMOOTHING, FLOW_SMOOTHING))
-    own = cv2.divide(
-        cv2.blur(weighted, (FLOW_SMOOTHING, FLOW_SMOOTHING)),
-        cv2.merge([np.maximum(near, 1e-3)] * 2),
-    )
     around = cv2.blur(weight, (FLOW_FILL, FLOW_FILL))
     filled = cv2.divide(
-        cv2.blur(weighted, (FLOW_FILL, FLOW_FILL)), cv2.merge([np.maximum(around, MIN_WEIGHT)] * 2)
+        cv2.blur(cv2.multiply(flow, cv2.merge([weight, weight])), (FLOW_FILL, FLOW_FILL)),
+        cv2.merge([np.maximum(around, MIN_WEIGHT)] * 2),
     )
-    textured = np.minimum(near * (1.0 / OWN_WEIGHT), 1.0)  # how far a place's own motion counts
-    flow = cv2.add(filled, cv2.multiply(cv2.subtract(own, filled), cv2.merge([textured] * 2)))
+    textured = np.minimum(weight * (1.0 / OWN_WEIGHT), 1.0)  # how far a place's own flow counts
+    flow = cv2.add(filled, cv2.multiply(cv2.subtract(flow, filled), cv2.merge([textured] * 2)))
     return flow, textured

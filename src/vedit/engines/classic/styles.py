@@ -115,20 +115,25 @@ def _local_rms(fine: np.ndarray) -> np.ndarray:
 def _simplified(painted: np.ndarray, scene: np.ndarray, look: Painted) -> np.ndarray:
     """``painted`` (RGB, of ``scene``) with its finest strokes softened (``look.soften``) and
     its fine detail (what a Gaussian of ``DETAIL_SCALE`` removes; its local RMS) limited to
-    ``look.detail`` times the scene's own plus ``DETAIL_FLOOR``."""
+    ``look.detail`` times the scene's own plus ``DETAIL_FLOOR``. A grey look's painting is
+    made grey first (it is drawn in grey anyway: a third of the work)."""
+    if look.grey:
+        painted = _luma(painted)
     if look.soften > 0:
         painted = cv2.GaussianBlur(painted, (0, 0), look.soften)
-    if look.detail <= 0:
-        return painted
-    colour = painted.astype(np.float32)
-    base = _smooth(colour)
-    fine = cv2.subtract(colour, base)
-    grey = _luma(scene).astype(np.float32)
-    scene_fine = cv2.subtract(grey, _smooth(grey))
-    allowed = _local_rms(scene_fine) * np.float32(look.detail) + np.float32(DETAIL_FLOOR)
-    has = _local_rms(cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY))
-    gain = cv2.min(cv2.divide(allowed, cv2.max(has, 1e-3)), 1.0)
-    return cv2.convertScaleAbs(cv2.add(base, cv2.multiply(fine, cv2.merge([gain] * 3))))
+    if look.detail > 0:
+        colour = painted.astype(np.float32)
+        base = _smooth(colour)
+        fine = cv2.subtract(colour, base)
+        grey = _luma(scene).astype(np.float32)
+        scene_fine = cv2.subtract(grey, _smooth(grey))
+        allowed = _local_rms(scene_fine) * np.float32(look.detail) + np.float32(DETAIL_FLOOR)
+        has = _local_rms(fine if look.grey else cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY))
+        gain = cv2.min(cv2.divide(allowed, cv2.max(has, 1e-3)), 1.0)
+        if not look.grey:
+            gain = cv2.merge([gain] * 3)
+        painted = cv2.convertScaleAbs(cv2.add(base, cv2.multiply(fine, gain)))
+    return cv2.cvtColor(painted, cv2.COLOR_GRAY2RGB) if look.grey else painted
 
 
 def working_size(width: int, height: int) -> tuple[int, int]:
