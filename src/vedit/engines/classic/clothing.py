@@ -355,7 +355,7 @@ class ClothingEditor:
         garment = cv2.resize(g_c, (w, h), interpolation=cv2.INTER_LINEAR)
         weight = float(garment.sum())
         source = y.astype(np.float32)
-        mean = float((source * garment).sum()) / weight if weight > 1 else float(y.mean())
+        mean = float(np.vdot(source, garment)) / weight if weight > 1 else float(y.mean())
         warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_REFLECT}
         box = to_frame.copy()
         box[:, 2] -= (2 * cx0, 2 * cy0)
@@ -373,15 +373,27 @@ class ClothingEditor:
 
 
 def _shaded(texture: np.ndarray, source: np.ndarray, mean: float, blur: float) -> np.ndarray:
-    """The texture's luma (float, limited range) lit as the source's garment is: multiplied by
+    """The texture's luma (float, limited range; changed in place) lit as the source's garment is: multiplied by
     the source's light (its luma blurred over ``blur`` pixels, over the garment's ``mean``,
     kept within ``LIGHT_RANGE``: light and shadow, not a white shirt under a dark jacket), plus
     ``SHADING`` of its folds (the luma off that light, softly limited to ``FOLD`` levels)."""
+    # In place, two buffers the size of the garment's box besides the inputs (at 1080p the
+    # temporaries of the plain expressions were ~10 MB of the worker's peak).
     light = _blurred(source, max(1.0, blur))
-    gain = np.clip((light - 16.0) / max(mean - 16.0, 8.0), *LIGHT_RANGE)
     folds = source - light
-    folds = FOLD * np.tanh(folds / FOLD)
-    return 16.0 + (texture - 16.0) * gain + SHADING * folds
+    gain = light  # the light's own buffer: over the garment's mean, limited
+    gain -= 16.0
+    gain *= 1.0 / max(mean - 16.0, 8.0)
+    np.clip(gain, *LIGHT_RANGE, out=gain)
+    folds *= 1.0 / FOLD
+    np.tanh(folds, out=folds)
+    folds *= FOLD * SHADING
+    out = texture  # the caller's warped texture, made for this call
+    out -= 16.0
+    out *= gain
+    out += 16.0
+    out += folds
+    return out
 
 
 def _blurred(plane: np.ndarray, sigma: float) -> np.ndarray:
