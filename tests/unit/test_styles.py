@@ -162,13 +162,14 @@ def test_painted_video_is_steady_on_real_footage(corpus: Corpus, name: str) -> N
     the painting changes from frame to frame no more than its strokes moving with the scene
     make it: its change over the source's is about its detail over the source's (strokes
     where the source was smooth move visibly when the camera moves), and well under the
-    frame-by-frame painting's. On the fixed camera (pedestrians) and the animation, the
-    washes' change is within 1.3 times the source's (BENCHMARKS.md has every figure)."""
+    frame-by-frame painting's. Within 1.3 times the source's change (issue 20) but for the
+    cartoon on the bikes montage (a dark montage of fast shots: 1.62; BENCHMARKS.md has every
+    figure and why)."""
     source = read_frames(corpus.clip(name), list(range(20, 44)))
     h, w = source[0].shape[:2]
     size = (round(w * 360 / h / 4) * 4, 360)
     source = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in source]
-    for style in ("watercolor", "cartoon"):
+    for style in ("watercolor", "pencil_sketch", "cartoon"):
         editor = StyleEditor(style, REFERENCE, *size, 3)
         painted = [editor(f, i) for i, f in enumerate(source)]
         steady = flicker(painted) / flicker(source)
@@ -180,7 +181,7 @@ def test_painted_video_is_steady_on_real_footage(corpus: Corpus, name: str) -> N
         assert steady < frame_by_frame, (style, steady, frame_by_frame)
         if frame_by_frame > 1.0:  # a shimmer to begin with: coherence takes a tenth or more off
             assert steady <= 0.9 * frame_by_frame, (style, steady, frame_by_frame)
-        if name in ("vtest", "bigbuckbunny") and style != "cartoon":
+        if (name, style) != ("bikes", "cartoon"):
             assert steady <= 1.3, (style, steady)
 
 
