@@ -18,7 +18,7 @@ from vedit.api.openapi import build_openapi
 from vedit.api.writer import TaskWriter
 from vedit.config import Settings
 from vedit.db import make_engine, make_sessionmaker
-from vedit.dispatch.local import LocalDispatcher
+from vedit.dispatch import QueueOnly
 from vedit.storage import StorageOptions, open_storage
 from vedit.tasks.store import TaskStore
 from vedit.uploads.store import UploadStore
@@ -65,20 +65,17 @@ def _services(settings: Settings, dispatcher: Any) -> Services:
     settings.ensure_dirs()
     engine = make_engine(settings.resolved_database_url)
     store = TaskStore(engine)
-    # Workers run here (`vedit serve`): health and metrics count them; else they run elsewhere
-    # (Celery: health reports the broker and the workers that answer its ping).
-    workers = dispatcher.health if isinstance(dispatcher, LocalDispatcher) else None
-    celery_health = None if workers is not None else getattr(dispatcher, "health", None)
+    dispatcher = dispatcher or QueueOnly()
     return Services(
         settings=settings,
         store=store,
         storage=open_storage(StorageOptions.of(settings)),
-        dispatcher=dispatcher or _NoDispatcher(),
+        dispatcher=dispatcher,
         writer=TaskWriter(store),
         keys=make_sessionmaker(engine),
         uploads=UploadStore(engine),
         limiter=RateLimiter(settings.rate_limit_storage),
-        metrics=Metrics(store, workers, celery_health),
+        metrics=Metrics(store, dispatcher.health),
     )
 
 
@@ -99,8 +96,3 @@ def _answer_head(routes: list[Any]) -> None:
     for route in routes:
         if isinstance(route, APIRoute) and "GET" in route.methods:
             route.methods.add("HEAD")
-
-
-class _NoDispatcher:
-    def submit(self, task_id: str) -> None:
-        """Workers elsewhere poll the queue."""

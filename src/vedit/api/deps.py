@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from vedit.api.metrics import Metrics
 from vedit.config import Settings
+from vedit.dispatch import Dispatcher
 from vedit.errors import RateLimited, RateLimitUnavailable, StartupError, Unauthorized
 from vedit.keys import KeyInfo, hash_key, looks_like_key, verify_key
 from vedit.storage import Storage
@@ -116,7 +117,7 @@ class Services:
     settings: Settings
     store: TaskStore
     storage: Storage
-    dispatcher: Any  # has submit(task_id)
+    dispatcher: Dispatcher
     writer: Any  # TaskWriter
     keys: sessionmaker
     uploads: UploadStore

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from vedit.dispatch.local import WorkerHealth
+from vedit.dispatch import Health
 from vedit.tasks.models import TaskStatus
 from vedit.tasks.store import TaskStore
 
@@ -45,43 +44,17 @@ class TaskCollector(Collector):
         yield speed
 
 
-class WorkerCollector(Collector):
-    """This server's worker processes: alive and ready, against those configured."""
+class DispatchCollector(Collector):
+    """The dispatcher's workers, as its health says (``Dispatcher.health``): this server's
+    worker processes, or the broker and the Celery workers that answered its last ping."""
 
-    def __init__(self, health: Callable[[], WorkerHealth]) -> None:
+    def __init__(self, health: Callable[[], Health | None]) -> None:
         self.health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         health = self.health()
-        yield GaugeMetricFamily(
-            "vedit_workers_alive",
-            "Worker processes of this server that are alive and have loaded their engine",
-            value=health.alive,
-        )
-        yield GaugeMetricFamily(
-            "vedit_workers_wanted",
-            "Worker processes this server is configured to run",
-            value=health.wanted,
-        )
-
-
-class CeleryWorkerCollector(Collector):
-    """VEDIT_DISPATCH=celery: the broker and the Celery workers, as this server's last ping
-    (every few seconds, from a thread) found them."""
-
-    def __init__(self, health: Callable[[], Any]) -> None:
-        self.health = health
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        health = self.health()
-        yield GaugeMetricFamily(
-            "vedit_celery_workers",
-            "Celery workers (`vedit worker` processes, any host) that answered the last ping",
-            value=len(health.nodes),
-        )
-        yield GaugeMetricFamily(
-            "vedit_broker_up", "1 while the broker answers this server's pings", value=health.ok
-        )
+        for gauge in health.gauges() if health is not None else []:
+            yield GaugeMetricFamily(gauge.name, gauge.help, value=gauge.value)
 
 
 class Metrics:
@@ -90,10 +63,9 @@ class Metrics:
     def __init__(
         self,
         store: TaskStore,
-        workers: Callable[[], WorkerHealth] | None = None,
-        celery: Callable[[], Any] | None = None,
+        health: Callable[[], Health | None] = lambda: None,
     ) -> None:
-        self.workers, self.celery = workers, celery  # /healthz reads them too
+        self.health = health  # /healthz reads it too
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "vedit_http_request_seconds",
@@ -103,10 +75,7 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.registry.register(TaskCollector(store))
-        if workers is not None:
-            self.registry.register(WorkerCollector(workers))
-        if celery is not None:
-            self.registry.register(CeleryWorkerCollector(celery))
+        self.registry.register(DispatchCollector(health))
 
     def observe(self, method: str, route: object, status: int, seconds: float) -> None:
         """One answered request (``route``: the matched route; None for a 404, or for what

@@ -47,17 +47,11 @@ def healthz(request: Request) -> JSONResponse:
         log.warning("health check: the database does not answer: %s", exc)
         reason = escape_invisible(f"{type(exc).__name__}: {exc}")[:300]
         return JSONResponse({"status": "degraded", "database": reason}, status_code=503)
-    workers, celery = svc.metrics.workers, svc.metrics.celery
-    if celery is not None:  # VEDIT_DISPATCH=celery: read from a thread's last ping
-        state = celery()
-        body = {"status": "ok" if state.ok else "degraded", "model": MODEL_NAME}
-        return JSONResponse({**body, "workers": state.to_dict()}, 200 if state.ok else 503)
-    if workers is None:
+    health = svc.metrics.health()  # Celery's: read from a thread's last ping
+    if health is None:  # workers run elsewhere (`vedit worker`)
         return JSONResponse({"status": "ok", "model": MODEL_NAME})
-    health = workers()
-    if health.alive < health.wanted:
-        return JSONResponse({"status": "degraded", "workers": health.to_dict()}, status_code=503)
-    return JSONResponse({"status": "ok", "model": MODEL_NAME, "workers": health.to_dict()})
+    body = {"status": "ok" if health.ok else "degraded", "model": MODEL_NAME}
+    return JSONResponse({**body, "workers": health.to_dict()}, 200 if health.ok else 503)
 
 
 @router.get(
