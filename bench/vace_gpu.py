@@ -379,7 +379,7 @@ def person_edit_possible() -> str:
     except ImportError:
         return "scikit-image is not installed (the generated person clip needs it)"
     from vedit.config import Settings
-    from vedit.engines.classic.engine import missing_person_models
+    from vedit.engines.person.check import missing_person_models
 
     missing = missing_person_models(Settings().models_dir)
     return f"the person models are missing: {missing}" if missing else ""

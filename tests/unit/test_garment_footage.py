@@ -19,7 +19,7 @@ from skimage import data
 from corpus import ClipMissing, Exposure, clip, make_variant
 from measures import changed_region, lowpass_luma_correlation, new_skin
 from mediagen import classic_edit, edit_video, read_frames, striped_sweater
-from vedit.engines.classic.engine import missing_person_models
+from vedit.engines.person.check import missing_person_models
 
 FRAMES = [12, 30, 48, 66, 84]  # output frames (24 fps) across carphone's 4 s
 REFERENCES = {

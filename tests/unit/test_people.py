@@ -21,9 +21,9 @@ from skimage import data
 from corpus import ClipMissing, clip
 from mediagen import bright_wall, read_frames, striped_sweater
 from vedit.engines.base import PreparedEdit
-from vedit.engines.classic.background import cover
-from vedit.engines.classic.engine import missing_person_models
-from vedit.engines.classic.people import Box, PersonDetector, person_detector, suppress, views
+from vedit.engines.person.background import cover
+from vedit.engines.person.check import missing_person_models
+from vedit.engines.person.people import Box, PersonDetector, person_detector, suppress, views
 
 BACKGROUND = "replace the background with the scene in the image"
 W, H = 768, 576  # vtest's frames

@@ -26,8 +26,8 @@ from mediagen import (
 )
 from vedit.engines.base import EditJob, PreparedEdit
 from vedit.engines.classic import ClassicEngine
-from vedit.engines.classic.background import cover
-from vedit.engines.classic.engine import PERSON_SAMPLES, PERSON_SAMPLES_NEEDED
+from vedit.engines.person.background import cover
+from vedit.engines.person.check import PERSON_SAMPLES, PERSON_SAMPLES_NEEDED
 from vedit.engines.plan import carried_out, person_checked, plan_edit
 from vedit.media.video import sample_frames
 

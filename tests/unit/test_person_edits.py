@@ -25,9 +25,9 @@ from mediagen import (
     read_frames,
     striped_sweater,
 )
-from vedit.engines.classic import pose as bp
-from vedit.engines.classic.background import BackgroundEditor, cover
-from vedit.engines.classic.clothing import ClothingEditor, hand_mask, upright
+from vedit.engines.person import pose as bp
+from vedit.engines.person.background import BackgroundEditor, cover
+from vedit.engines.person.clothing import ClothingEditor, hand_mask, upright
 
 W, H, FPS = 1280, 720, 24
 SAMPLES = list(range(0, 72, 6))

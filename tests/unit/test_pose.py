@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from vedit.engines.classic import pose as bp
-from vedit.engines.classic.pose import OneEuro, PoseTracker, _anchors
+from vedit.engines.person import pose as bp
+from vedit.engines.person.pose import OneEuro, PoseTracker, _anchors
 
 PHOTO = data.astronaut()  # 512 x 512: face at about (230, 115), shoulders near y 250
 

@@ -74,7 +74,7 @@ def test_the_reduction_is_the_largest_whole_factor_that_still_covers() -> None:
 
 
 def test_the_cover_is_the_most_any_engine_uses_a_reference_at() -> None:
-    from vedit.engines.classic.background import MARGIN
+    from vedit.engines.person.background import MARGIN
     from vedit.engines.vace.conditions import PERSON_SHORT_SIDE
 
     # The background's cover of the frame and its margin, at engine vace's person-model

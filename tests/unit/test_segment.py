@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from skimage import data
 
-from vedit.engines.classic.segment import MODELS, ModelUnavailable, PersonSegmenter, find_model
+from vedit.engines.person.segment import MODELS, ModelUnavailable, PersonSegmenter, find_model
 
 
 def test_models_are_found_without_importing_mediapipe() -> None:
     code = (
         "import sys\n"
-        "from vedit.engines.classic.segment import find_model, MODELS\n"
+        "from vedit.engines.person.segment import find_model, MODELS\n"
         "for m in MODELS.values(): print(find_model(m))\n"
         "assert 'mediapipe' not in sys.modules\n"
     )

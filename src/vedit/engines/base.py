@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 REFERENCE_COVER = 1.5
 """A reference image is kept at least this many times the output frame's width and height
 (and :data:`REFERENCE_MIN_SIDE`): its largest use is the background edit's cover of the
-frame plus a margin for the camera (1.24x, ``classic/background.py``), made by engine vace
+frame plus a margin for the camera (1.24x, ``person/background.py``), made by engine vace
 at a person-model size of up to 1.07x the output; the look (256 px), a style (256 px) and
 the clothing's texture (512 px from the middle 60 %) take less. The worker decodes no
 more of it than that (``probe.load_image``)."""
@@ -84,6 +84,15 @@ class PersonTally:
     def carried_out(self, plan: EditPlan) -> EditPlan:
         """``plan`` (a person edit) as carried out, by this count."""
         return carried_out(plan, self.frames, self.with_person)
+
+
+class Unchanged:
+    """The frames as they are (a plan with nothing to do): the output contract still holds."""
+
+    pixel_format = "yuv420p"
+
+    def __call__(self, frame: object, index: int) -> None:
+        return None
 
 
 @dataclass(frozen=True)

@@ -3,54 +3,40 @@
 - ``color_grade``: the reference's look (``look.py``), the default;
 - ``stylize``: a whole-frame style: painted by a style network after a picture made for
   the style and tinted by the reference, or after the reference itself (``styles.py``);
-- ``replace_background``: the person kept, the reference behind them (``background.py``);
+- ``replace_background``: the person kept, the reference behind them (``person/background.py``);
 - ``restyle_clothing``: the upper-body garment in the reference's colours and texture
-  (``clothing.py``).
+  (``person/clothing.py``).
 
-The last two need the person models (``segment.py``, ``pose.py``); where they are
-not installed the engine does not offer those operations (a warning says so at
-start), and a task that asks for one is refused with what is missing
-(:func:`person_models_refusal`), never made as another edit. Where they are, a
-person edit first looks for people in frames sampled from the clip
-(``look_for_person``): the pose model, made for a person filling much of the frame,
-and the person detector (``people.py``), which finds people of any size, each then
-segmented on a crop. With nobody found, the plan falls back to the look and says so
-(``applied`` false), and the look is what is made.
+The last two are ``engines/person/``'s editors, offered where the person models run
+(``person/check.py``); a person edit first looks for people in frames sampled from the
+clip, and with nobody found the plan falls back to the look and says so (``applied``
+false), and the look is what is made.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from vedit.engines.base import EditJob, PersonTally, PreparedEdit
-from vedit.engines.classic.background import BackgroundEditor
-from vedit.engines.classic.clothing import ClothingEditor
+from vedit.engines.base import EditJob, PersonTally, PreparedEdit, Unchanged
 from vedit.engines.classic.look import LookEditor
-from vedit.engines.classic.people import DETECT_EVERY, SMALL, WATCH_EVERY, People
-from vedit.engines.classic.pose import DETECTOR, LANDMARKER, PoseTracker
-from vedit.engines.classic.segment import MODELS, ModelUnavailable, find_model
 from vedit.engines.classic.styles import StyleEditor
+from vedit.engines.person.background import BackgroundEditor
+from vedit.engines.person.check import (
+    PERSON_OPERATIONS,
+    PERSON_SAMPLES_NEEDED,
+    PersonModels,
+    look_in_clip,
+)
+from vedit.engines.person.clothing import ClothingEditor
+from vedit.engines.person.people import DETECT_EVERY, WATCH_EVERY, People
 from vedit.engines.plan import person_checked
-from vedit.media.frames import YuvFrame
-from vedit.media.video import sample_frames
 from vedit.options import Options
 
 log = logging.getLogger("vedit.engines.classic")
-
-PERSON_OPERATIONS = frozenset({"replace_background", "restyle_clothing"})
-PERSON_EDITS = {
-    "replace_background": "replace the background",
-    "restyle_clothing": "restyle the clothing",
-}
-PERSON_SAMPLES = 8  # frames sampled from the clip (one in each eighth of the edited span)
-PERSON_SAMPLES_NEEDED = 2  # sampled frames with a person that settle it: the edit runs
 
 
 @dataclass(frozen=True)
@@ -71,19 +57,9 @@ class ClassicEngine:
     Options = ClassicOptions
 
     def __init__(self, options: ClassicOptions = ClassicOptions()) -> None:
-        self.missing = missing_person_models(options.models_dir)
-        if self.missing:
-            log.warning(
-                "engine classic: background and clothing edits need the person models, and "
-                "tasks that ask for them are refused: %s", self.missing,
-            )  # fmt: skip
-        frame_ops = frozenset({"color_grade", "stylize", "none"})
-        self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
-
-    def why_not(self, operation: str) -> str:
-        if self.missing and operation in PERSON_OPERATIONS:
-            return person_models_refusal(self.name, operation)
-        return f"engine classic cannot do {operation}"
+        self.person_models = PersonModels(self.name, options.models_dir)
+        self.operations = self.person_models.operations
+        self.why_not = self.person_models.why_not
 
     def prepare(self, job: EditJob) -> PreparedEdit:
         plan = job.plan
@@ -115,16 +91,10 @@ class ClassicEngine:
         if job.source is None:
             return PreparedEdit(editor, job.plan, tally)
         people = People(job.width, job.height, models_dir=job.models_dir)
-        samples = sample_frames(
-            job.source,
-            width=job.width,
-            height=job.height,
-            fps=job.fps,
-            frames=job.frames,
-            count=PERSON_SAMPLES,
-        )
-        with closing(samples):
-            seen = look_for_person((frame for _, frame in samples), editor.tracker, people=people)
+        seen = look_in_clip(
+            job.source, width=job.width, height=job.height, fps=job.fps, frames=job.frames,
+            tracker=editor.tracker, people=people,
+        )  # fmt: skip
         plan = person_checked(
             job.plan,
             seen.sampled,
@@ -148,81 +118,3 @@ class ClassicEngine:
             seen.posed, seen.detected, seen.small,
         )  # fmt: skip
         return PreparedEdit(editor, plan, tally)
-
-
-@dataclass(frozen=True)
-class PersonSightings:
-    """What the person models saw in frames sampled from a clip: ``with_person`` frames had
-    someone; in ``posed`` of them the pose model found its person, in ``detected`` the person
-    detector found people it did not; ``small``: someone was small (under :data:`SMALL` of
-    the frame's height)."""
-
-    sampled: int
-    with_person: int
-    posed: int = 0
-    detected: int = 0
-    small: bool = False
-
-
-def look_for_person(
-    frames: Iterable[YuvFrame],
-    tracker: PoseTracker,
-    enough: int = PERSON_SAMPLES_NEEDED,
-    people: People | None = None,
-) -> PersonSightings:
-    """Runs the pose model (the same one the edit uses, at its working size) on each frame
-    afresh, and ``people``'s detector (whole frame and tiles, each box confirmed on its crop)
-    for those the pose model misses; stops once ``enough`` frames had someone. ``tracker``
-    is left reset, ready for the edit."""
-    sampled = with_person = posed = detected = 0
-    small = False
-    for frame in frames:
-        tracker.reset()  # samples are far apart: nothing carries over from one to the next
-        sampled += 1
-        pose = tracker(frame.small_rgb(tracker.width, tracker.height))
-        others = []
-        if people is not None:
-            half = (frame.width // 2, frame.height // 2)
-            covered = None if pose is None else cv2.resize(pose.mask, half)
-            others = people.sightings(frame, covered)
-        posed += pose is not None
-        detected += bool(others)
-        small = small or any(box.height < SMALL * frame.height for box in others)
-        with_person += pose is not None or bool(others)
-        if with_person >= enough:
-            break
-    tracker.reset()
-    return PersonSightings(sampled, with_person, posed, detected, small)
-
-
-class Unchanged:
-    """The frames as they are (a plan with nothing to do): the output contract still holds."""
-
-    pixel_format = "yuv420p"
-
-    def __call__(self, frame: object, index: int) -> None:
-        return None
-
-
-def person_models_refusal(engine: str, operation: str) -> str:
-    """Why a task asking for the person edit ``operation`` is refused where the person models
-    are missing: for the client, so no path of this server (the log has those)."""
-    return (
-        f"engine {engine} cannot {PERSON_EDITS[operation]} on this server: the person models "
-        "it needs are not installed (its operator installs them with pip install --no-deps "
-        "mediapipe==0.10.21, or sets VEDIT_MODELS_DIR); a look or a style can be made"
-    )
-
-
-def missing_person_models(models_dir: Path | None) -> str:
-    """Why the person models cannot run here, or "" when they can."""
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError as exc:
-        return f"ai-edge-litert is not installed ({exc})"
-    try:
-        for model in (*MODELS.values(), DETECTOR, LANDMARKER):
-            find_model(model, models_dir)
-    except ModelUnavailable as exc:
-        return str(exc)
-    return ""

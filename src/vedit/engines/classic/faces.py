@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vedit.engines.classic.segment import ModelUnavailable, find_model, interpreter
+from vedit.engines.person.segment import ModelUnavailable, find_model, interpreter
 
 MODEL = "face_detection/face_detection_short_range.tflite"
 SIDE = 128  # the model's input

@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from vedit.engines.base import PersonTally
-from vedit.engines.classic.background import BackgroundEditor
-from vedit.engines.classic.clothing import ClothingEditor
-from vedit.engines.classic.pose import PoseTracker
+from vedit.engines.person.background import BackgroundEditor
+from vedit.engines.person.clothing import ClothingEditor
+from vedit.engines.person.pose import PoseTracker
 from vedit.engines.plan import EditPlan
 from vedit.media.frames import YuvFrame
 

@@ -16,27 +16,22 @@ from __future__ import annotations
 import logging
 import math
 import re
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vedit.engines.base import EditJob, PersonTally, PreparedClip, PreparedEdit
-from vedit.engines.classic.engine import (
+from vedit.engines.base import EditJob, PersonTally, PreparedClip, PreparedEdit, Unchanged
+from vedit.engines.person.check import (
     PERSON_OPERATIONS,
-    PERSON_SAMPLES,
     PERSON_SAMPLES_NEEDED,
-    Unchanged,
-    look_for_person,
-    missing_person_models,
-    person_models_refusal,
+    PersonModels,
+    look_in_clip,
 )
 from vedit.engines.plan import person_checked
 from vedit.engines.vace.conditions import Conditioner, describe, person_frame_size
 from vedit.engines.vace.weights import check_model_dir
 from vedit.engines.vace.windows import check_window
 from vedit.errors import EngineUnavailable
-from vedit.media.video import sample_frames
 from vedit.options import Options
 
 log = logging.getLogger("vedit.engines.vace")
@@ -99,20 +94,10 @@ class VaceEngine:
                     "engine vace: VEDIT_VACE_OFFLOAD=%s means nothing on the CPU", self.offload
                 )
                 self.offload = "none"
-        self.missing = missing_person_models(options.models_dir)
-        if self.missing:
-            log.warning(
-                "engine vace: clothing and background edits need the person models, and "
-                "tasks that ask for them are refused: %s", self.missing,
-            )  # fmt: skip
-        frame_ops = frozenset({"color_grade", "stylize", "none"})
-        self.operations = frame_ops if self.missing else frame_ops | PERSON_OPERATIONS
+        self.person_models = PersonModels(self.name, options.models_dir)
+        self.operations = self.person_models.operations
+        self.why_not = self.person_models.why_not
         self._pipe: Any = None
-
-    def why_not(self, operation: str) -> str:
-        if self.missing and operation in PERSON_OPERATIONS:
-            return person_models_refusal(self.name, operation)
-        return f"engine vace cannot do {operation}"
 
     def prepare(self, job: EditJob) -> PreparedClip | PreparedEdit:
         from vedit.engines.vace.pipeline import Sampling, VaceClip
@@ -129,12 +114,10 @@ class VaceEngine:
         )  # fmt: skip
         if conditioner.tracker is not None and job.source is not None:
             fw, fh = conditioner.frame_size
-            samples = sample_frames(
+            seen = look_in_clip(
                 job.source, width=fw, height=fh, fps=job.fps, frames=job.frames,
-                count=PERSON_SAMPLES,
+                tracker=conditioner.tracker,
             )  # fmt: skip
-            with closing(samples):
-                seen = look_for_person((frame for _, frame in samples), conditioner.tracker)
             plan = person_checked(plan, seen.sampled, seen.with_person, PERSON_SAMPLES_NEEDED)
             if plan.operation != job.plan.operation:  # no person: the whole-frame look
                 conditioner, tally = Conditioner(plan, job.references, width, height), None

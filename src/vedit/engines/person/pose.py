@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vedit.engines.classic.segment import find_model, interpreter
+from vedit.engines.person.segment import find_model, interpreter
 
 DETECTOR = "pose_detection/pose_detection.tflite"
 LANDMARKER = "pose_landmark/pose_landmark_full.tflite"

@@ -45,12 +45,12 @@ import cv2
 import numpy as np
 
 from vedit.engines.base import PersonTally
-from vedit.engines.classic import pose as bp
-from vedit.engines.classic.garment import reference_garment
-from vedit.engines.classic.matte import EdgeMatte
-from vedit.engines.classic.people import People, Track
-from vedit.engines.classic.pose import THREADS, OneEuro, Pose, PoseAhead, PoseTracker, working_size
-from vedit.engines.classic.segment import Motion, PersonSegmenter, rigid
+from vedit.engines.person import pose as bp
+from vedit.engines.person.garment import reference_garment
+from vedit.engines.person.matte import EdgeMatte
+from vedit.engines.person.people import People, Track
+from vedit.engines.person.pose import THREADS, OneEuro, Pose, PoseAhead, PoseTracker, working_size
+from vedit.engines.person.segment import Motion, PersonSegmenter, rigid
 from vedit.media.frames import PlanesByMatrix, YuvFrame
 
 POSE_EVERY = 3  # the pose model (~25 ms a 720p frame) runs on every third frame, held between

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vedit.engines.classic.segment import MODELS, find_model, interpreter
+from vedit.engines.person.segment import MODELS, find_model, interpreter
 from vedit.media.frames import YuvFrame, yuv_to_rgb
 
 MODEL = Path(__file__).parent / "assets" / "person_detector.onnx"

@@ -25,9 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vedit.engines.classic import pose as bp
-from vedit.engines.classic.pose import PoseTracker, working_size
-from vedit.engines.classic.segment import PersonSegmenter
+from vedit.engines.person import pose as bp
+from vedit.engines.person.pose import PoseTracker, working_size
+from vedit.engines.person.segment import PersonSegmenter
 
 TEXTURE_SHARE = 0.6  # a product shot: the middle of the picture is the garment (per side)
 MIN_GARMENT = 0.03  # a worn garment smaller than this share of the picture is not taken

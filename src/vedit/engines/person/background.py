@@ -54,10 +54,10 @@ import cv2
 import numpy as np
 
 from vedit.engines.base import PersonTally
-from vedit.engines.classic.matte import TILE, EdgeMatte, EdgeTiles, guided_coefficients, refined
-from vedit.engines.classic.people import People
-from vedit.engines.classic.pose import Pose, PoseAhead, PoseTracker, working_size
-from vedit.engines.classic.segment import Motion, PersonSegmenter, agreement, rigid
+from vedit.engines.person.matte import TILE, EdgeMatte, EdgeTiles, guided_coefficients, refined
+from vedit.engines.person.people import People
+from vedit.engines.person.pose import Pose, PoseAhead, PoseTracker, working_size
+from vedit.engines.person.segment import Motion, PersonSegmenter, agreement, rigid
 from vedit.media.frames import PlanesByMatrix, YuvFrame, rgb_to_yuv_matrix
 
 POSE_EVERY = 3  # the pose model costs ~14-25 ms a frame; its mask is carried between runs
