@@ -18,6 +18,7 @@ from skimage import data
 from measures import halo, matte_edge_error
 from mediagen import bright_wall, person_scene
 from vedit.engines.person.background import BackgroundEditor
+from vedit.engines.person.matte import EdgeTiles, guided_coefficients, guided_upsample, refined
 from vedit.media.frames import YuvFrame, yuv_planes, yuv_to_rgb
 
 W, H, FPS, MATRIX = 1280, 720, 24, "bt709"
@@ -81,3 +82,26 @@ def test_the_matte_edge_follows_the_true_outline_with_no_halo(
     print(f"alpha error at the edge {error:.3f}, halo {band:.1f} levels")  # pytest -s
     assert error <= most_error, error
     assert band <= most_halo, band
+
+
+def test_the_edge_tiles_refine_the_matte_as_the_whole_box_does() -> None:
+    """The editor refines the matte at full size only in the tiles the edge crosses
+    (EdgeTiles); there it is what refining the whole box gives, and elsewhere all 0 or 1."""
+    h, w = 90, 134  # chroma pixels: not a whole number of tiles
+    rows, cols = np.mgrid[0:h, 0:w]
+    hard = ((rows - 45) ** 2 / 35**2 + (cols - 60) ** 2 / 45**2 < 1).astype(np.float32)
+    alpha = cv2.GaussianBlur(hard, (5, 5), 0)  # a soft-edged person
+    noise = np.random.default_rng(0).integers(0, 40, (2 * h, 2 * w))
+    luma = (np.kron(hard, np.ones((2, 2))) * 120 + 40 + noise).astype(np.uint8)
+    whole = guided_upsample(alpha, luma)
+
+    tiles = EdgeTiles(alpha.shape)
+    padded = tiles.padded(alpha)
+    at = np.nonzero(tiles.unsure(padded))
+    assert 0 < len(at[0]) < tiles.rows * tiles.cols // 2  # the edge's tiles, not the box
+    a, b = guided_coefficients(alpha, luma)
+    fitted = tiles.enlarged(tiles.padded(cv2.merge([a, b, alpha]), halo=1), at)
+    edge = refined(*cv2.split(fitted), tiles.gathered(tiles.padded(luma, 2), at))
+    full = cv2.resize(padded, (2 * padded.shape[1], 2 * padded.shape[0]))
+    tiles.scatter(full, at, edge)
+    assert np.abs(full[: 2 * h, : 2 * w] - whole).max() < 1e-5

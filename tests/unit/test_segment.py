@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from skimage import data
 
-from vedit.engines.person.segment import MODELS, ModelUnavailable, PersonSegmenter, find_model
+from vedit.engines.person.segment import (
+    MODELS,
+    ModelUnavailable,
+    Motion,
+    PersonSegmenter,
+    find_model,
+    rigid,
+)
 
 
 def test_models_are_found_without_importing_mediapipe() -> None:
@@ -61,3 +68,37 @@ def test_masks_are_stable_over_time() -> None:
     # A one-frame glitch is damped, not copied.
     glitch = seg(np.zeros_like(frame))
     assert 0.4 * masks[-1].mean() < glitch.mean() < masks[-1].mean()
+
+
+def _textured(seed: int) -> np.ndarray:
+    """A grey picture with corners everywhere (smoothed noise), at the selfie model's size."""
+    noise = np.random.default_rng(seed).integers(0, 256, (144, 256)).astype(np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 1.5)
+
+
+def test_a_person_moving_as_one_is_rigid_and_one_moving_in_parts_is_not() -> None:
+    room, person = _textured(1), _textured(2)
+    behind = np.ones((144, 256), np.float32)
+    # The person's place on the first frame, well inside their outline (as a feathered
+    # mask's "surely the person" is): corners at the outline see the room too.
+    behind[40:110, 100:160] = 0.0
+
+    def motion(second: np.ndarray) -> Motion:
+        first = room.copy()
+        first[30:120, 90:170] = person[30:120, 90:170]
+        moving = Motion()
+        moving(first, behind)
+        moving(second, behind)
+        return moving
+
+    # A slide: the whole person 3 pixels right, the room still.
+    slid = room.copy()
+    slid[30:120, 93:173] = person[30:120, 90:170]
+    assert rigid(motion(slid).spread)
+    # A wave: the top half 3 pixels right, the bottom half 3 pixels left.
+    waved = room.copy()
+    waved[30:75, 93:173] = person[30:75, 90:170]
+    waved[75:120, 87:167] = person[75:120, 90:170]
+    assert not rigid(motion(waved).spread)
+    # No person to follow: not known, so not rigid.
+    assert not rigid(Motion().spread)

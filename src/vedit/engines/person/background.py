@@ -349,9 +349,7 @@ class BackgroundEditor:
         # 1. The tiles where the matte at full size is not sure: some alpha in a tile's
         #    neighbourhood is between 0 and 1 (the enlargement is read one pixel beyond).
         a_pad = tiles.padded(alpha)
-        unsure = (tiles.per_tile(cv2.dilate(a_pad, ones)) > 0) & (
-            tiles.per_tile(cv2.erode(a_pad, ones)) < 1
-        )
+        unsure = tiles.unsure(a_pad)
         edge_at = np.nonzero(unsure)
         # 2. There, the matte refined at full size along the luma; the chroma follows it.
         a, b = guided_coefficients(alpha, y)

@@ -198,6 +198,14 @@ class EdgeTiles:
         any of a non-negative plane is, under 1 where any of a plane at most 1 is."""
         return cv2.resize(plane, (self.cols, self.rows), interpolation=cv2.INTER_AREA)
 
+    def unsure(self, alpha: np.ndarray) -> np.ndarray:
+        """Which tiles of a padded chroma-size matte ``alpha`` (0..1) are not all 0 or all 1,
+        one pixel beyond them included (what enlarging a tile reads): (rows, cols) bool."""
+        ones = np.ones((3, 3), np.uint8)
+        return (self.per_tile(cv2.dilate(alpha, ones)) > 0) & (
+            self.per_tile(cv2.erode(alpha, ones)) < 1
+        )
+
     def gathered(self, padded: np.ndarray, which: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The tiles ``which`` (rows, columns) of a padded plane at chroma or luma size, one
         under the other: ``(n * side, side)``."""
