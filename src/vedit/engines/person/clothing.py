@@ -355,7 +355,10 @@ class ClothingEditor:
         garment = cv2.resize(g_c, (w, h), interpolation=cv2.INTER_LINEAR)
         weight = float(garment.sum())
         source = y.astype(np.float32)
-        mean = float(np.vdot(source, garment)) / weight if weight > 1 else float(y.mean())
+        # The garment's mean luma: one pass, no temporary, no BLAS (OpenBLAS's dot of a box
+        # this size wakes its threads beside the encoder's).
+        dot = float(np.einsum("ij,ij->", source, garment))
+        mean = dot / weight if weight > 1 else float(y.mean())
         warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_REFLECT}
         box = to_frame.copy()
         box[:, 2] -= (2 * cx0, 2 * cy0)
